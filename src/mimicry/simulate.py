@@ -1,0 +1,297 @@
+"""The simulated study: raw EDF+ recordings with a known ground truth.
+
+Each participant's recording depends only on the global seed, the participant id and
+the configuration, so the per-participant jobs are independent. Randomness comes in two
+streams per participant: the *plan* (trial order, onsets, deviations, artifacts), which
+the ground truth lists, and the *signal* (noise samples), which only the recording holds.
+"""
+
+import json
+import logging
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from mimicry.asymptotic import asymptotic_curve
+
+log = logging.getLogger(__name__)
+
+# Shwedyk et al. (1977) surface-EMG spectrum: rises as f^2, peaks near 65 Hz, falls as f^-4.
+EMG_SPECTRUM_CORNERS_HZ = (60.0, 120.0)
+PHYSICAL_RANGE_UV = 4000.0
+BASELINE_S = 1.0
+RETURN_TIME_CONSTANT_S = 0.5
+ONSET_JITTER_S = 1.0
+
+
+@dataclass(frozen=True)
+class Artifact:
+    muscles: tuple
+    start_s: float  # relative to the trial's onset
+    duration_s: float
+    amplitude_factor: float
+
+
+@dataclass(frozen=True)
+class Trial:
+    index: int
+    condition: str
+    onset_s: float
+    asymptote_deviation: dict  # muscle -> shift of a in this trial
+    artifact: Artifact | None
+
+
+@dataclass(frozen=True)
+class ParticipantPlan:
+    participant_id: str
+    group: str
+    flaw: str | None
+    flat_muscle: str | None
+    baseline_amplitude_uv: dict  # muscle -> RMS at rest
+    cell_parameters: dict  # muscle -> condition -> {a, b, c} incl. own deviation
+    trials: tuple
+    duration_s: int
+
+    def to_truth(self):
+        truth = asdict(self)
+        for trial in truth["trials"]:
+            if trial["artifact"] is not None:
+                trial["artifact"]["muscles"] = list(trial["artifact"]["muscles"])
+        return truth
+
+
+def participant_streams(seed, participant_id):
+    """Independent plan and signal generators for one participant."""
+    sequence = np.random.SeedSequence([seed, zlib.crc32(participant_id.encode())])
+    plan_sequence, signal_sequence = sequence.spawn(2)
+    return np.random.default_rng(plan_sequence), np.random.default_rng(signal_sequence)
+
+
+def group_cell_parameters(simulation, study, group):
+    """Population a, b, c per muscle and condition for one group, drug effects applied."""
+    cells = {
+        muscle: {
+            condition: dict(simulation["cells"][muscle][condition])
+            for condition in study["conditions"]
+        }
+        for muscle in study["muscles"]
+    }
+    for effect in simulation["drug_effects"]:
+        if effect["group"] != group:
+            continue
+        cell = cells[effect["muscle"]][effect["condition"]]
+        if effect["parameter"] == "a":
+            cell["a"] += effect["value"]
+        else:
+            cell["c"] *= float(np.exp(effect["value"]))
+    return cells
+
+
+def plan_participant(config, participant_id, group):
+    """Draw everything the ground truth records about one participant."""
+    simulation, study = config["simulation"], config["study"]
+    muscles, conditions = study["muscles"], study["conditions"]
+    rng, _ = participant_streams(config["seed"], participant_id)
+    flawed = simulation["flawed_participants"]
+    flaw = next((kind for kind, ids in flawed.items() if participant_id in ids), None)
+
+    amplitude = simulation["baseline_amplitude_uv"]
+    baseline = {
+        muscle: float(amplitude["median"] * np.exp(amplitude["log_sd"] * rng.normal()))
+        for muscle in muscles
+    }
+    cells = group_cell_parameters(simulation, study, group)
+    for muscle in muscles:
+        for condition in conditions:
+            deviation = rng.normal(0.0, simulation["participant_asymptote_sd"])
+            cells[muscle][condition]["a"] += float(deviation)
+
+    order = rng.permutation(np.repeat(conditions, simulation["trials_per_condition"]))
+    spacing = simulation["trial_onset_spacing_s"]
+    jitter = rng.uniform(0.0, ONSET_JITTER_S, size=len(order))
+    onsets = simulation["lead_in_s"] + spacing * np.arange(len(order)) + jitter
+    artifact_share = (
+        simulation["too_few_trials_artifact_share"]
+        if flaw == "too_few_trials"
+        else simulation["artifact_trial_share"]
+    )
+    trials = []
+    for index, (condition, onset) in enumerate(zip(order, onsets)):
+        deviation = rng.normal(0.0, simulation["trial_asymptote_sd"], size=len(muscles))
+        artifact = None
+        if rng.uniform() < artifact_share:
+            artifact = _draw_artifact(rng, muscles, simulation)
+        trials.append(
+            Trial(
+                index=index,
+                condition=str(condition),
+                onset_s=round(float(onset), 3),
+                asymptote_deviation=dict(zip(muscles, map(float, deviation))),
+                artifact=artifact,
+            )
+        )
+    return ParticipantPlan(
+        participant_id=participant_id,
+        group=group,
+        flaw=flaw,
+        flat_muscle=muscles[-1] if flaw == "flat_channel" else None,
+        baseline_amplitude_uv=baseline,
+        cell_parameters=cells,
+        trials=tuple(trials),
+        duration_s=int(np.ceil(onsets[-1] + spacing)),
+    )
+
+
+def _draw_artifact(rng, muscles, simulation):
+    """A movement or blink burst inside the trial's baseline-to-response window."""
+    both = rng.uniform() < 0.5
+    affected = tuple(muscles) if both else (muscles[rng.integers(len(muscles))],)
+    duration = rng.uniform(0.2, 0.6)
+    start = rng.uniform(-BASELINE_S, simulation["response_s"] - duration)
+    factor = simulation["artifact_amplitude_factor"] * rng.uniform(0.6, 1.4)
+    return Artifact(affected, float(start), float(duration), float(factor))
+
+
+def log_envelope(plan, muscle, sampling_rate_hz, response_s):
+    """Per-sample log amplitude relative to rest, following each trial's curve."""
+    n_samples = plan.duration_s * sampling_rate_hz
+    envelope = np.zeros(n_samples)
+    response_t = np.arange(int(response_s * sampling_rate_hz)) / sampling_rate_hz
+    return_t = np.arange(int(5 * RETURN_TIME_CONSTANT_S * sampling_rate_hz))
+    return_shape = np.exp(-return_t / (RETURN_TIME_CONSTANT_S * sampling_rate_hz))
+    for trial in plan.trials:
+        cell = plan.cell_parameters[muscle][trial.condition]
+        a = cell["a"] + trial.asymptote_deviation[muscle]
+        curve = asymptotic_curve(response_t, a, cell["b"], cell["c"])
+        start = int(round(trial.onset_s * sampling_rate_hz))
+        envelope[start : start + len(curve)] = curve
+        tail = start + len(curve)
+        envelope[tail : tail + len(return_shape)] = curve[-1] * return_shape
+    return envelope
+
+
+def emg_power_spectrum(frequencies_hz):
+    """Relative power of surface EMG at each frequency (Shwedyk model)."""
+    low, high = EMG_SPECTRUM_CORNERS_HZ
+    f2 = np.square(frequencies_hz)
+    return high**4 * f2 / ((f2 + low**2) * np.square(f2 + high**2))
+
+
+def emg_noise(rng, n_samples, sampling_rate_hz):
+    """Unit-RMS Gaussian noise with the EMG spectrum, by random-phase FFT synthesis."""
+    frequencies = np.fft.rfftfreq(n_samples, d=1.0 / sampling_rate_hz)
+    coefficients = rng.standard_normal(len(frequencies)) + 1j * rng.standard_normal(
+        len(frequencies)
+    )
+    noise = np.fft.irfft(coefficients * np.sqrt(emg_power_spectrum(frequencies)), n_samples)
+    return noise / noise.std()
+
+
+def synthesize(plan, config):
+    """Two-channel recording in microvolts: EMG, artifacts, mains hum and drift."""
+    simulation, muscles = config["simulation"], config["study"]["muscles"]
+    fs = simulation["sampling_rate_hz"]
+    _, rng = participant_streams(config["seed"], plan.participant_id)
+    n_samples = plan.duration_s * fs
+    t = np.arange(n_samples) / fs
+    channels = []
+    for muscle in muscles:
+        emg = emg_noise(rng, n_samples, fs)
+        emg *= plan.baseline_amplitude_uv[muscle]
+        emg *= np.exp(log_envelope(plan, muscle, fs, simulation["response_s"]))
+        _add_artifacts(emg, plan, muscle, rng, fs)
+        mains_phase = rng.uniform(0, 2 * np.pi, size=2)
+        mains = simulation["mains_amplitude_uv"] * (
+            np.sin(2 * np.pi * simulation["mains_hz"] * t + mains_phase[0])
+            + np.sin(2 * np.pi * 3 * simulation["mains_hz"] * t + mains_phase[1]) / 3
+        )
+        drift_hz = rng.uniform(0.02, 0.3, size=3)
+        drift_phase = rng.uniform(0, 2 * np.pi, size=3)
+        drift = simulation["drift_amplitude_uv"] * np.sin(
+            2 * np.pi * drift_hz[:, None] * t[None, :] + drift_phase[:, None]
+        ).mean(axis=0)
+        recording = emg + mains + drift
+        if muscle == plan.flat_muscle:
+            recording = np.zeros(n_samples)
+        channels.append(np.clip(recording, -PHYSICAL_RANGE_UV, PHYSICAL_RANGE_UV))
+    return np.vstack(channels)
+
+
+def _add_artifacts(emg, plan, muscle, rng, fs):
+    for trial in plan.trials:
+        artifact = trial.artifact
+        if artifact is None or muscle not in artifact.muscles:
+            continue
+        start = int(round((trial.onset_s + artifact.start_s) * fs))
+        n_samples = int(round(artifact.duration_s * fs))
+        burst = emg_noise(rng, n_samples, fs) * np.hanning(n_samples)
+        emg[start : start + n_samples] += (
+            artifact.amplitude_factor * plan.baseline_amplitude_uv[muscle] * burst
+        )
+
+
+def write_edf(path, data_uv, plan, config):
+    """EDF+ with one signal per muscle (uV) and one annotation per stimulus onset."""
+    import edfio
+
+    fs = config["simulation"]["sampling_rate_hz"]
+    signals = [
+        edfio.EdfSignal(
+            channel,
+            sampling_frequency=fs,
+            label=config["channels"][muscle],
+            transducer_type="AgAgCl electrode",
+            physical_dimension="uV",
+            physical_range=(-PHYSICAL_RANGE_UV, PHYSICAL_RANGE_UV),
+        )
+        for muscle, channel in zip(config["study"]["muscles"], data_uv)
+    ]
+    annotations = [
+        edfio.EdfAnnotation(trial.onset_s, None, trial.condition) for trial in plan.trials
+    ]
+    edfio.Edf(
+        signals,
+        patient=edfio.Patient(code=plan.participant_id),
+        annotations=annotations,
+    ).write(path)
+
+
+def simulate_participant(config, participant_id, group, path):
+    """Plan, synthesize and write one participant's raw recording."""
+    plan = plan_participant(config, participant_id, group)
+    log.info(
+        "%s (%s): %d trials, %d s, flaw=%s",
+        participant_id,
+        group,
+        len(plan.trials),
+        plan.duration_s,
+        plan.flaw,
+    )
+    write_edf(path, synthesize(plan, config), plan, config)
+    log.info("wrote %s", path)
+    return plan
+
+
+def study_truth(config, participants):
+    """Ground truth of the whole study: population cells, drug effects, every plan."""
+    simulation, study = config["simulation"], config["study"]
+    return {
+        "seed": config["seed"],
+        "sampling_rate_hz": simulation["sampling_rate_hz"],
+        "study": study,
+        "cells": simulation["cells"],
+        "drug_effects": simulation["drug_effects"],
+        "group_cells": {
+            group: group_cell_parameters(simulation, study, group)
+            for group in study["groups"]
+        },
+        "participants": {
+            participant_id: plan_participant(config, participant_id, group).to_truth()
+            for participant_id, group in participants
+        },
+    }
+
+
+def write_truth(path, config, participants):
+    with open(path, "w") as handle:
+        json.dump(study_truth(config, participants), handle, indent=1)

@@ -1,0 +1,38 @@
+rule simulate_raw:
+    output:
+        recording="resources/raw/{participant}.edf",
+    log:
+        "logs/simulate_raw/{participant}.log",
+    benchmark:
+        "results/benchmarks/simulate_raw/{participant}.tsv"
+    conda:
+        "../../envs/simulate.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        group=participant_group,
+        config=simulation_config(),
+    script:
+        "../scripts/simulate_raw.py"
+
+
+rule simulation_truth:
+    output:
+        truth="resources/simulated/truth.json",
+    log:
+        "logs/simulation_truth.log",
+    benchmark:
+        "results/benchmarks/simulation_truth.tsv"
+    conda:
+        "../../envs/simulate.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        participants=participant_groups(),
+        config=simulation_config(),
+    script:
+        "../scripts/simulation_truth.py"

@@ -1,0 +1,14 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from mimicry.logs import configure_logging
+from mimicry.simulate import simulate_participant
+
+configure_logging()
+simulate_participant(
+    snakemake.params.config,
+    snakemake.wildcards.participant,
+    snakemake.params.group,
+    snakemake.output.recording,
+)
