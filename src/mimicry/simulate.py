@@ -183,7 +183,9 @@ def emg_noise(rng, n_samples, sampling_rate_hz):
     coefficients = rng.standard_normal(len(frequencies)) + 1j * rng.standard_normal(
         len(frequencies)
     )
-    noise = np.fft.irfft(coefficients * np.sqrt(emg_power_spectrum(frequencies)), n_samples)
+    noise = np.fft.irfft(
+        coefficients * np.sqrt(emg_power_spectrum(frequencies)), n_samples
+    )
     return noise / noise.std()
 
 
@@ -247,7 +249,8 @@ def write_edf(path, data_uv, plan, config):
         for muscle, channel in zip(config["study"]["muscles"], data_uv)
     ]
     annotations = [
-        edfio.EdfAnnotation(trial.onset_s, None, trial.condition) for trial in plan.trials
+        edfio.EdfAnnotation(trial.onset_s, None, trial.condition)
+        for trial in plan.trials
     ]
     edfio.Edf(
         signals,

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
 
 class ConfigError(ValueError):
     """A configuration or sample-sheet problem; the message names the key or row."""
@@ -13,7 +15,9 @@ def read_sample_sheet(path):
     """Read the sample sheet with every column as text (ids like 007 stay 007)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config key 'participants': sample sheet {path} does not exist")
+        raise ConfigError(
+            f"config key 'participants': sample sheet {path} does not exist"
+        )
     sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#")
     sheet.columns = sheet.columns.str.strip()
     return sheet.apply(lambda column: column.str.strip())
@@ -86,3 +90,31 @@ def _check_simulation(simulation, study, participant_ids):
             f"simulation.trial_onset_spacing_s must be at least {window} s (1 s "
             "baseline + response_s + 1 s jitter)"
         )
+
+
+def deep_merge(base, override):
+    """Snakemake's rule for --configfile: nested mappings merge, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(*paths):
+    """The configuration a workflow run with these config files sees, defaults filled.
+
+    For code outside Snakemake (tests, benchmarks); the workflow itself validates in
+    workflow/rules/common.smk.
+    """
+    import yaml
+    from snakemake.utils import validate
+
+    config = {}
+    for path in paths:
+        with open(path) as handle:
+            config = deep_merge(config, yaml.safe_load(handle) or {})
+    validate(config, str(SCHEMA_DIR / "config.schema.yaml"))
+    return config

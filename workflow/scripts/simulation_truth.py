@@ -6,4 +6,6 @@ from mimicry.logs import configure_logging
 from mimicry.simulate import write_truth
 
 configure_logging()
-write_truth(snakemake.output.truth, snakemake.params.config, snakemake.params.participants)
+write_truth(
+    snakemake.output.truth, snakemake.params.config, snakemake.params.participants
+)

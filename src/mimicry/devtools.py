@@ -1,0 +1,36 @@
+"""Helpers for tests and benchmarks that run the real workflow in a scratch directory."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "envs")
+
+
+def copy_workflow(destination):
+    """A copy of the workflow in which a run writes only its own results/ and resources/."""
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        source = PROJECT_ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part)
+        else:
+            shutil.copy2(source, destination / part)
+    return destination
+
+
+def run_snakemake(workdir, *args, check=True):
+    """Run the snakemake command line of this environment in workdir."""
+    snakemake = Path(sys.executable).with_name("snakemake")
+    result = subprocess.run(
+        [str(snakemake), *args], cwd=workdir, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result

@@ -1,0 +1,81 @@
+"""Real Snakemake runs: the DAG's shape, the simulated raw files and config validation."""
+
+import re
+
+import pytest
+import yaml
+
+from mimicry.devtools import run_snakemake
+
+
+def job_counts(dry_run_output):
+    """Job name -> count from the 'Job stats' table of a dry run."""
+    table = dry_run_output.split("Job stats:")[1].split("total")[0]
+    return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_dry_run_lists_one_simulation_job_per_participant(workflow_copy):
+    result = run_snakemake(workflow_copy, "--cores", "2", "-n")
+    counts = job_counts(result.stdout)
+    sheet = (workflow_copy / "config" / "participants.tsv").read_text().splitlines()
+    assert counts["simulate_raw"] == len(sheet) - 1 == 130
+    assert counts["simulation_truth"] == 1
+
+
+def test_one_target_makes_only_that_participants_file(workflow_copy):
+    run_snakemake(workflow_copy, "--cores", "2", "resources/raw/sub-001.edf")
+    raw = sorted(p.name for p in (workflow_copy / "resources" / "raw").iterdir())
+    assert raw == ["sub-001.edf"]
+    assert (workflow_copy / "logs" / "simulate_raw" / "sub-001.log").stat().st_size > 0
+    assert (
+        workflow_copy / "results" / "benchmarks" / "simulate_raw" / "sub-001.tsv"
+    ).exists()
+
+
+def write_sheet(path, rows):
+    path.write_text("participant_id\tgroup\n" + "".join(f"{i}\t{g}\n" for i, g in rows))
+
+
+BAD_CONFIGS = {
+    "unknown key": (
+        {"simulation": {"trials_per_conditon": 3}},
+        None,
+        "'trials_per_conditon' was unexpected",
+    ),
+    "wrong type": ({"seed": "many"}, None, "On instance['seed']"),
+    "bad group name": (
+        {},
+        [("sub-001", "placebo"), ("sub-002", "naltrexon")],
+        "row 2 (sub-002): group 'naltrexon' is not one of study.groups",
+    ),
+    "duplicate participant": (
+        {},
+        [("sub-001", "placebo"), ("sub-002", "placebo"), ("sub-001", "naltrexone")],
+        "duplicate participant_id ['sub-001']",
+    ),
+    "unknown reference group": (
+        {"study": {"reference_group": "saline"}},
+        None,
+        "study.reference_group 'saline'",
+    ),
+    "bad participant id": (
+        {},
+        [("sub 001", "placebo")],
+        "Error validating row 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=list(BAD_CONFIGS))
+def test_bad_configuration_stops_before_any_job_naming_the_problem(workflow_copy, case):
+    overrides, sheet_rows, expected_message = BAD_CONFIGS[case]
+    if sheet_rows is not None:
+        write_sheet(workflow_copy / "sheet.tsv", sheet_rows)
+        overrides = {**overrides, "participants": "sheet.tsv"}
+    (workflow_copy / "bad.yaml").write_text(yaml.safe_dump(overrides))
+    result = run_snakemake(
+        workflow_copy, "--cores", "1", "--configfile", "bad.yaml", check=False
+    )
+    assert result.returncode != 0
+    assert expected_message in result.stdout + result.stderr
+    assert not (workflow_copy / "resources").exists()
