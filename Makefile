@@ -27,7 +27,7 @@ test: lint
 	$(BIN)/pytest
 
 lock: install
-	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --exclude-editable; } > requirements.lock.new
+	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --all --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 bench-simulate: install
