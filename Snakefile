@@ -7,7 +7,15 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/simulate.smk"
+
+
+if SOURCE == "simulated":
+
+    include: "workflow/rules/simulate.smk"
+
+elif SOURCE == "download":
+
+    include: "workflow/rules/download.smk"
 
 
 rule all:

@@ -118,3 +118,24 @@ def load_config(*paths):
             config = deep_merge(config, yaml.safe_load(handle) or {})
     validate(config, str(SCHEMA_DIR / "config.schema.yaml"))
     return config
+
+
+def check_sources(config, sheet):
+    """Every participant has what the configured source needs to find its raw file."""
+    source = config["source"]
+    if source["kind"] != "download":
+        return
+    archive = source["archive_url"] is not None
+    needed = "member" if archive else "url"
+    for _, record in sheet.iterrows():
+        participant = record["participant_id"]
+        if pd.isna(record.get(needed)):
+            raise ConfigError(
+                f"sample sheet: {participant} has no '{needed}', which source.kind "
+                f"download needs{' with source.archive_url' if archive else ''}"
+            )
+        if record["format"] == "vhdr":
+            raise ConfigError(
+                f"sample sheet: {participant} is BrainVision (vhdr), three files that "
+                "one url cannot carry; use source.kind local for BrainVision recordings"
+            )

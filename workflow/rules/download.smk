@@ -1,0 +1,41 @@
+rule download_archive:
+    output:
+        archive="resources/download/study.zip",
+    log:
+        "logs/download_archive.log",
+    benchmark:
+        "results/benchmarks/download_archive.tsv"
+    conda:
+        "../../envs/download.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=120,
+    params:
+        url=config["source"]["archive_url"],
+        sha256=config["source"]["archive_sha256"],
+        settings=config["download"],
+    script:
+        "../scripts/download_archive.py"
+
+
+rule download_raw:
+    input:
+        unpack(study_archive),
+    output:
+        recording="resources/raw/{participant}.{extension}",
+    log:
+        "logs/download_raw/{participant}.{extension}.log",
+    benchmark:
+        "results/benchmarks/download_raw/{participant}.{extension}.tsv"
+    conda:
+        "../../envs/download.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=60,
+    params:
+        source=participant_source,
+        settings=config["download"],
+    script:
+        "../scripts/download_raw.py"
