@@ -18,6 +18,9 @@ elif SOURCE == "download":
     include: "workflow/rules/download.smk"
 
 
+include: "workflow/rules/preprocess.smk"
+
+
 rule all:
     default_target: True
     input:

@@ -53,7 +53,7 @@ def check_config(config, participant_ids):
     unknown_channels = sorted(set(config["channels"]) - set(study["muscles"]))
     if unknown_channels:
         raise ConfigError(f"channels: {unknown_channels} are not in study.muscles")
-    if "simulation" in config:
+    if config["source"]["kind"] == "simulated":
         _check_simulation(config["simulation"], study, set(participant_ids))
 
 

@@ -1,3 +1,4 @@
+import os
 import re
 
 import pandas as pd
@@ -23,9 +24,10 @@ wildcard_constraints:
 
 
 def all_targets():
-    return expand(rules.simulate_raw.output.recording, participant=PARTICIPANTS) + [
-        rules.simulation_truth.output.truth
-    ]
+    targets = list(rules.aggregate.output)
+    if SOURCE == "simulated":
+        targets.append(rules.simulation_truth.output.truth)
+    return targets
 
 
 def participant_group(wildcards):
@@ -62,3 +64,24 @@ def participant_source(wildcards):
         key: None if pd.isna(record.get(key)) else record[key]
         for key in ("url", "sha256", "member")
     }
+
+
+def participant_format(wildcards):
+    return participants.loc[wildcards.participant, "format"]
+
+
+def preprocess_settings():
+    keys = ("study", "channels", "recording", "preprocess")
+    return {key: config[key] for key in keys}
+
+
+def participants_without_raw_files():
+    """Participants skipped for lack of a raw file (source.missing_raw: skip)."""
+    if SOURCE != "local" or config["source"]["missing_raw"] == "error":
+        return []
+    return [p for p in PARTICIPANTS if not os.path.exists(raw_recording_path(p))]
+
+
+def participants_with_raw_files():
+    missing = set(participants_without_raw_files())
+    return [p for p in PARTICIPANTS if p not in missing]

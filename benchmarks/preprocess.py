@@ -1,0 +1,147 @@
+"""Benchmark of per-participant preprocessing against its floor.
+
+Simulates one participant of the default study (config/config.yaml: 1000 Hz, two
+channels, about 20 minutes), then times, in fresh processes so that imports count:
+
+- preprocess: what the `preprocess` job does (read, filter, epoch, bin, screen, write
+  the parquet table and the QC JSON);
+- floor: read the file the same way and run one zero-phase band-pass over both
+  channels, nothing else.
+
+Runs alternate so that load from other users hits both alike; medians are reported.
+Then, unless --no-study, the real workflow preprocesses and aggregates all participants
+of the default study in a scratch copy (raw files simulated first, untimed).
+
+    .venv/bin/python benchmarks/preprocess.py --repeats 5 --cores 2
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mimicry.devtools import PROJECT_ROOT, copy_workflow, run_snakemake
+from mimicry.simulate import simulate_participant
+from mimicry.study import load_config
+
+PARTICIPANT = "sub-001"
+
+PREPROCESS_JOB = """
+import json, sys
+from mimicry.preprocess import preprocess_participant, write_outputs
+recording, settings_path, parquet_path, qc_path = sys.argv[1:]
+with open(settings_path) as handle:
+    settings = json.load(handle)
+table, qc = preprocess_participant(recording, "{participant}", settings)
+write_outputs(table, qc, parquet_path, qc_path)
+"""
+
+FLOOR_JOB = """
+import json, sys
+import numpy as np
+from scipy.signal import butter, sosfiltfilt
+from mimicry.recordings import read_recording
+recording_path, settings_path = sys.argv[1:3]
+with open(settings_path) as handle:
+    settings = json.load(handle)
+recording = read_recording(
+    recording_path,
+    "{participant}",
+    settings["channels"],
+    settings["study"]["conditions"],
+    settings.get("recording"),
+)
+signals = np.vstack(list(recording.signals_uv.values()))
+sos = butter(4, [20.0, 450.0], "bandpass", fs=recording.sampling_rate_hz, output="sos")
+sosfiltfilt(sos, signals, axis=-1)
+"""
+
+
+def wall_seconds(code, *arguments):
+    """Wall time of a fresh Python process running code, imports included."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", code.format(participant=PARTICIPANT), *arguments],
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--config", default=str(PROJECT_ROOT / "config" / "config.yaml")
+    )
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--no-study", dest="study", action="store_false")
+    args = parser.parse_args()
+    config = load_config(args.config)
+    settings = {
+        key: config[key]
+        for key in ("study", "channels", "recording", "preprocess")
+        if key in config
+    }
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        recording = scratch / f"{PARTICIPANT}.edf"
+        plan = simulate_participant(
+            config, PARTICIPANT, config["study"]["groups"][0], recording
+        )
+        settings_path = scratch / "settings.json"
+        settings_path.write_text(json.dumps(settings))
+        outputs = [str(scratch / "table.parquet"), str(scratch / "qc.json")]
+        # One untimed run each warms the file cache and the bytecode cache.
+        wall_seconds(FLOOR_JOB, str(recording), str(settings_path))
+        wall_seconds(PREPROCESS_JOB, str(recording), str(settings_path), *outputs)
+        floors, jobs = [], []
+        for _ in range(args.repeats):
+            floors.append(wall_seconds(FLOOR_JOB, str(recording), str(settings_path)))
+            jobs.append(
+                wall_seconds(
+                    PREPROCESS_JOB, str(recording), str(settings_path), *outputs
+                )
+            )
+    n_channels = len(config["study"]["muscles"])
+    rate = config["simulation"]["sampling_rate_hz"]
+    print(
+        f"recording: {plan.duration_s} s, {n_channels} channels at {rate} Hz, "
+        f"{len(plan.trials)} trials; {args.repeats} alternating repeats"
+    )
+    print(f"preprocess job: median {statistics.median(jobs):.3f} s  {_listing(jobs)}")
+    print(
+        f"floor (read + one band-pass): median {statistics.median(floors):.3f} s  {_listing(floors)}"
+    )
+    print(
+        f"ratio of medians: {statistics.median(jobs) / statistics.median(floors):.2f}"
+    )
+
+    if args.study:
+        study_wall_seconds(args.cores)
+
+
+def study_wall_seconds(cores):
+    """Wall time of the workflow's preprocess and aggregate jobs for the whole study."""
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = copy_workflow(Path(scratch) / "workflow")
+        run_snakemake(workdir, "--cores", str(cores), "--until", "simulate_raw")
+        started = time.perf_counter()
+        run_snakemake(workdir, "--cores", str(cores), "results/aggregate/cells.parquet")
+        wall = time.perf_counter() - started
+        n_jobs = len(list((workdir / "results" / "preprocessed").glob("*.parquet")))
+    print(
+        f"workflow: {n_jobs} preprocess jobs + aggregate on {cores} cores: "
+        f"{wall:.1f} s wall"
+    )
+
+
+def _listing(seconds):
+    return "[" + ", ".join(f"{value:.3f}" for value in seconds) + "]"
+
+
+if __name__ == "__main__":
+    main()

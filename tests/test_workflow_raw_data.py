@@ -1,0 +1,297 @@
+"""Real Snakemake runs from raw files to the aggregated cells: reruns, bad input, downloads."""
+
+import dataclasses
+import hashlib
+import os
+import re
+import zipfile
+
+import pandas as pd
+import pytest
+import yaml
+from http_server import Route, ScriptedHTTPServer
+
+from mimicry.devtools import run_snakemake
+from mimicry.simulate import plan_participant, synthesize, write_edf
+
+CELLS = "results/aggregate/cells.parquet"
+QUICK = ("--configfile", "config/quick.yaml")
+FAST_DOWNLOADS = {"download": {"attempts": 4, "backoff_s": 0.01, "timeout_s": 5.0}}
+
+
+def job_counts(output):
+    """Job name -> count from the 'Job stats' table Snakemake prints."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def write_recording(path, config, participant, group="placebo", edit_plan=None):
+    """A simulated EDF+, optionally with its plan (events) edited before writing."""
+    plan = plan_participant(config, participant, group)
+    data = synthesize(plan, config)
+    if edit_plan is not None:
+        plan = edit_plan(plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_edf(path, data, plan, config)
+    return path
+
+
+def with_conditions(plan, relabel):
+    trials = tuple(dataclasses.replace(t, condition=relabel(t)) for t in plan.trials)
+    return dataclasses.replace(plan, trials=trials)
+
+
+def write_config(workdir, name, sheet_rows, **sections):
+    """A config override and its sample sheet inside the workflow copy."""
+    columns = list(sheet_rows[0])
+    lines = ["\t".join(columns)] + [
+        "\t".join(str(row[c]) for c in columns) for row in sheet_rows
+    ]
+    (workdir / f"{name}.tsv").write_text("\n".join(lines) + "\n")
+    overrides = {"participants": f"{name}.tsv", **sections}
+    (workdir / f"{name}.yaml").write_text(yaml.safe_dump(overrides))
+    return ("--configfile", f"{name}.yaml")
+
+
+def log_text(workdir, rule, participant):
+    matches = list((workdir / "logs" / rule).glob(f"{participant}*.log"))
+    assert matches, f"no {rule} log for {participant}"
+    return matches[0].read_text()
+
+
+def test_quick_study_aggregates_and_a_changed_file_reruns_only_its_participant(
+    workflow_copy, quick_config
+):
+    run_snakemake(workflow_copy, "--cores", "2", CELLS, *QUICK)
+    cells = pd.read_parquet(workflow_copy / CELLS)
+    qc = pd.read_csv(workflow_copy / "results/aggregate/qc.tsv", sep="\t")
+    excluded = set(qc.loc[qc["kind"] == "participant_excluded", "participant"])
+    assert excluded == {"sub-011", "sub-012"}
+    assert cells["participant"].nunique() == 10
+    assert not cells["participant"].isin(excluded).any()
+
+    again = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *QUICK)
+    assert job_counts(again.stdout) == {}, again.stdout
+
+    # Snakemake compares checksums as well as times: a touch alone changes nothing,
+    # new content (here: the recording of another session) re-runs what depends on it.
+    raw = workflow_copy / "resources/raw/sub-003.edf"
+    os.utime(raw)
+    touched = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *QUICK)
+    assert job_counts(touched.stdout) == {}, touched.stdout
+    write_recording(raw, {**quick_config, "seed": 1}, "sub-003")
+    changed = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *QUICK)
+    assert job_counts(changed.stdout) == {"aggregate": 1, "preprocess": 1}
+    assert "results/preprocessed/sub-003.parquet" in changed.stdout
+
+
+def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_config):
+    raw = workflow_copy / "bad-raw"
+    config = quick_config
+    write_recording(raw / "sub-001.edf", config, "sub-001")
+    truncated = write_recording(raw / "sub-002.edf", config, "sub-002")
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    renamed = {**config, "channels": {"ZM": "Zyg", "CS": "EMG_CS"}}
+    write_recording(raw / "sub-003.edf", renamed, "sub-003")
+    write_recording(
+        raw / "sub-004.edf",
+        config,
+        "sub-004",
+        edit_plan=lambda p: with_conditions(
+            p, lambda t: "Neutral" if t.index % 5 == 0 else t.condition
+        ),
+    )
+    write_recording(
+        raw / "sub-005.edf",
+        config,
+        "sub-005",
+        edit_plan=lambda p: dataclasses.replace(p, trials=()),
+    )
+    slow = {**config, "simulation": {**config["simulation"], "sampling_rate_hz": 250}}
+    write_recording(raw / "sub-006.edf", slow, "sub-006")
+    rows = [{"participant_id": f"sub-00{i}", "group": "placebo"} for i in range(1, 7)]
+    local = {"source": {"kind": "local", "local_dir": "bad-raw"}}
+    args = write_config(workflow_copy, "bad", rows, **local)
+
+    result = run_snakemake(
+        workflow_copy, "--cores", "2", "--keep-going", CELLS, *args, check=False
+    )
+
+    assert result.returncode != 0
+    assert (workflow_copy / "results/preprocessed/sub-001.parquet").exists()
+    expected = {
+        "sub-002": "truncated",
+        "sub-003": "Zyg",
+        "sub-004": "Neutral",
+        "sub-005": "no stimulus events",
+        "sub-006": "highest usable upper edge",
+    }
+    for participant, message in expected.items():
+        log = log_text(workflow_copy, "preprocess", participant)
+        assert participant in log and f"{participant}.edf" in log, log[-2000:]
+        assert message in log, log[-2000:]
+        assert not (
+            workflow_copy / f"results/preprocessed/{participant}.parquet"
+        ).exists()
+
+
+def test_missing_raw_file_is_an_error_by_default_or_recorded_when_skipped(
+    workflow_copy, quick_config
+):
+    raw = workflow_copy / "own-raw"
+    for participant in ("sub-001", "sub-002"):
+        write_recording(raw / f"{participant}.edf", quick_config, participant)
+    rows = [
+        {"participant_id": p, "group": "placebo"}
+        for p in ("sub-001", "sub-002", "sub-003")
+    ]
+    local = {"kind": "local", "local_dir": "own-raw"}
+    args = write_config(workflow_copy, "strict", rows, source=local)
+    failed = run_snakemake(workflow_copy, "--cores", "2", CELLS, *args, check=False)
+    assert failed.returncode != 0
+    assert "own-raw/sub-003.edf" in failed.stdout + failed.stderr
+
+    args = write_config(
+        workflow_copy, "lenient", rows, source={**local, "missing_raw": "skip"}
+    )
+    run_snakemake(workflow_copy, "--cores", "2", CELLS, *args)
+    qc = pd.read_csv(workflow_copy / "results/aggregate/qc.tsv", sep="\t")
+    missing = qc[qc["kind"] == "raw_missing"]
+    assert missing["participant"].tolist() == ["sub-003"]
+    cells = pd.read_parquet(workflow_copy / CELLS)
+    assert sorted(cells["participant"].unique()) == ["sub-001", "sub-002"]
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_downloads_retry_resume_and_fail_by_name(workflow_copy, quick_config, tmp_path):
+    files = {
+        p: write_recording(tmp_path / f"{p}.edf", quick_config, p).read_bytes()
+        for p in ("sub-001", "sub-002", "sub-003", "sub-004")
+    }
+    with ScriptedHTTPServer() as server:
+        server.routes["/sub-001.edf"] = Route(files["sub-001"])
+        server.routes["/sub-002.edf"] = Route(files["sub-002"], failures=2)
+        server.routes["/sub-003.edf"] = Route(files["sub-003"], cuts=1)
+        server.routes["/sub-004.edf"] = Route(files["sub-004"])
+        rows = [
+            {"participant_id": p, "group": "placebo", "url": server.url(f"/{p}.edf")}
+            | {"sha256": sha256(files[p])}
+            for p in ("sub-001", "sub-002", "sub-003", "sub-004")
+        ]
+        wrong_hash = sha256(b"something else")
+        rows[3]["sha256"] = wrong_hash
+        rows.append(
+            {
+                "participant_id": "sub-005",
+                "group": "placebo",
+                "url": server.url("/sub-005.edf"),
+                "sha256": wrong_hash,
+            }
+        )
+        args = write_config(
+            workflow_copy, "remote", rows, source={"kind": "download"}, **FAST_DOWNLOADS
+        )
+        result = run_snakemake(
+            workflow_copy, "--cores", "2", "--keep-going", CELLS, *args, check=False
+        )
+        assert len(server.requests_for("/sub-002.edf")) == 3
+        ranges = [r.range for r in server.requests_for("/sub-003.edf")]
+        assert ranges[0] is None and ranges[1].startswith("bytes=")
+
+    assert result.returncode != 0
+    for participant in ("sub-001", "sub-002", "sub-003"):
+        raw = workflow_copy / f"resources/raw/{participant}.edf"
+        assert raw.read_bytes() == files[participant]
+        assert (workflow_copy / f"results/preprocessed/{participant}.parquet").exists()
+    mismatch = log_text(workflow_copy, "download_raw", "sub-004")
+    assert "sub-004" in mismatch and sha256(files["sub-004"]) in mismatch
+    assert wrong_hash in mismatch and "/sub-004.edf" in mismatch
+    not_found = log_text(workflow_copy, "download_raw", "sub-005")
+    assert "sub-005" in not_found and "404" in not_found
+    assert not list((workflow_copy / "resources/raw").glob("sub-00[45]*"))
+
+
+def test_study_archive_members_and_a_participant_missing_from_it(
+    workflow_copy, quick_config, tmp_path
+):
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for participant in ("sub-001", "sub-002"):
+            path = write_recording(
+                tmp_path / f"{participant}.edf", quick_config, participant
+            )
+            bundle.write(path, f"emg/{participant}.edf")
+    rows = [
+        {"participant_id": p, "group": "placebo", "member": f"emg/{p}.edf"}
+        for p in ("sub-001", "sub-002", "sub-003")
+    ]
+    source = {
+        "kind": "download",
+        "archive_url": archive.as_uri(),
+        "archive_sha256": sha256(archive.read_bytes()),
+    }
+    args = write_config(workflow_copy, "archive", rows, source=source)
+    result = run_snakemake(
+        workflow_copy, "--cores", "2", "--keep-going", CELLS, *args, check=False
+    )
+    assert result.returncode != 0
+    log = log_text(workflow_copy, "download_raw", "sub-003")
+    assert "sub-003" in log and "emg/sub-003.edf" in log and "study.zip" in log
+    for participant in ("sub-001", "sub-002"):
+        assert (workflow_copy / f"results/preprocessed/{participant}.parquet").exists()
+
+
+@pytest.mark.parametrize("example", ["csv-lab"])
+def test_worked_example_of_own_recordings_runs(workflow_copy, quick_config, example):
+    """The README's 'Using your own recordings' example, on files made like a lab's."""
+    example_dir = workflow_copy / "config" / "examples" / example
+    overrides = yaml.safe_load((example_dir / "config.yaml").read_text())
+    sheet = pd.read_csv(example_dir / "participants.tsv", sep="\t", dtype=str)
+    raw = workflow_copy / overrides["source"]["local_dir"]
+    raw.mkdir(parents=True)
+    text = overrides["recording"]["text"]
+    levels = {c: float(level) for level, c in text["triggers"]["trigger"].items()}
+    simulation = {
+        **quick_config["simulation"],
+        "mains_hz": overrides["preprocess"]["mains_hz"],
+    }
+    lab_config = {**quick_config, "simulation": simulation}
+    for participant, group in zip(sheet["participant_id"], sheet["group"]):
+        export_as_lab_csv(
+            raw / f"{participant}.csv",
+            lab_config,
+            participant,
+            group,
+            overrides,
+            levels,
+        )
+    config_file = str(example_dir / "config.yaml")
+    run_snakemake(workflow_copy, "--cores", "2", CELLS, "--configfile", config_file)
+    cells = pd.read_parquet(workflow_copy / CELLS)
+    assert sorted(cells["participant"].unique()) == sorted(sheet["participant_id"])
+    assert set(cells["muscle"]) == set(quick_config["study"]["muscles"])
+
+
+def export_as_lab_csv(path, config, participant, group, overrides, levels):
+    """A simulated recording as an acquisition program's text export with a trigger."""
+    plan = plan_participant(config, participant, group)
+    data = synthesize(plan, config)
+    fs = config["simulation"]["sampling_rate_hz"]
+    trigger = pd.Series(0.0, index=range(data.shape[1]))
+    for trial in plan.trials:
+        start = int(round(trial.onset_s * fs))
+        trigger.iloc[start : start + int(0.1 * fs)] = levels[trial.condition]
+    columns = {
+        "time_s": [i / fs for i in range(data.shape[1])],
+        **{
+            overrides["channels"][m]: row
+            for m, row in zip(config["study"]["muscles"], data)
+        },
+        "trigger": trigger.to_numpy(),
+    }
+    pd.DataFrame(columns).to_csv(path, index=False, float_format="%.4f")

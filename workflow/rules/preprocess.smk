@@ -1,0 +1,48 @@
+rule preprocess:
+    input:
+        recording=raw_recording,
+    output:
+        table="results/preprocessed/{participant}.parquet",
+        qc="results/qc/{participant}.json",
+    log:
+        "logs/preprocess/{participant}.log",
+    benchmark:
+        "results/benchmarks/preprocess/{participant}.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        settings=preprocess_settings(),
+        file_format=participant_format,
+    script:
+        "../scripts/preprocess.py"
+
+
+rule aggregate:
+    input:
+        tables=expand(
+            rules.preprocess.output.table, participant=participants_with_raw_files()
+        ),
+        qc=expand(rules.preprocess.output.qc, participant=participants_with_raw_files()),
+    output:
+        cells="results/aggregate/cells.parquet",
+        trials="results/aggregate/trials.parquet",
+        qc="results/aggregate/qc.tsv",
+    log:
+        "logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        groups=participants["group"].to_dict(),
+        missing=participants_without_raw_files(),
+    script:
+        "../scripts/aggregate.py"

@@ -1,0 +1,13 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from mimicry.aggregate import aggregate, read_participant_outputs, write_outputs
+from mimicry.logs import configure_logging
+
+configure_logging()
+trials, qcs = read_participant_outputs(snakemake.input.tables, snakemake.input.qc)
+cells, trials, qc_table = aggregate(
+    trials, qcs, snakemake.params.groups, snakemake.params.missing
+)
+write_outputs(cells, trials, qc_table, *snakemake.output)
