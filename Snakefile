@@ -19,6 +19,7 @@ elif SOURCE == "download":
 
 
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/stats.smk"
 
 
 rule all:

@@ -24,7 +24,7 @@ wildcard_constraints:
 
 
 def all_targets():
-    targets = list(rules.aggregate.output)
+    targets = list(rules.aggregate.output) + list(rules.mixed_models.output)
     if SOURCE == "simulated":
         targets.append(rules.simulation_truth.output.truth)
     return targets

@@ -1,0 +1,21 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from pathlib import Path
+
+import pandas as pd
+
+from mimicry.frequentist import fit_mixed_models, write_tables
+from mimicry.logs import configure_logging
+
+configure_logging()
+study = snakemake.params.study
+tables = fit_mixed_models(
+    pd.read_parquet(snakemake.input.cells),
+    groups=study["groups"],
+    reference_group=study["reference_group"],
+    conditions=study["conditions"],
+    random_effects=snakemake.params.random_effects,
+)
+write_tables(tables, Path(snakemake.output.lrt).parent)
