@@ -20,6 +20,7 @@ elif SOURCE == "download":
 
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/stats.smk"
+include: "workflow/rules/models.smk"
 
 
 rule all:

@@ -16,15 +16,26 @@ study.check_config(config, participants.index)
 study.check_sources(config, participants)
 PARTICIPANTS = participants.index.tolist()
 SOURCE = config["source"]["kind"]
+STAN_PROGRAM = os.path.join(
+    workflow.basedir, "workflow", "stan", "asymptotic_regression.stan"
+)
+MODELS = ["pooled", "drug"]
 
 
 wildcard_constraints:
     participant="|".join(map(re.escape, PARTICIPANTS)),
     extension="edf|bdf|vhdr|csv|tsv",
+    model="|".join(MODELS),
 
 
 def all_targets():
-    targets = list(rules.aggregate.output) + list(rules.mixed_models.output)
+    targets = [
+        *rules.aggregate.output,
+        *rules.mixed_models.output,
+        *rules.prior_predictive.output,
+        *expand(rules.summarize_model.output, model=MODELS),
+        *rules.drug_contrasts.output,
+    ]
     if SOURCE == "simulated":
         targets.append(rules.simulation_truth.output.truth)
     return targets
@@ -85,3 +96,14 @@ def participants_without_raw_files():
 def participants_with_raw_files():
     missing = set(participants_without_raw_files())
     return [p for p in PARTICIPANTS if p not in missing]
+
+
+def sampler_settings():
+    """Sampler settings with the seed resolved (stan.seed, else the global seed)."""
+    stan = dict(config["stan"])
+    stan["seed"] = config["seed"] if stan["seed"] is None else stan["seed"]
+    return stan
+
+
+def prior_sampler_settings():
+    return {**sampler_settings(), "draws": config["stan"]["prior_draws"]}

@@ -1,0 +1,171 @@
+"""Benchmark the drug model on the default 130-participant study.
+
+    .venv/bin/python benchmarks/stan_drug.py                      # both likelihoods
+    .venv/bin/python benchmarks/stan_drug.py --likelihood normal --recompile
+    .venv/bin/python benchmarks/stan_drug.py --cells results/aggregate/cells.parquet
+
+Data: synthetic cells drawn from the simulator's participant plans for the sample
+sheet's participants (default), or an aggregated cells table. Prints compile seconds
+(a cache hit unless --recompile), sampling seconds (wall time of the whole sample
+call: sampling, PyStan's output transfer and the ArviZ conversion), the CPU seconds
+the chain processes used (wall time includes waiting for other users of the CPU),
+min bulk and tail ESS over a, b, c and the contrasts, bulk ESS per second,
+divergences, max R-hat, tree depths and step sizes. Targets: zero divergences, R-hat
+<= 1.01, min bulk ESS >= 800, >= 17 bulk ESS/s (Student-t) or 30 (normal).
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from mimicry.bayes import DEFAULT_STAN_FILE, build_model_input, sample  # noqa: E402
+from mimicry.bayes.backend import build_pystan_model, import_pystan  # noqa: E402
+from mimicry.bayes.synthetic import synthetic_cells  # noqa: E402
+from mimicry.study import read_sample_sheet  # noqa: E402
+
+KEY_PARAMETERS = ["a", "b", "c", "contrast_a", "contrast_c"]
+TARGET_ESS_PER_SECOND = {"student_t": 17, "normal": 30}
+STUDENT_T_NOISE_DF = 4
+
+
+def child_cpu_seconds():
+    """CPU seconds used so far by this process's children (the chain workers)."""
+    total = 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def load_cells(arguments, config, noise):
+    """The cells table, or synthetic cells with Student-t (df 4) or Gaussian noise."""
+    if arguments.cells:
+        return pd.read_parquet(arguments.cells)
+    sheet = read_sample_sheet(ROOT / config["participants"])
+    participants = list(zip(sheet["participant_id"], sheet["group"]))
+    return synthetic_cells(
+        config,
+        participants,
+        noise_df=STUDENT_T_NOISE_DF if noise == "student_t" else None,
+    )
+
+
+def forget_compiled_model():
+    """Remove this program's compiled module from httpstan's cache."""
+    import_pystan()
+    import httpstan.cache
+    import httpstan.models
+
+    name = httpstan.models.calculate_model_name(DEFAULT_STAN_FILE.read_text())
+    shutil.rmtree(httpstan.cache.model_directory(name), ignore_errors=True)
+
+
+def benchmark(cells, data_label, config, likelihood, sampler):
+    model_input = build_model_input(cells, config["study"], "drug", likelihood)
+    started = time.perf_counter()
+    build_pystan_model(DEFAULT_STAN_FILE, model_input.data, sampler["seed"])
+    compile_seconds = time.perf_counter() - started
+
+    cpu_before, load_before = child_cpu_seconds(), os.getloadavg()[0]
+    started = time.perf_counter()
+    inference_data = sample(model_input, sampler)
+    sampling_seconds = time.perf_counter() - started
+    chain_cpu = child_cpu_seconds() - cpu_before
+
+    key = inference_data.posterior[KEY_PARAMETERS]
+    ess_bulk = min(float(v.min()) for v in az.ess(key, method="bulk").values())
+    ess_tail = min(float(v.min()) for v in az.ess(key, method="tail").values())
+    stats = inference_data.sample_stats
+    depths = np.bincount(stats["tree_depth"].values.ravel())
+    return {
+        "likelihood": likelihood,
+        "data": data_label,
+        "observations": model_input.data["n_obs"],
+        "compile_s": round(compile_seconds, 1),
+        "sampling_s": round(sampling_seconds, 1),
+        "chain_cpu_s": round(chain_cpu, 1),
+        "load_average_before": load_before,
+        "min_ess_bulk": round(ess_bulk),
+        "min_ess_tail": round(ess_tail),
+        "ess_bulk_per_s": round(ess_bulk / sampling_seconds, 1),
+        "target_ess_per_s": TARGET_ESS_PER_SECOND[likelihood],
+        "divergences": int(stats["diverging"].sum()),
+        "max_rhat": round(
+            max(float(v.max()) for v in az.rhat(inference_data.posterior).values()), 4
+        ),
+        "tree_depths": {d: int(n) for d, n in enumerate(depths) if n},
+        "step_sizes": np.round(stats["step_size"].isel(draw=0).values, 3).tolist(),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cells", help="aggregated cells table instead of synthetic")
+    parser.add_argument("--config", default=ROOT / "config" / "config.yaml")
+    parser.add_argument(
+        "--likelihood", choices=["student_t", "normal", "both"], default="both"
+    )
+    parser.add_argument(
+        "--noise",
+        choices=["matched", "student_t", "normal"],
+        default="matched",
+        help="synthetic residuals: like the likelihood, Student-t (df 4) or Gaussian",
+    )
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=20230721)
+    parser.add_argument(
+        "--recompile", action="store_true", help="time a compile from scratch"
+    )
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    config = yaml.safe_load(Path(arguments.config).read_text())
+    sampler = {
+        "backend": "pystan",
+        "chains": arguments.chains,
+        "warmup": arguments.warmup,
+        "draws": arguments.draws,
+        "adapt_delta": 0.8,
+        "max_treedepth": 10,
+        "seed": arguments.seed,
+    }
+    if arguments.recompile:
+        forget_compiled_model()
+    likelihoods = (
+        ["student_t", "normal"]
+        if arguments.likelihood == "both"
+        else [arguments.likelihood]
+    )
+    results = []
+    for likelihood in likelihoods:
+        noise = likelihood if arguments.noise == "matched" else arguments.noise
+        data_label = arguments.cells or f"synthetic-{noise}-residuals"
+        cells = load_cells(arguments, config, noise)
+        results.append(benchmark(cells, data_label, config, likelihood, sampler))
+    for result in results:
+        print(" ".join(f"{key}={value}" for key, value in result.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Bayesian asymptotic regression of facial-EMG time courses (Stan).
+
+Typical use from a rule script::
+
+    model_input = build_model_input(cells, config["study"], "drug", likelihood)
+    inference_data = sample(model_input, config["stan"], stan_file)
+    write_netcdf(inference_data, output.posterior)
+    summary_table(inference_data).to_csv(output.summary, sep="\\t", index=False)
+    report = diagnostics(inference_data, thresholds, config["stan"]["max_treedepth"])
+    check_diagnostics(report, thresholds["mode"])
+    contrasts_table(inference_data, rope_half_width)  # drug model
+
+For the prior predictive check build the input with ``prior_only=True``: the result
+holds the groups prior, prior_predictive and sample_stats_prior instead.
+"""
+
+from mimicry.bayes.backend import (
+    DEFAULT_STAN_FILE,
+    BackendError,
+    cmdstan_available,
+    resolve_backend,
+    sample,
+)
+from mimicry.bayes.data import CellsTableError, ModelInput, build_model_input
+from mimicry.bayes.inference_data import write_netcdf
+from mimicry.bayes.summaries import (
+    DiagnosticsError,
+    check_diagnostics,
+    contrasts_table,
+    diagnostics,
+    summary_table,
+)
+
+__all__ = [
+    "DEFAULT_STAN_FILE",
+    "BackendError",
+    "CellsTableError",
+    "DiagnosticsError",
+    "ModelInput",
+    "build_model_input",
+    "check_diagnostics",
+    "cmdstan_available",
+    "contrasts_table",
+    "diagnostics",
+    "resolve_backend",
+    "sample",
+    "summary_table",
+    "write_netcdf",
+]

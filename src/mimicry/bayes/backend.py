@@ -1,0 +1,278 @@
+"""Sample the Stan program with CmdStanPy or PyStan 3 and return ArviZ InferenceData.
+
+Both backends run the same ``.stan`` file and return the same groups, variable names
+and dimensions (see :mod:`mimicry.bayes.inference_data`).
+
+Sampler settings are a plain dict:
+
+- ``backend``: "auto" (CmdStanPy when a CmdStan installation is found, else PyStan),
+  "cmdstanpy" or "pystan";
+- ``chains``, ``warmup``, ``draws`` (per chain), ``adapt_delta``, ``max_treedepth``,
+  ``seed``: the usual NUTS settings;
+- ``refresh`` (optional, default 100): iterations between progress lines in the log;
+- ``parallel_chains`` (optional, CmdStanPy only; default: one per CPU; PyStan always
+  runs one chain per CPU);
+- ``cache_dir`` (optional, CmdStanPy only): where compiled models are kept, default
+  ``~/.cache/mimicry/cmdstan``.
+
+Compiled models are cached by a hash of the Stan source: PyStan's httpstan keys its
+own cache by the program code; CmdStanPy executables go to ``cache_dir/<sha256>/``.
+Both are guarded by a file lock, so parallel jobs never compile into the same place.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import arviz as az
+from mimicry.bayes.inference_data import tidy_inference_data
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "cmdstanpy", "pystan")
+PYSTAN_SAMPLER = "stan::services::sample::hmc_nuts_diag_e_adapt"
+DEFAULT_REFRESH = 100
+DEFAULT_CMDSTAN_CACHE = Path.home() / ".cache" / "mimicry" / "cmdstan"
+DEFAULT_STAN_FILE = (
+    Path(__file__).resolve().parents[3]
+    / "workflow"
+    / "stan"
+    / "asymptotic_regression.stan"
+)
+
+
+class BackendError(RuntimeError):
+    """No usable Stan backend, or the requested one is not installed."""
+
+
+def cmdstan_available():
+    """Whether CmdStanPy is installed and finds a CmdStan installation."""
+    try:
+        import cmdstanpy
+
+        cmdstanpy.cmdstan_path()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def resolve_backend(name="auto"):
+    """The backend to use: "cmdstanpy" or "pystan"."""
+    if name not in BACKENDS:
+        raise BackendError(f"stan backend must be one of {BACKENDS}, not '{name}'")
+    if name == "auto":
+        return "cmdstanpy" if cmdstan_available() else "pystan"
+    if name == "cmdstanpy" and not cmdstan_available():
+        raise BackendError(
+            "backend 'cmdstanpy' was requested but no CmdStan installation was found; "
+            "install one (python -m cmdstanpy.install_cmdstan) or use backend 'pystan'"
+        )
+    return name
+
+
+def sample(model_input, settings, stan_file=DEFAULT_STAN_FILE):
+    """Draw from the posterior (or the prior, if ``model_input.prior_only``).
+
+    Returns InferenceData with groups posterior (prior), posterior_predictive
+    (prior_predictive) holding y_rep, log_likelihood holding log_lik (posterior only),
+    sample_stats (sample_stats_prior) and observed_data.
+    """
+    backend = resolve_backend(settings.get("backend", "auto"))
+    run = "prior" if model_input.prior_only else "posterior"
+    log.info(
+        "%s model, %s likelihood, %s: %d chains x (%d warmup + %d draws) with %s",
+        model_input.model,
+        model_input.likelihood,
+        run,
+        settings["chains"],
+        settings["warmup"],
+        settings["draws"],
+        backend,
+    )
+    sampler = _sample_cmdstanpy if backend == "cmdstanpy" else _sample_pystan
+    started = time.perf_counter()
+    inference_data = sampler(model_input, Path(stan_file), settings)
+    log.info("sampling and conversion took %.1f s", time.perf_counter() - started)
+    return tidy_inference_data(inference_data, model_input)
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Hold an exclusive lock on ``path`` (created if needed) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def source_hash(stan_file):
+    """SHA-256 of the Stan source: the compiled-model cache key."""
+    return hashlib.sha256(Path(stan_file).read_bytes()).hexdigest()
+
+
+def _converter_arguments(model_input):
+    return {
+        "coords": model_input.coords(),
+        "dims": model_input.dims(),
+        **(
+            {"prior_predictive": "y_rep"}
+            if model_input.prior_only
+            else {"posterior_predictive": "y_rep", "log_likelihood": "log_lik"}
+        ),
+    }
+
+
+# --- PyStan 3 ---------------------------------------------------------------------
+
+
+def import_pystan():
+    """Import PyStan 3 quietly."""
+    # httpstan's web server would log each of PyStan's progress polls (20 a second).
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    import stan
+
+    return stan
+
+
+def build_pystan_model(stan_file, data, seed):
+    """Compile (or fetch from httpstan's cache) the program and bind the data.
+
+    httpstan deletes and rebuilds a model's cache directory when it finds no compiled
+    module there, so two jobs compiling the same program at once could break each
+    other: a file lock per program serialises them, and the second finds the first's
+    module. (httpstan's key also includes the Python executable's path.)
+    """
+    stan = import_pystan()
+    import httpstan.cache
+    import httpstan.models
+
+    program = Path(stan_file).read_text()
+    model_name = httpstan.models.calculate_model_name(program)
+    lock = (
+        httpstan.cache.cache_directory() / "locks" / f"{model_name.split('/')[1]}.lock"
+    )
+    started = time.perf_counter()
+    with file_lock(lock), tempfile.TemporaryDirectory() as scratch:
+        # setuptools writes its object files to ./build: keep them out of the project.
+        with contextlib.chdir(scratch):
+            model = stan.build(program, data=data, random_seed=seed)
+    log.info(
+        "PyStan model %s ready in %.1f s", model_name, time.perf_counter() - started
+    )
+    return model
+
+
+def _sample_pystan(model_input, stan_file, settings):
+    model = build_pystan_model(stan_file, model_input.data, settings["seed"])
+    sampler_arguments = {
+        "num_warmup": settings["warmup"],
+        "num_samples": settings["draws"],
+        "delta": settings["adapt_delta"],
+        "max_depth": settings["max_treedepth"],
+        "refresh": settings.get("refresh", DEFAULT_REFRESH),
+    }
+    # PyStan reports progress on stderr, which a rule script sends to its log.
+    fit = model.sample(num_chains=settings["chains"], **sampler_arguments)
+    _forget_pystan_fits(model, settings["chains"], sampler_arguments)
+    return az.from_pystan(
+        **{"prior" if model_input.prior_only else "posterior": fit},
+        **_converter_arguments(model_input),
+    )
+
+
+def _forget_pystan_fits(model, chains, sampler_arguments):
+    """Delete the chains httpstan cached for this seed (hundreds of MB each).
+
+    httpstan keeps every seeded fit and hands it back when the same request comes
+    again; removing them keeps the cache small and makes a re-run really sample. The
+    names are computed exactly as httpstan does for each chain's request.
+    """
+    import httpstan.cache
+    import httpstan.fits
+    import httpstan.schemas
+
+    for chain in range(1, chains + 1):
+        request = {
+            **sampler_arguments,
+            "function": PYSTAN_SAMPLER,
+            "chain": chain,
+            "data": model.data,
+            "init": {},
+            "random_seed": model.random_seed,
+        }
+        arguments = httpstan.schemas.CreateFitRequest().load(
+            json.loads(json.dumps(request))
+        )
+        function = arguments.pop("function")
+        name = httpstan.fits.calculate_fit_name(function, model.model_name, arguments)
+        try:
+            httpstan.cache.delete_fit(name)
+        except KeyError:
+            log.warning("httpstan kept no fit %s to delete", name)
+
+
+# --- CmdStanPy --------------------------------------------------------------------
+
+
+def compile_cmdstan_model(stan_file, cache_dir=DEFAULT_CMDSTAN_CACHE):
+    """CmdStanModel for ``stan_file``, compiled once per distinct source.
+
+    The executable lives in ``cache_dir/<sha256 of source>/``. A new one is compiled
+    in a temporary directory and renamed into place under a file lock, so parallel
+    jobs neither compile twice nor see a half-written executable.
+    """
+    import cmdstanpy
+
+    cache_dir = Path(cache_dir)
+    digest = source_hash(stan_file)
+    model_dir = cache_dir / digest
+    cached_stan = model_dir / "model.stan"
+    cached_exe = model_dir / ("model" + (".exe" if os.name == "nt" else ""))
+    with file_lock(cache_dir / f"{digest}.lock"):
+        if not cached_exe.exists():
+            started = time.perf_counter()
+            build_dir = Path(tempfile.mkdtemp(prefix=f"{digest}.", dir=cache_dir))
+            try:
+                shutil.copyfile(stan_file, build_dir / cached_stan.name)
+                cmdstanpy.CmdStanModel(stan_file=build_dir / cached_stan.name)
+                shutil.rmtree(model_dir, ignore_errors=True)  # an interrupted job's
+                os.replace(build_dir, model_dir)
+            finally:
+                shutil.rmtree(build_dir, ignore_errors=True)
+            log.info("compiled %s in %.1f s", stan_file, time.perf_counter() - started)
+        else:
+            log.info("using cached executable %s", cached_exe)
+    return cmdstanpy.CmdStanModel(stan_file=cached_stan, exe_file=cached_exe)
+
+
+def _sample_cmdstanpy(model_input, stan_file, settings):
+    model = compile_cmdstan_model(
+        stan_file, settings.get("cache_dir") or DEFAULT_CMDSTAN_CACHE
+    )
+    # CmdStanPy logs each chain's start and end through the logging module.
+    fit = model.sample(
+        data=model_input.data,
+        chains=settings["chains"],
+        parallel_chains=settings.get("parallel_chains") or os.cpu_count(),
+        iter_warmup=settings["warmup"],
+        iter_sampling=settings["draws"],
+        seed=settings["seed"],
+        adapt_delta=settings["adapt_delta"],
+        max_treedepth=settings["max_treedepth"],
+        refresh=settings.get("refresh", DEFAULT_REFRESH),
+        show_progress=False,
+    )
+    return az.from_cmdstanpy(
+        **{"prior" if model_input.prior_only else "posterior": fit},
+        **_converter_arguments(model_input),
+    )

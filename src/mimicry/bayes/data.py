@@ -1,0 +1,248 @@
+"""Stan data for the asymptotic regression models, built from the cells table.
+
+The cells table (``results/aggregate/cells.parquet``) has one row per participant x
+muscle x condition x time bin. Everything about the study (groups, reference group,
+muscles, conditions, bins) comes from that table and the ``study`` config section.
+
+A participant may lack some muscle x condition cells (e.g. a cell excluded for too
+few trials): each participant x cell series has its own random asymptote and the
+cells share no participant-level parameter, so a missing series only removes its own
+likelihood terms (missing at random given the cell). A series that is present must
+have every bin: aggregation never produces partial series, and the Stan program
+stores the data as a bins x series matrix. A muscle x condition cell (or, for the drug
+model, a group x muscle x condition cell) without any data is an error: its
+parameters would rest on the prior alone.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+MODELS = ("pooled", "drug")
+LIKELIHOODS = ("student_t", "normal")
+REQUIRED_COLUMNS = ("participant", "group", "muscle", "condition", "bin", "t", "y")
+SERIES_KEYS = ["participant", "muscle", "condition"]
+
+
+class CellsTableError(ValueError):
+    """The cells table cannot be modelled; the message names the rows or keys."""
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """Stan data plus the labels needed to name every dimension of the output.
+
+    ``observations`` and ``series`` list the rows in the order Stan sees them
+    (sorted by muscle x condition cell, participant, bin).
+    """
+
+    model: str
+    likelihood: str
+    prior_only: bool
+    groups: tuple
+    reference_group: str
+    muscles: tuple
+    conditions: tuple
+    participants: tuple
+    observations: pd.DataFrame
+    series: pd.DataFrame
+    data: dict
+
+    @property
+    def contrast_labels(self):
+        """One label per non-reference group, in study.groups order."""
+        return [
+            f"{group} - {self.reference_group}"
+            for group in self.groups
+            if group != self.reference_group
+        ]
+
+    def coords(self):
+        """Coordinates of the dimensions Stan's flat outputs are given."""
+        return {
+            "group": list(self.groups),
+            "cell": np.arange(len(self.muscles) * len(self.conditions)),
+            "contrast": self.contrast_labels,
+            "series": np.arange(len(self.series)),
+            "obs": np.arange(len(self.observations)),
+        }
+
+    def dims(self):
+        """Dimensions of every Stan variable that has any."""
+        by_group_and_cell = ["group", "cell"]
+        return {
+            "a": by_group_and_cell,
+            "log_c": by_group_and_cell,
+            "c": by_group_and_cell,
+            "b": ["cell"],
+            "participant_sd": ["cell"],
+            "sigma": ["cell"],
+            "participant_a": ["series"],
+            "contrast_a": ["contrast", "cell"],
+            "contrast_c": ["contrast", "cell"],
+            "y": ["obs"],
+            "y_rep": ["obs"],
+            "log_lik": ["obs"],
+        }
+
+
+def build_model_input(cells, study, model, likelihood="student_t", prior_only=False):
+    """Check the cells table against the study and build the Stan data.
+
+    ``study`` is the config's study section (groups, reference_group, muscles,
+    conditions). ``model`` is "pooled" (one curve per muscle x condition) or "drug"
+    (asymptote and rate per group x muscle x condition).
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, not '{model}'")
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not '{likelihood}'")
+    groups, muscles, conditions = (
+        tuple(study[key]) for key in ("groups", "muscles", "conditions")
+    )
+    reference_group = study["reference_group"]
+    if reference_group not in groups:
+        raise CellsTableError(
+            f"reference group '{reference_group}' is not one of study.groups {list(groups)}"
+        )
+    cells = _checked_cells(cells, groups, muscles, conditions)
+    _check_coverage(cells, groups, muscles, conditions, by_group=model == "drug")
+    times = _bin_times(cells)
+    _check_complete_series(cells, times)
+
+    cells["cell"] = cells["muscle"].map(
+        {muscle: index for index, muscle in enumerate(muscles)}
+    ) * len(conditions) + cells["condition"].map(
+        {condition: index for index, condition in enumerate(conditions)}
+    )
+    model_groups = groups if model == "drug" else (reference_group,)
+    group_number = {group: index + 1 for index, group in enumerate(model_groups)}
+    cells["group_number"] = cells["group"].map(group_number) if model == "drug" else 1
+    # Series sorted by cell, then group: each group x cell curve is one contiguous block.
+    observations = cells.sort_values(
+        ["cell", "group_number", "participant", "bin"], ignore_index=True
+    )
+    series = observations.drop_duplicates(["cell", "participant"], ignore_index=True)[
+        ["participant", "group", "muscle", "condition", "cell", "group_number"]
+    ]
+    n_cells = len(muscles) * len(conditions)
+    data = {
+        "n_obs": len(observations),
+        "n_series": len(series),
+        "n_cells": n_cells,
+        "n_groups": len(model_groups),
+        "n_bins": len(times),
+        "t": times.to_numpy(),
+        "series_cell": series["cell"].to_numpy() + 1,
+        "series_group": series["group_number"].to_numpy(),
+        "y": observations["y"].to_numpy(dtype=float),
+        "reference_group": group_number[reference_group],
+        "student_t": int(likelihood == "student_t"),
+        "prior_only": int(prior_only),
+    }
+    return ModelInput(
+        model=model,
+        likelihood=likelihood,
+        prior_only=prior_only,
+        groups=model_groups,
+        reference_group=reference_group,
+        muscles=muscles,
+        conditions=conditions,
+        participants=tuple(sorted(series["participant"].unique())),
+        observations=observations.drop(columns=["cell", "group_number"]),
+        series=series.drop(columns=["cell", "group_number"]),
+        data=data,
+    )
+
+
+def _checked_cells(cells, groups, muscles, conditions):
+    """A copy of the table with the required columns, clean values and known levels."""
+    missing = [column for column in REQUIRED_COLUMNS if column not in cells.columns]
+    if missing:
+        raise CellsTableError(f"cells table lacks columns {missing}")
+    cells = cells[list(REQUIRED_COLUMNS)].copy()
+    for column in ("participant", "group", "muscle", "condition"):
+        cells[column] = cells[column].astype(str)
+    for column in ("y", "t"):
+        bad = cells[~np.isfinite(cells[column].to_numpy(dtype=float))]
+        if len(bad):
+            raise CellsTableError(
+                f"cells table has {len(bad)} rows with a missing or infinite {column}, "
+                f"first: {_describe(bad)}"
+            )
+    cells["bin"] = cells["bin"].astype(int)
+    for column, allowed, key in (
+        ("group", groups, "study.groups"),
+        ("muscle", muscles, "study.muscles"),
+        ("condition", conditions, "study.conditions"),
+    ):
+        unknown = sorted(set(cells[column]) - set(allowed))
+        if unknown:
+            raise CellsTableError(
+                f"cells table {column} values {unknown} are not in {key} {list(allowed)}"
+            )
+    duplicated = cells[cells.duplicated(SERIES_KEYS + ["bin"], keep=False)]
+    if len(duplicated):
+        raise CellsTableError(
+            f"cells table has {len(duplicated)} rows sharing participant, muscle, "
+            f"condition and bin, first: {_describe(duplicated)}"
+        )
+    groups_per_participant = cells.groupby("participant")["group"].nunique()
+    ambiguous = groups_per_participant[groups_per_participant > 1].index.tolist()
+    if ambiguous:
+        raise CellsTableError(f"participants {ambiguous} appear in several groups")
+    return cells
+
+
+def _check_coverage(cells, groups, muscles, conditions, by_group):
+    """Every configured group has data, and so has every cell the model estimates."""
+    absent_groups = [group for group in groups if group not in set(cells["group"])]
+    if absent_groups:
+        raise CellsTableError(
+            f"study.groups {absent_groups} have no participants in the cells table"
+        )
+    keys = (["group"] if by_group else []) + ["muscle", "condition"]
+    present = set(cells[keys].drop_duplicates().itertuples(index=False, name=None))
+    levels = pd.MultiIndex.from_product(
+        ([groups] if by_group else []) + [muscles, conditions]
+    )
+    empty = [cell for cell in levels if cell not in present]
+    if empty:
+        raise CellsTableError(
+            f"no data at all for {' x '.join(keys)} cells {empty}: their parameters "
+            "would rest on the prior alone"
+        )
+
+
+def _check_complete_series(cells, times):
+    """Each participant x cell series the table includes has every bin."""
+    bins_per_series = cells.groupby(SERIES_KEYS)["bin"].nunique()
+    incomplete = bins_per_series[bins_per_series < len(times)]
+    if len(incomplete):
+        participant, muscle, condition = incomplete.index[0]
+        raise CellsTableError(
+            f"{len(incomplete)} participant x muscle x condition series lack some of "
+            f"the {len(times)} bins, first: participant={participant}, muscle={muscle}, "
+            f"condition={condition}; include every bin of a series or drop the series"
+        )
+
+
+def _bin_times(cells):
+    """Time (s) of each bin, indexed by bin number in increasing order."""
+    spread = cells.groupby("bin")["t"].agg(["min", "max"])
+    inconsistent = spread[~np.isclose(spread["min"], spread["max"])]
+    if len(inconsistent):
+        raise CellsTableError(
+            f"bins {inconsistent.index.tolist()} have different times t in different "
+            "rows; every bin needs one time"
+        )
+    times = spread["min"].sort_index()
+    if not times.is_monotonic_increasing:
+        raise CellsTableError("bin times t must increase with the bin number")
+    return times
+
+
+def _describe(rows):
+    first = rows.iloc[0]
+    return ", ".join(f"{key}={first[key]}" for key in SERIES_KEYS + ["bin"])

@@ -1,0 +1,152 @@
+"""Stan data preparation from the cells table: layout, study-agnosticism, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mimicry.bayes.data import CellsTableError, build_model_input
+from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+
+CONFIG = yaml.safe_load(
+    (Path(__file__).parents[1] / "config" / "config.yaml").read_text()
+)
+STUDY = CONFIG["study"]
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return synthetic_cells(CONFIG, balanced_participants(STUDY["groups"], 9))
+
+
+def test_layout_matches_the_stan_program(cells):
+    model_input = build_model_input(cells, STUDY, "drug")
+    data = model_input.data
+    n_bins = cells["bin"].nunique()
+    assert data["n_obs"] == len(cells) == data["n_series"] * n_bins
+    assert data["n_groups"] == 3 and data["n_cells"] == 4
+    assert data["reference_group"] == 1  # placebo is study.groups[0]
+    np.testing.assert_allclose(data["t"], np.arange(n_bins) * 0.5 + 0.25)
+    # Series sorted by cell, then group: curve number never decreases.
+    curve = data["series_group"] + 3 * (data["series_cell"] - 1)
+    assert np.all(np.diff(curve) >= 0)
+    # y runs series after series with bins in time order, matching the table.
+    observations = model_input.observations
+    assert (observations["bin"].to_numpy() == np.tile(np.arange(n_bins), 36)).all()
+    np.testing.assert_array_equal(data["y"], observations["y"].to_numpy())
+    first = model_input.series.iloc[0]
+    assert (first["muscle"], first["condition"], first["group"]) == (
+        "ZM",
+        "AngryToHappy",
+        "placebo",
+    )
+
+
+def test_pooled_model_has_one_group(cells):
+    data = build_model_input(cells, STUDY, "pooled").data
+    assert data["n_groups"] == 1
+    assert set(data["series_group"]) == {1}
+
+
+def test_flags_for_likelihood_and_prior(cells):
+    data = build_model_input(cells, STUDY, "drug", "normal", prior_only=True).data
+    assert (data["student_t"], data["prior_only"]) == (0, 1)
+
+
+def test_other_study_design_fits_unchanged(cells):
+    """Two groups, other condition names, a non-first reference group."""
+    renamed = cells[cells["group"] != "amisulpride"].replace(
+        {"AngryToHappy": "Smile", "HappyToAngry": "Frown"}
+    )
+    study = {
+        "groups": ["naltrexone", "placebo"],
+        "reference_group": "placebo",
+        "muscles": ["CS", "ZM"],
+        "conditions": ["Smile", "Frown"],
+    }
+    model_input = build_model_input(renamed, study, "drug")
+    assert model_input.data["n_groups"] == 2
+    assert model_input.data["reference_group"] == 2
+    assert model_input.contrast_labels == ["naltrexone - placebo"]
+    assert model_input.series.iloc[0]["muscle"] == "CS"
+
+
+def test_participant_missing_a_cell_is_accepted(cells):
+    dropped = cells[
+        ~((cells["participant"] == "sub-001") & (cells["condition"] == "HappyToAngry"))
+    ]
+    model_input = build_model_input(dropped, STUDY, "drug")
+    assert model_input.data["n_series"] == 36 - 2
+
+
+def _bad(cells, message, study=STUDY, model="drug"):
+    with pytest.raises(CellsTableError, match=message):
+        build_model_input(cells, study, model)
+
+
+def test_rejects_missing_column(cells):
+    _bad(cells.drop(columns="t"), "lacks columns \\['t'\\]")
+
+
+def test_rejects_nan_response(cells):
+    broken = cells.copy()
+    broken.loc[5, "y"] = np.nan
+    _bad(broken, "missing or infinite y, first: participant=sub-001")
+
+
+def test_rejects_unknown_and_absent_levels(cells):
+    _bad(
+        cells.replace({"ZM": "OO"}), "muscle values \\['OO'\\] are not in study.muscles"
+    )
+    _bad(
+        cells[cells["group"] != "amisulpride"],
+        "study.groups \\['amisulpride'\\] have no",
+    )
+
+
+def test_rejects_unknown_reference_group(cells):
+    _bad(
+        cells,
+        "reference group 'vehicle' is not one of",
+        {**STUDY, "reference_group": "vehicle"},
+    )
+
+
+def test_rejects_cell_without_data(cells):
+    no_cell = cells[
+        ~((cells["muscle"] == "CS") & (cells["condition"] == "HappyToAngry"))
+    ]
+    _bad(
+        no_cell,
+        "no data at all for muscle x condition cells \\[\\('CS', 'HappyToAngry'\\)\\]",
+        model="pooled",
+    )
+    # The drug model needs every group x cell; the pooled model does not.
+    no_group_cell = cells[
+        ~((cells["group"] == "naltrexone") & (cells["muscle"] == "ZM"))
+    ]
+    _bad(no_group_cell, "group x muscle x condition cells \\[\\('naltrexone', 'ZM'")
+    build_model_input(no_group_cell, STUDY, "pooled")
+
+
+def test_rejects_incomplete_series_and_inconsistent_bins(cells):
+    _bad(
+        cells.drop(index=3),
+        "series lack some of the 12 bins, first: participant=sub-001",
+    )
+    shifted = cells.copy()
+    shifted.loc[0, "t"] += 0.1
+    _bad(shifted, "bins \\[0\\] have different times")
+
+
+def test_rejects_duplicate_rows(cells):
+    _bad(pd.concat([cells, cells.iloc[[0]]]), "2 rows sharing participant, muscle")
+
+
+def test_rejects_participant_in_two_groups(cells):
+    """sub-001 (placebo) keeps its CS rows and gets sub-002's (naltrexone) ZM rows."""
+    zm = cells["muscle"] == "ZM"
+    mixed = cells[~(zm & (cells["participant"] == "sub-001"))].copy()
+    mixed.loc[zm & (mixed["participant"] == "sub-002"), "participant"] = "sub-001"
+    _bad(mixed, "participants \\['sub-001'\\] appear in several groups")

@@ -1,0 +1,280 @@
+"""Real Stan sampling with PyStan on small synthetic studies.
+
+The program compiles once per session (httpstan caches it by its code); each fit is
+2 chains x (300 warmup + 300 draws) on 36 participants (12 per group) unless stated.
+Synthetic cells come from the simulator's own participant plans (seed 20230721 from
+config/config.yaml) plus residual noise of sd 0.03 (noise seed 0 unless stated).
+"""
+
+import copy
+import hashlib
+import time
+from pathlib import Path
+
+import httpstan.cache
+import numpy as np
+import pytest
+import scipy.stats
+import yaml
+from mimicry.bayes import (
+    DEFAULT_STAN_FILE,
+    build_model_input,
+    diagnostics,
+    sample,
+    summary_table,
+    write_netcdf,
+)
+from mimicry.bayes.backend import build_pystan_model
+from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.simulate import group_cell_parameters
+
+CONFIG = yaml.safe_load(
+    (Path(__file__).parents[1] / "config" / "config.yaml").read_text()
+)
+STUDY = CONFIG["study"]
+PARTICIPANTS = balanced_participants(STUDY["groups"], 36)
+SAMPLER = {
+    "backend": "pystan",
+    "chains": 2,
+    "warmup": 300,
+    "draws": 300,
+    "adapt_delta": 0.8,
+    "max_treedepth": 10,
+    "seed": 20230721,
+}
+LENIENT = {
+    "max_rhat": 1.05,
+    "min_ess_bulk": 100,
+    "min_ess_tail": 100,
+    "max_divergences": 0,
+    "max_treedepth_hits": 0,
+    "min_bfmi": 0.3,
+}
+# Large enough for 12 per group: the contrast's posterior sd is about
+# sqrt(2) * 0.06 / sqrt(12) = 0.025, so 0.12 is ~5 sd from zero.
+DRUG_EFFECT = {
+    "group": "naltrexone",
+    "muscle": "ZM",
+    "condition": "AngryToHappy",
+    "parameter": "a",
+    "value": 0.12,
+}
+
+
+def study_config(drug_effects):
+    config = copy.deepcopy(CONFIG)
+    config["simulation"]["drug_effects"] = drug_effects
+    return config
+
+
+def cells_for(likelihood, drug_effects=(), noise_seed=0, participants=PARTICIPANTS):
+    """Synthetic cells with Gaussian noise, or Student-t (df 4) noise for student_t."""
+    return synthetic_cells(
+        study_config(list(drug_effects)),
+        participants,
+        noise_df=4 if likelihood == "student_t" else None,
+        noise_seed=noise_seed,
+    )
+
+
+def fit(cells, model="drug", likelihood="student_t", prior_only=False, **sampler):
+    model_input = build_model_input(cells, STUDY, model, likelihood, prior_only)
+    return sample(model_input, {**SAMPLER, **sampler})
+
+
+def hdi_covers(row, value):
+    return row["hdi_low"] <= value <= row["hdi_high"]
+
+
+@pytest.fixture(scope="session")
+def build_seconds():
+    """Seconds of the first and of a second build of the program."""
+    data = build_model_input(cells_for("normal"), STUDY, "drug").data
+    seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+@pytest.fixture(scope="module", params=["student_t", "normal"])
+def effect_fit(request, build_seconds):
+    likelihood = request.param
+    return likelihood, fit(cells_for(likelihood, [DRUG_EFFECT]), likelihood=likelihood)
+
+
+def test_second_build_does_not_recompile(build_seconds):
+    first, second = build_seconds
+    assert second < 10, f"second build took {second:.1f} s (first {first:.1f} s)"
+    program = DEFAULT_STAN_FILE.read_text()
+    name = httpstan.models.calculate_model_name(program)
+    assert name in httpstan.cache.list_model_names()
+
+
+def test_drug_effect_is_recovered(effect_fit):
+    likelihood, inference_data = effect_fit
+    report = diagnostics(inference_data, LENIENT, SAMPLER["max_treedepth"])
+    assert report["passed"], report["checks"]
+    table = summary_table(inference_data).set_index("parameter")
+    contrast = table.loc["contrast_a[naltrexone - placebo, ZM, AngryToHappy]"]
+    assert contrast["hdi_low"] > 0, f"{likelihood}: HDI includes 0"
+    assert hdi_covers(contrast, DRUG_EFFECT["value"]), f"{likelihood}: {contrast}"
+
+
+def test_cell_parameters_cover_the_truth(effect_fit):
+    """Each 95% HDI covers its truth with probability 0.95; of the 28 population
+    parameters (a and c per group x cell, b per cell) at least 24 must cover it
+    (fewer happens with probability ~1.5% under Binomial(28, 0.95))."""
+    likelihood, inference_data = effect_fit
+    table = summary_table(inference_data).set_index("parameter")
+    config = study_config([DRUG_EFFECT])
+    covered = []
+    for group in STUDY["groups"]:
+        truth = group_cell_parameters(config["simulation"], STUDY, group)
+        for muscle, conditions in truth.items():
+            for condition, cell in conditions.items():
+                for name in ("a", "c"):
+                    row = table.loc[f"{name}[{group}, {muscle}, {condition}]"]
+                    covered.append(hdi_covers(row, cell[name]))
+    for muscle in STUDY["muscles"]:
+        for condition in STUDY["conditions"]:
+            covered.append(hdi_covers(table.loc[f"b[{muscle}, {condition}]"], 0.0))
+    assert len(covered) == 28
+    assert sum(covered) >= 24, f"{likelihood}: {sum(covered)} of 28 HDIs cover truth"
+
+
+def test_null_drug_contrasts_are_calibrated():
+    """Null truth: the 95% HDIs of the contrasts should exclude 0 about 5% of the time.
+
+    "Every one of a study's 16 contrast HDIs covers 0" holds only by luck (0.95^16 =
+    44% of seeds), so the check pools 6 replicate studies (simulation seeds 1000-1005,
+    noise seeds 0-5, sampler seed 20230721): at most 10 of the 96 HDIs may exclude 0
+    (more happens with probability 0.9% under Binomial(96, 0.05)).
+    """
+    excluding = []
+    for replicate in range(6):
+        config = study_config([])
+        config["seed"] = 1000 + replicate
+        cells = synthetic_cells(config, PARTICIPANTS, noise_df=4, noise_seed=replicate)
+        table = summary_table(fit(cells))
+        contrasts = table[table["variable"].isin(["contrast_a", "contrast_c"])]
+        assert len(contrasts) == 16
+        outside = (contrasts["hdi_low"] > 0) | (contrasts["hdi_high"] < 0)
+        excluding += [
+            f"{replicate}: {name}" for name in contrasts["parameter"][outside]
+        ]
+    assert len(excluding) <= 10, excluding
+
+
+def test_pooled_model_recovers_the_cells():
+    """12 population parameters, null truth; at least 10 HDIs must cover the truth
+    (fewer happens with probability ~2% under Binomial(12, 0.95))."""
+    inference_data = fit(cells_for("student_t"), model="pooled")
+    assert "group" not in inference_data.posterior.dims
+    assert "contrast_a" not in inference_data.posterior
+    table = summary_table(inference_data).set_index("parameter")
+    covered = [
+        hdi_covers(table.loc[f"{name}[{muscle}, {condition}]"], cell[name])
+        for muscle, conditions in CONFIG["simulation"]["cells"].items()
+        for condition, cell in conditions.items()
+        for name in ("a", "b", "c")
+    ]
+    assert sum(covered) >= 10, f"{sum(covered)} of 12"
+
+
+def test_prior_run_draws_from_the_stated_priors():
+    inference_data = fit(cells_for("student_t"), prior_only=True, draws=500)
+    assert set(inference_data.groups()) == {
+        "prior",
+        "prior_predictive",
+        "sample_stats_prior",
+        "observed_data",
+    }
+    prior = inference_data.prior
+    assert prior["a"].dims == ("chain", "draw", "group", "muscle", "condition")
+    assert "participant_a" not in prior
+    assert abs(float(prior["a"].std()) - 0.5) < 0.05
+    assert abs(float(prior["b"].std()) - 0.2) < 0.02
+    assert abs(float(np.log(prior["c"]).mean()) - np.log(0.5)) < 0.1
+    assert inference_data.prior_predictive["y_rep"].sizes["obs"] == 36 * 4 * 12
+
+
+def test_output_structure_and_observation_labels(effect_fit):
+    _, inference_data = effect_fit
+    posterior = inference_data.posterior
+    assert posterior["participant_a"].dims[2:] == ("participant", "muscle", "condition")
+    assert list(posterior["contrast_c"].coords["contrast"].values) == [
+        "naltrexone - placebo",
+        "amisulpride - placebo",
+    ]
+    assert "a_shift" not in posterior and "participant_a_shift" not in posterior
+    observed = inference_data.observed_data
+    first = observed.isel(obs=0)
+    assert (str(first["participant"].values), int(first["bin"])) == ("sub-001", 0)
+    assert (
+        inference_data.log_likelihood["log_lik"].sizes["obs"] == observed.sizes["obs"]
+    )
+
+
+def test_same_seed_gives_identical_draws_and_bytes(tmp_path):
+    cells = cells_for("normal", participants=PARTICIPANTS[:12])
+    settings = {"chains": 2, "warmup": 100, "draws": 100}
+    first = fit(cells, model="pooled", **settings)
+    second = fit(cells, model="pooled", **settings)
+    other_seed = fit(cells, model="pooled", **settings, seed=7)
+    for group in ("posterior", "posterior_predictive", "sample_stats"):
+        assert first[group].equals(second[group]), group
+    assert not first.posterior.equals(other_seed.posterior)
+    digests = [
+        hashlib.sha256(write_netcdf(data, tmp_path / f"{i}.nc").read_bytes()).digest()
+        for i, data in enumerate((first, second))
+    ]
+    assert digests[0] == digests[1]
+
+
+def test_fits_are_not_left_in_the_httpstan_cache(effect_fit):
+    name = httpstan.models.calculate_model_name(DEFAULT_STAN_FILE.read_text())
+    fits = httpstan.cache.model_directory(name) / "fits"
+    assert not fits.exists() or not any(fits.iterdir())
+
+
+def test_normal_likelihood_from_sufficient_statistics_is_exact():
+    """Changing only sigma and the series shifts changes lp (the model block's
+    sufficient-statistics likelihood + priors) exactly as much as the sum of the
+    pointwise normal_lpdf log_lik plus the priors those parameters enter."""
+    model_input = build_model_input(
+        cells_for("normal", participants=PARTICIPANTS[:6]), STUDY, "drug", "normal"
+    )
+    data = model_input.data
+    model = build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
+    n_cells, n_curves = data["n_cells"], data["n_groups"] * data["n_cells"]
+    sigma_start = n_curves + n_cells + n_curves + n_cells
+    rng = np.random.default_rng(3)
+    base = 0.3 * rng.standard_normal(sigma_start + n_cells + data["n_series"])
+    changed = base.copy()
+    changed[sigma_start:] += 0.2 * rng.standard_normal(len(base) - sigma_start)
+
+    def likelihood_free_part(unconstrained):
+        """lp minus the pointwise log-likelihood minus the changed priors."""
+        names = model.constrained_param_names
+        values = dict(zip(names, model.constrain_pars(list(unconstrained))))
+        log_lik = sum(values[f"log_lik.{n}"] for n in range(1, data["n_obs"] + 1))
+        sigma = [values[f"sigma.{k}"] for k in range(1, n_cells + 1)]
+        hierarchy = sum(
+            scipy.stats.norm.logpdf(
+                values[f"participant_a.{s + 1}"],
+                values[f"a.{group}.{cell}"],
+                values[f"participant_sd.{cell}"],
+            )
+            for s, (group, cell) in enumerate(
+                zip(data["series_group"], data["series_cell"])
+            )
+        )
+        priors = hierarchy + scipy.stats.norm.logpdf(sigma, 0, 0.3).sum()
+        lp = model.log_prob(list(unconstrained), adjust_transform=False)
+        return lp - log_lik - priors
+
+    assert likelihood_free_part(changed) == pytest.approx(
+        likelihood_free_part(base), abs=1e-8
+    )

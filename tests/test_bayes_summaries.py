@@ -1,0 +1,126 @@
+"""Summaries, diagnostics gate, contrasts and netCDF output on hand-made draws."""
+
+import hashlib
+import logging
+
+import arviz as az
+import numpy as np
+import pytest
+from mimicry.bayes.inference_data import write_netcdf
+from mimicry.bayes.summaries import (
+    DiagnosticsError,
+    check_diagnostics,
+    contrasts_table,
+    diagnostics,
+    summary_table,
+)
+
+CHAINS, DRAWS = 4, 500
+THRESHOLDS = {
+    "mode": "fail",
+    "max_rhat": 1.01,
+    "min_ess_bulk": 400,
+    "min_ess_tail": 400,
+    "max_divergences": 0,
+    "max_treedepth_hits": 0,
+    "min_bfmi": 0.3,
+}
+COORDS = {
+    "group": ["placebo", "naltrexone"],
+    "contrast": ["naltrexone - placebo"],
+    "muscle": ["ZM", "CS"],
+    "condition": ["AngryToHappy", "HappyToAngry"],
+}
+
+
+def fake_fit(seed=0, divergent_draws=0, deep_trees=0):
+    """Independent normal draws shaped like a drug-model posterior."""
+    rng = np.random.default_rng(seed)
+    cell = (CHAINS, DRAWS, 2, 2)
+    contrast_a = 0.05 + 0.01 * rng.standard_normal((CHAINS, DRAWS, 1, 2, 2))
+    contrast_a[:, :, 0, 1, 1] = 0.001 * rng.standard_normal((CHAINS, DRAWS))
+    diverging = np.zeros((CHAINS, DRAWS), dtype=bool)
+    diverging.flat[:divergent_draws] = True
+    tree_depth = np.full((CHAINS, DRAWS), 4)
+    tree_depth.flat[:deep_trees] = 10
+    return az.from_dict(
+        posterior={
+            "a": rng.standard_normal((CHAINS, DRAWS, 2, 2, 2)),
+            "b": rng.standard_normal(cell),
+            "nu": 5 + rng.standard_normal((CHAINS, DRAWS)),
+            "contrast_a": contrast_a,
+            "contrast_c": rng.standard_normal((CHAINS, DRAWS, 1, 2, 2)),
+        },
+        sample_stats={
+            "diverging": diverging,
+            "tree_depth": tree_depth,
+            "energy": rng.standard_normal((CHAINS, DRAWS)),
+        },
+        coords=COORDS,
+        dims={
+            "a": ["group", "muscle", "condition"],
+            "b": ["muscle", "condition"],
+            "contrast_a": ["contrast", "muscle", "condition"],
+            "contrast_c": ["contrast", "muscle", "condition"],
+        },
+    )
+
+
+def test_summary_has_one_labelled_row_per_scalar():
+    table = summary_table(fake_fit())
+    assert len(table) == 8 + 4 + 1 + 4 + 4
+    row = table.set_index("parameter").loc["a[naltrexone, CS, HappyToAngry]"]
+    assert (row["group"], row["muscle"], row["condition"]) == (
+        "naltrexone",
+        "CS",
+        "HappyToAngry",
+    )
+    assert -0.2 < row["mean"] < 0.2 and 0.9 < row["sd"] < 1.1
+    assert row["hdi_low"] < -1.7 and row["hdi_high"] > 1.7  # 95%, not arviz's 94%
+    assert {"ess_bulk", "ess_tail", "r_hat", "mcse_mean", "mcse_sd"} <= set(table)
+    assert "nu" in set(table["parameter"])
+
+
+def test_clean_draws_pass_every_check():
+    report = diagnostics(fake_fit(), THRESHOLDS, max_treedepth=10)
+    assert report["passed"], report
+    assert len(report["bfmi_per_chain"]) == CHAINS
+    assert check_diagnostics(report, "fail") is report
+
+
+def test_gate_names_the_failed_checks_and_what_to_try(caplog):
+    report = diagnostics(
+        fake_fit(divergent_draws=3, deep_trees=2), THRESHOLDS, max_treedepth=10
+    )
+    assert report["checks"]["divergences"]["value"] == 3
+    assert report["checks"]["treedepth_hits"]["value"] == 2
+    assert not report["passed"]
+    with pytest.raises(
+        DiagnosticsError, match="divergences = 3 .*adapt_delta"
+    ) as error:
+        check_diagnostics(report, "fail")
+    assert "treedepth_hits = 2" in str(error.value) and "rhat" not in str(error.value)
+    with caplog.at_level(logging.WARNING):
+        check_diagnostics(report, "warn")
+    assert "max_treedepth" in caplog.text
+
+
+def test_contrasts_report_direction_and_equivalence():
+    table = contrasts_table(fake_fit(), {"a": 0.02, "c": 0.1}).set_index(
+        ["parameter", "muscle", "condition"]
+    )
+    clear_effect = table.loc[("a", "ZM", "AngryToHappy")]
+    assert clear_effect["p_greater_than_zero"] > 0.99
+    assert clear_effect["p_in_rope"] < 0.01 and clear_effect["hdi_low"] > 0.02
+    null_effect = table.loc[("a", "CS", "HappyToAngry")]
+    assert null_effect["p_in_rope"] == 1.0
+    assert null_effect["contrast"] == "naltrexone - placebo"
+    assert set(table["rope_half_width"]) == {0.02, 0.1}
+
+
+def test_netcdf_bytes_depend_only_on_the_draws(tmp_path):
+    digests = []
+    for name in ("first.nc", "second.nc"):
+        path = write_netcdf(fake_fit(), tmp_path / name)
+        digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]

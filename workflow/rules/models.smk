@@ -1,0 +1,91 @@
+rule prior_predictive:
+    input:
+        cells=rules.aggregate.output.cells,
+        program=STAN_PROGRAM,
+    output:
+        prior="results/models/prior/prior.nc",
+    log:
+        "logs/models/prior_predictive.log",
+    benchmark:
+        "results/benchmarks/models/prior_predictive.tsv"
+    conda:
+        "../../envs/stan.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        study=config["study"],
+        likelihood=config["models"]["likelihood"],
+        sampler=prior_sampler_settings(),
+    script:
+        "../scripts/prior_predictive.py"
+
+
+rule fit_model:
+    input:
+        cells=rules.aggregate.output.cells,
+        program=STAN_PROGRAM,
+    output:
+        posterior="results/models/{model}/posterior.nc",
+    log:
+        "logs/models/{model}/fit.log",
+    benchmark:
+        "results/benchmarks/models/{model}/fit.tsv"
+    conda:
+        "../../envs/stan.yaml"
+    threads: min(config["stan"]["chains"], workflow.cores)
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        study=config["study"],
+        likelihood=config["models"]["likelihood"],
+        sampler=sampler_settings(),
+    script:
+        "../scripts/fit_model.py"
+
+
+rule summarize_model:
+    input:
+        posterior=rules.fit_model.output.posterior,
+    output:
+        summary="results/models/{model}/summary.tsv",
+        diagnostics="results/models/{model}/diagnostics.json",
+    log:
+        "logs/models/{model}/summarize.log",
+    benchmark:
+        "results/benchmarks/models/{model}/summarize.tsv"
+    conda:
+        "../../envs/stan.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        thresholds=config["models"]["diagnostics"],
+        max_treedepth=config["stan"]["max_treedepth"],
+    script:
+        "../scripts/summarize_model.py"
+
+
+rule drug_contrasts:
+    input:
+        posterior="results/models/drug/posterior.nc",
+        diagnostics="results/models/drug/diagnostics.json",
+    output:
+        contrasts="results/models/drug/contrasts.tsv",
+    log:
+        "logs/models/drug/contrasts.log",
+    benchmark:
+        "results/benchmarks/models/drug/contrasts.tsv"
+    conda:
+        "../../envs/stan.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        rope_half_width=config["models"]["rope"],
+    script:
+        "../scripts/drug_contrasts.py"

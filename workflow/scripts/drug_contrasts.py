@@ -1,0 +1,13 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import arviz as az
+
+from mimicry.bayes import contrasts_table
+from mimicry.logs import configure_logging
+
+configure_logging()
+inference_data = az.from_netcdf(snakemake.input.posterior)
+table = contrasts_table(inference_data, snakemake.params.rope_half_width)
+table.to_csv(snakemake.output.contrasts, sep="\t", index=False)

@@ -1,0 +1,19 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import pandas as pd
+
+from mimicry.bayes import build_model_input, sample, write_netcdf
+from mimicry.logs import configure_logging
+
+configure_logging()
+model_input = build_model_input(
+    pd.read_parquet(snakemake.input.cells),
+    snakemake.params.study,
+    snakemake.wildcards.model,
+    snakemake.params.likelihood,
+)
+settings = {**snakemake.params.sampler, "parallel_chains": snakemake.threads}
+inference_data = sample(model_input, settings, snakemake.input.program)
+write_netcdf(inference_data, snakemake.output.posterior)
