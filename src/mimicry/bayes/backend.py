@@ -29,6 +29,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -139,6 +140,8 @@ def import_pystan():
     """Import PyStan 3 quietly."""
     # httpstan's web server would log each of PyStan's progress polls (20 a second).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # PyStan 3.10 discovers plugins through pkg_resources (hence setuptools < 81).
+    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
     import stan
 
     return stan
