@@ -18,6 +18,7 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 run: install
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
 
 lint: install
 	$(BIN)/snakemake --lint

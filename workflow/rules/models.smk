@@ -34,7 +34,7 @@ rule fit_model:
         "results/benchmarks/models/{model}/fit.tsv"
     conda:
         "../../envs/stan.yaml"
-    threads: min(config["stan"]["chains"], workflow.cores)
+    threads: config["stan"]["chains"]
     resources:
         mem_mb=8000,
         runtime=120,
@@ -50,8 +50,18 @@ rule summarize_model:
     input:
         posterior=rules.fit_model.output.posterior,
     output:
-        summary="results/models/{model}/summary.tsv",
-        diagnostics="results/models/{model}/diagnostics.json",
+        summary=report(
+            "results/models/{model}/summary.tsv",
+            caption="../report/model_summary.rst",
+            category="Bayesian models",
+            labels={"model": "{model}", "table": "summary"},
+        ),
+        diagnostics=report(
+            "results/models/{model}/diagnostics.json",
+            caption="../report/model_diagnostics.rst",
+            category="Bayesian models",
+            labels={"model": "{model}", "table": "diagnostics"},
+        ),
     log:
         "logs/models/{model}/summarize.log",
     benchmark:
@@ -74,7 +84,12 @@ rule drug_contrasts:
         posterior="results/models/drug/posterior.nc",
         diagnostics="results/models/drug/diagnostics.json",
     output:
-        contrasts="results/models/drug/contrasts.tsv",
+        contrasts=report(
+            "results/models/drug/contrasts.tsv",
+            caption="../report/contrasts.rst",
+            category="Bayesian models",
+            labels={"model": "drug", "table": "contrasts"},
+        ),
     log:
         "logs/models/drug/contrasts.log",
     benchmark:

@@ -30,7 +30,11 @@ rule aggregate:
     output:
         cells="results/aggregate/cells.parquet",
         trials="results/aggregate/trials.parquet",
-        qc="results/aggregate/qc.tsv",
+        qc=report(
+            "results/aggregate/qc.tsv",
+            caption="../report/qc.rst",
+            category="Quality control",
+        ),
     log:
         "logs/aggregate.log",
     benchmark:

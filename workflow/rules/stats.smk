@@ -2,12 +2,42 @@ rule mixed_models:
     input:
         cells=rules.aggregate.output.cells,
     output:
-        lrt="results/stats/lrt.tsv",
-        fixed_effects="results/stats/fixed_effects.tsv",
-        mimicry_contrasts="results/stats/mimicry_contrasts.tsv",
-        drug_contrasts="results/stats/drug_contrasts.tsv",
-        random_effects="results/stats/random_effects.tsv",
-        fits="results/stats/fits.tsv",
+        lrt=report(
+            "results/stats/lrt.tsv",
+            caption="../report/stats.rst",
+            category="Frequentist mixed models",
+            labels={"table": "lrt"},
+        ),
+        fixed_effects=report(
+            "results/stats/fixed_effects.tsv",
+            caption="../report/stats.rst",
+            category="Frequentist mixed models",
+            labels={"table": "fixed_effects"},
+        ),
+        mimicry_contrasts=report(
+            "results/stats/mimicry_contrasts.tsv",
+            caption="../report/stats.rst",
+            category="Frequentist mixed models",
+            labels={"table": "mimicry_contrasts"},
+        ),
+        drug_contrasts=report(
+            "results/stats/drug_contrasts.tsv",
+            caption="../report/stats.rst",
+            category="Frequentist mixed models",
+            labels={"table": "drug_contrasts"},
+        ),
+        random_effects=report(
+            "results/stats/random_effects.tsv",
+            caption="../report/stats.rst",
+            category="Frequentist mixed models",
+            labels={"table": "random_effects"},
+        ),
+        fits=report(
+            "results/stats/fits.tsv",
+            caption="../report/stats.rst",
+            category="Frequentist mixed models",
+            labels={"table": "fits"},
+        ),
     log:
         "logs/mixed_models.log",
     benchmark:
