@@ -24,6 +24,7 @@ elif SOURCE == "download":
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

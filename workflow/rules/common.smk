@@ -35,6 +35,9 @@ def all_targets():
         *rules.prior_predictive.output,
         *expand(rules.summarize_model.output, model=MODELS),
         *rules.drug_contrasts.output,
+        *rules.figure1.output,
+        *rules.figure2.output,
+        *rules.figure3.output,
     ]
     if SOURCE == "simulated":
         targets.append(rules.simulation_truth.output.truth)

@@ -1,0 +1,564 @@
+"""Figures 1-3 of the paper, from the workflow's tables and posteriors.
+
+Each figure function returns the matplotlib Figure and a table of the numbers it
+plots, so the rule can save both and tests can compare the drawing with the table.
+Groups, muscles and conditions come from the study configuration (``study``) and the
+data, never from this module.
+"""
+
+import functools
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import arviz as az  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.cbook import boxplot_stats  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from mimicry.asymptotic import asymptotic_curve  # noqa: E402
+from mimicry.bayes.summaries import CONTRASTS, HDI_PROB  # noqa: E402
+
+MUSCLE_NAMES = {"ZM": "zygomaticus major (ZM)", "CS": "corrugator supercilii (CS)"}
+RESPONSE_UNIT = "log ratio to baseline"
+RESPONSE_LABEL = f"EMG ({RESPONSE_UNIT})"
+CURVE_LABEL = f"μ(t) ({RESPONSE_UNIT})"
+TIME_LABEL = "time after stimulus onset (s)"
+PARAMETER_NAMES = {"a": "asymptote a", "c": "rate c"}
+PARAMETER_UNITS = {"a": RESPONSE_UNIT, "c": "1/s"}
+PNG_DPI = 300
+# Fixed metadata so that the same inputs give the same bytes.
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
+# Applied on top of matplotlib's defaults around drawing and saving, instead of
+# sns.set_theme, so that neither a matplotlibrc nor a figure drawn before in the same
+# process changes a figure's bytes.
+STYLE = {
+    **sns.axes_style("ticks"),
+    **sns.plotting_context("paper"),
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "pdf.fonttype": 42,  # TrueType text, editable in vector editors
+}
+NEUTRAL_COLOUR = "0.35"
+MODEL_COLOUR = sns.color_palette("colorblind")[4]
+PRIOR_CURVES = 100
+TIME_GRID_POINTS = 121
+# Whisker reach of the boxplots, in interquartile ranges (Tukey's convention).
+WHISKER_IQR = 1.5
+
+
+def drug_palette(groups):
+    """One colour per drug group, the same in every figure."""
+    return dict(zip(groups, sns.color_palette("colorblind", len(groups))))
+
+
+def muscle_label(muscle):
+    """The muscle's full name where known, else its code."""
+    return MUSCLE_NAMES.get(muscle, muscle)
+
+
+def parameter_label(parameter, prefix=""):
+    """Axis label of a model parameter with its unit, e.g. "rate c (1/s)"."""
+    return f"{prefix}{PARAMETER_NAMES[parameter]} ({PARAMETER_UNITS[parameter]})"
+
+
+def _styled(plot):
+    """Draw inside the module's style so that rcParams set elsewhere do not leak in."""
+
+    @functools.wraps(plot)
+    def styled(*args, **kwargs):
+        with matplotlib.style.context(["default", STYLE]):
+            return plot(*args, **kwargs)
+
+    return styled
+
+
+def save_figure(figure, png_path, pdf_path):
+    """Write the figure as a 300 dpi PNG and a vector PDF, byte-identical on re-runs."""
+    with matplotlib.style.context(["default", STYLE]):
+        figure.savefig(png_path, dpi=PNG_DPI, metadata=PNG_METADATA)
+        figure.savefig(pdf_path, metadata=PDF_METADATA)
+    plt.close(figure)
+
+
+def _in_study_order(table, study):
+    """Rows ordered by the study's muscles, conditions and groups, not alphabetically."""
+    rank = {
+        "muscle": study["muscles"],
+        "condition": study["conditions"],
+        "group": study["groups"],
+    }
+    columns = [name for name in rank if name in table.columns]
+    return table.sort_values(
+        columns + [name for name in ("bin", "t") if name in table.columns],
+        key=lambda column: (
+            column.map({value: i for i, value in enumerate(rank[column.name])})
+            if column.name in rank
+            else column
+        ),
+        kind="stable",
+        ignore_index=True,
+    )
+
+
+def _dodge(keys, width):
+    """Small offsets so that intervals of different series at one position stay apart."""
+    positions = np.linspace(-width / 2, width / 2, len(keys)) if len(keys) > 1 else [0]
+    return dict(zip(keys, positions))
+
+
+def _cells(study):
+    """(row, muscle), (column, condition) for every panel of a cell grid."""
+    return [
+        (row_muscle, column_condition)
+        for row_muscle in enumerate(study["muscles"])
+        for column_condition in enumerate(study["conditions"])
+    ]
+
+
+def _cell_axes(container, study):
+    """Muscles as rows, conditions as columns, labelled like a facet grid.
+
+    ``container`` is a Figure or SubFigure. Conditions title the columns and muscles
+    label the rows on the right, so each row keeps its y tick labels on the left.
+    """
+    muscles, conditions = study["muscles"], study["conditions"]
+    axes = container.subplots(
+        len(muscles), len(conditions), sharex=True, sharey="row", squeeze=False
+    )
+    for column, condition in enumerate(conditions):
+        axes[0, column].set_title(condition)
+    for row, muscle in enumerate(muscles):
+        axes[row, -1].annotate(
+            muscle_label(muscle),
+            xy=(1.03, 0.5),
+            xycoords="axes fraction",
+            rotation=-90,
+            ha="left",
+            va="center",
+        )
+    for ax in axes.flat:
+        ax.axhline(0, color="0.75", linewidth=0.8, zorder=0)
+    return axes
+
+
+def _group_legend(figure, handles, labels):
+    figure.legend(
+        handles, labels, loc="outside upper center", ncols=len(labels), frameon=False
+    )
+
+
+def figure1_table(cells, study):
+    """Mean over participants and its SEM per muscle, condition, group and bin."""
+    summary = (
+        cells.groupby(["muscle", "condition", "group", "bin", "t"], observed=True)["y"]
+        .agg(mean="mean", sem="sem", n_participants="count")
+        .reset_index()
+    )
+    return _in_study_order(summary, study)
+
+
+@_styled
+def figure1(cells, study):
+    """Facial EMG by muscle (rows), condition (columns), time and drug (lines).
+
+    Returns the figure and ``figure1_table(cells, study)``, whose means and SEMs are
+    the plotted points and error bars.
+    """
+    table = figure1_table(cells, study)
+    palette = drug_palette(study["groups"])
+    figure = plt.figure(
+        figsize=(3.3 * len(study["conditions"]), 2.4 * len(study["muscles"]) + 0.6),
+        layout="constrained",
+    )
+    axes = _cell_axes(figure, study)
+    offsets = _dodge(study["groups"], width=0.12)
+    for (row, muscle), (column, condition) in _cells(study):
+        ax = axes[row, column]
+        cell = table[(table["muscle"] == muscle) & (table["condition"] == condition)]
+        for group in study["groups"]:
+            series = cell[cell["group"] == group]
+            ax.errorbar(
+                series["t"].to_numpy() + offsets[group],
+                series["mean"].to_numpy(),
+                yerr=series["sem"].to_numpy(),
+                color=palette[group],
+                marker="o",
+                markersize=3,
+                linewidth=1.2,
+                capsize=2,
+                label=group,
+            )
+    figure.supxlabel(TIME_LABEL, fontsize="medium")
+    figure.supylabel(f"{RESPONSE_LABEL}, mean ± SEM", fontsize="medium")
+    _group_legend(figure, *axes[0, 0].get_legend_handles_labels())
+    return figure, table
+
+
+def _bin_width(cells):
+    """Width of the (equal-width) time bins, from the spacing of their centres."""
+    centres = np.sort(cells["t"].unique())
+    return centres[1] - centres[0] if len(centres) > 1 else 2 * centres[0]
+
+
+def _time_grid(cells):
+    """Fine grid from stimulus onset to the end of the last bin."""
+    return np.linspace(0.0, cells["t"].max() + _bin_width(cells) / 2, TIME_GRID_POINTS)
+
+
+def _long(panel, element, t, statistics, **labels):
+    """One row per time point and statistic: the layout of figure 2's table."""
+    frame = pd.DataFrame({"t": t, **statistics}).melt(
+        id_vars="t", var_name="statistic", value_name="value"
+    )
+    for name, value in reversed(labels.items()):
+        frame.insert(0, name, value)
+    frame.insert(0, "element", element)
+    frame.insert(0, "panel", panel)
+    return frame
+
+
+def figure2a(ax, a=0.1, b=0.0, c=0.25, t_max=20.0):
+    """The asymptotic curve with the paper's example values and its dashed asymptote.
+
+    The window is longer than a trial so that the approach to the asymptote shows.
+    Returns the plotted numbers.
+    """
+    t = np.linspace(0, t_max, 201)
+    mu = asymptotic_curve(t, a, b, c)
+    ax.plot(t, mu, color="black", linewidth=1.5)
+    ax.axhline(a, color="black", linestyle="--", linewidth=1)
+    ax.annotate(
+        "asymptote",
+        xy=(0, a),
+        xytext=(4, -3),
+        textcoords="offset points",
+        ha="left",
+        va="top",
+    )
+    ax.margins(y=0.12)  # keep the asymptote off the axes' edge
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(CURVE_LABEL)
+    ax.set_title("A", loc="left", fontweight="bold")
+    ax.set_title(f"a = {a:g}, b = {b:g}, c = {c:g}")
+    return pd.concat(
+        [
+            _long("A", "curve", t, {"mu": mu}, a=a, b=b, c=c),
+            _long("A", "asymptote", t[[0, -1]], {"mu": [a, a]}, a=a, b=b, c=c),
+        ],
+        ignore_index=True,
+    )
+
+
+def figure2b(ax, prior, t, n_curves=PRIOR_CURVES):
+    """Prior predictive curves mu(t), each from one prior draw of a, b and c.
+
+    Draws are taken evenly spaced over all chains, draws and cells, so the same
+    prior gives the same lines. Returns the plotted numbers.
+    """
+    parameters = prior["prior"][["a", "b", "c"]]
+    samples = parameters.stack(sample=list(parameters["a"].dims))
+    n_curves = min(n_curves, samples.sizes["sample"])
+    chosen = np.linspace(0, samples.sizes["sample"] - 1, n_curves).round().astype(int)
+    a, b, c = (samples[name].values[chosen, None] for name in ("a", "b", "c"))
+    curves = asymptotic_curve(t[None, :], a, b, c)
+    ax.plot(t, curves.T, color=NEUTRAL_COLOUR, linewidth=0.5, alpha=0.4)
+    ax.axhline(0, color="0.75", linewidth=0.8, zorder=0)
+    ax.set_xlabel(TIME_LABEL)
+    ax.set_ylabel(CURVE_LABEL)
+    ax.set_title("B", loc="left", fontweight="bold")
+    ax.set_title(f"{n_curves} prior draws")
+    return pd.concat(
+        [
+            _long("B", "prior_curve", t, {"mu": curve}, curve=index)
+            for index, curve in enumerate(curves)
+        ],
+        ignore_index=True,
+    )
+
+
+def pooled_curve_band(pooled, t):
+    """Posterior mean and 95% HDI of mu(t) per muscle x condition on the grid t."""
+    posterior = pooled["posterior"]
+    time = xr.DataArray(t, dims="t", coords={"t": t})
+    mu = posterior["a"] + (posterior["b"] - posterior["a"]) * np.exp(
+        -posterior["c"] * time
+    )
+    hdi = az.hdi(mu, hdi_prob=HDI_PROB)
+    hdi = hdi[mu.name] if isinstance(hdi, xr.Dataset) else hdi
+    return xr.Dataset(
+        {
+            "mean": mu.mean(("chain", "draw")),
+            "hdi_low": hdi.sel(hdi="lower", drop=True),
+            "hdi_high": hdi.sel(hdi="higher", drop=True),
+        }
+    )
+
+
+@_styled
+def figure2(cells, prior, pooled, study, n_prior_curves=PRIOR_CURVES):
+    """The model (A), its prior predictive check (B) and the pooled fit (C).
+
+    C shows boxplots of the participants' mean responses per bin for every muscle x
+    condition and the pooled model's 95% HDI of mu(t) as a band. Its y-axis spans
+    the whiskers and the band of each muscle, so extreme participants fall outside,
+    as in the paper. Returns the figure, a long table of the plotted numbers (panel,
+    element, statistic, value; element "y_axis" holds each row's limits and how many
+    participant means lie beyond them) and the total number of such means.
+    """
+    figure = plt.figure(figsize=(7.0, 8.4), layout="constrained")
+    model_row, data_row = figure.subfigures(2, 1, height_ratios=[1.0, 2.1])
+    ax_a, ax_b = model_row.subplots(1, 2)
+    t = _time_grid(cells)
+    tables = [figure2a(ax_a), figure2b(ax_b, prior, t, n_prior_curves)]
+    axes = _cell_axes(data_row, study)
+    tables.append(figure2c(axes, cells, pooled, study, t))
+    table = pd.concat(tables, ignore_index=True).astype({"curve": "Int64"})
+    labels = ["panel", "element", "muscle", "condition", "curve", "a", "b", "c"]
+    table = table[labels + ["t", "statistic", "value"]]
+    n_outside = int(table.loc[table["statistic"] == "n_outside", "value"].sum())
+    # The paper omits outliers for clarity; the figure says how many.
+    data_row.supxlabel(
+        f"{TIME_LABEL}\n{n_outside} participant means lie beyond the axes (not shown)",
+        fontsize="medium",
+    )
+    data_row.supylabel(f"participant mean, {RESPONSE_LABEL}", fontsize="medium")
+    _group_legend(data_row, *axes[0, 0].get_legend_handles_labels())
+    return figure, table, n_outside
+
+
+def figure2c(axes, cells, pooled, study, t):
+    """Per-bin boxplots of participant means and the pooled model's HDI band.
+
+    Each muscle's row of panels shares y-limits that span its whiskers and bands;
+    the returned table counts, per panel, the participant means beyond them.
+    """
+    band = pooled_curve_band(pooled, t)
+    tables = []
+    for row, muscle in enumerate(study["muscles"]):
+        row_tables = {}
+        for column, condition in enumerate(study["conditions"]):
+            cell = cells[
+                (cells["muscle"] == muscle) & (cells["condition"] == condition)
+            ]
+            row_tables[condition] = _box_and_band(
+                axes[row, column],
+                cell,
+                band.sel(muscle=muscle, condition=condition),
+                t,
+                muscle=muscle,
+                condition=condition,
+            )
+        low, high = _row_limits(pd.concat(row_tables.values()))
+        axes[row, 0].set_ylim(low, high)
+        for condition, table in row_tables.items():
+            y = cells.loc[
+                (cells["muscle"] == muscle) & (cells["condition"] == condition), "y"
+            ]
+            limits = {
+                "lower": [low],
+                "upper": [high],
+                "n_outside": [int(((y < low) | (y > high)).sum())],
+            }
+            tables += [
+                table,
+                _long(
+                    "C", "y_axis", [np.nan], limits, muscle=muscle, condition=condition
+                ),
+            ]
+    axes[0, 0].set_title("C", loc="left", fontweight="bold")
+    return pd.concat(tables, ignore_index=True)
+
+
+def _box_and_band(ax, cell, curve, t, **labels):
+    """Draw one panel of figure 2C and return its numbers."""
+    bins = cell.groupby(["bin", "t"])["y"]
+    times = [time for (_, time), _ in bins]
+    boxes = [boxplot_stats(y.to_numpy(), whis=WHISKER_IQR)[0] for _, y in bins]
+    ax.bxp(
+        boxes,
+        positions=times,
+        widths=0.6 * _bin_width(cell),
+        patch_artist=True,
+        manage_ticks=False,
+        boxprops={"facecolor": "white", "edgecolor": NEUTRAL_COLOUR},
+        medianprops={"color": NEUTRAL_COLOUR},
+        whiskerprops={"color": NEUTRAL_COLOUR},
+        capprops={"color": NEUTRAL_COLOUR},
+        flierprops={"markersize": 2, "markeredgecolor": NEUTRAL_COLOUR},
+    )
+    ax.fill_between(
+        t,
+        curve["hdi_low"],
+        curve["hdi_high"],
+        color=MODEL_COLOUR,
+        alpha=0.35,
+        linewidth=0,
+        label=f"pooled model: {HDI_PROB:.0%} HDI of μ(t)",
+    )
+    ax.plot(
+        t,
+        curve["mean"],
+        color=MODEL_COLOUR,
+        linewidth=1,
+        label="posterior mean of μ(t)",
+    )
+    box_statistics = {
+        name: [box[name] for box in boxes]
+        for name in ("whislo", "q1", "med", "q3", "whishi")
+    }
+    band_statistics = {name: curve[name].values for name in curve.data_vars}
+    return pd.concat(
+        [
+            _long("C", "box", times, box_statistics, **labels),
+            _long("C", "hdi_band", t, band_statistics, **labels),
+        ],
+        ignore_index=True,
+    )
+
+
+def _row_limits(table):
+    """Y-limits spanning every whisker and band in the table, with a small margin."""
+    shown = table.loc[
+        table["statistic"].isin(["whislo", "whishi", "hdi_low", "hdi_high"]), "value"
+    ]
+    margin = 0.05 * (shown.max() - shown.min())
+    return shown.min() - margin, shown.max() + margin
+
+
+def contrast_groups(study):
+    """Contrast label -> the drug it compares with the reference group.
+
+    Labels follow ModelInput.contrast_labels ("naltrexone - placebo").
+    """
+    reference = study["reference_group"]
+    return {
+        f"{group} - {reference}": group
+        for group in study["groups"]
+        if group != reference
+    }
+
+
+def figure3_table(drug, contrasts, study):
+    """Posterior mean and 95% HDI of each drug x muscle x condition parameter, and
+    the drug - reference contrasts with their ROPE, in one table.
+
+    Rows of the "estimate" panel come from the drug model's posterior, rows of the
+    "contrast" panel from ``contrasts`` (the workflow's contrasts.tsv).
+    """
+    posterior = drug["posterior"]
+    estimates = []
+    for parameter in CONTRASTS.values():
+        draws = posterior[parameter]
+        hdi = az.hdi(draws, hdi_prob=HDI_PROB)
+        hdi = hdi[parameter] if isinstance(hdi, xr.Dataset) else hdi
+        statistics = xr.Dataset(
+            {
+                "mean": draws.mean(("chain", "draw")),
+                "hdi_low": hdi.sel(hdi="lower", drop=True),
+                "hdi_high": hdi.sel(hdi="higher", drop=True),
+            }
+        ).to_dataframe(dim_order=["group", "muscle", "condition"])
+        estimates.append(statistics.reset_index().assign(parameter=parameter))
+    estimates = pd.concat(estimates, ignore_index=True).assign(panel="estimate")
+    drugs = contrasts["contrast"].map(contrast_groups(study))
+    if drugs.isna().any():
+        unknown = sorted(set(contrasts.loc[drugs.isna(), "contrast"]))
+        raise ValueError(
+            f"contrasts {unknown} do not compare a study group with the reference "
+            f"group '{study['reference_group']}'"
+        )
+    contrast_rows = contrasts.assign(panel="contrast", group=drugs)
+    columns = ["panel", "parameter", "group", "contrast", "muscle", "condition"]
+    table = pd.concat([estimates, contrast_rows], ignore_index=True)
+    ordered = [
+        _in_study_order(
+            table[(table["panel"] == panel) & (table["parameter"] == parameter)], study
+        )
+        for panel in ("estimate", "contrast")
+        for parameter in CONTRASTS.values()
+    ]
+    table = pd.concat(ordered, ignore_index=True)
+    return table[columns + [name for name in table.columns if name not in columns]]
+
+
+@_styled
+def figure3(drug, contrasts, study, rope):
+    """Drug model fixed effects (top) and drug - reference contrasts (bottom).
+
+    One column per parameter (a, c); muscle x condition cells on the y-axis; a point
+    at the posterior mean and a line over the 95% HDI per drug, coloured by drug (a
+    contrast takes its drug's colour). The ROPE (``rope``: parameter -> half-width)
+    is shaded around 0 in the contrast panels. Returns the figure and
+    ``figure3_table``.
+    """
+    table = figure3_table(drug, contrasts, study)
+    palette = drug_palette(study["groups"])
+    parameters = list(CONTRASTS.values())
+    cell_labels = [
+        _cell_label(muscle, condition) for (_, muscle), (_, condition) in _cells(study)
+    ]
+    figure, axes = plt.subplots(
+        2,
+        len(parameters),
+        figsize=(3.7 * len(parameters), 0.55 * len(cell_labels) * 2 + 1.6),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    reference = study["reference_group"]
+    for column, parameter in enumerate(parameters):
+        estimate_ax, contrast_ax = axes[:, column]
+        for panel, ax in (("estimate", estimate_ax), ("contrast", contrast_ax)):
+            rows = table[(table["panel"] == panel) & (table["parameter"] == parameter)]
+            _forest(ax, rows, cell_labels, palette)
+        estimate_ax.set_title(f"{PARAMETER_NAMES[parameter]} per drug group")
+        estimate_ax.set_xlabel(parameter_label(parameter))
+        contrast_ax.set_title(f"{PARAMETER_NAMES[parameter]}: drug − {reference}")
+        contrast_ax.set_xlabel(parameter_label(parameter, prefix="difference in "))
+        contrast_ax.axvspan(
+            -rope[parameter], rope[parameter], color="0.88", zorder=0, label="ROPE"
+        )
+        contrast_ax.axvline(0, color="0.5", linewidth=0.8, zorder=0)
+    axes[0, 0].set_yticks(range(len(cell_labels)), cell_labels)
+    axes[0, 0].invert_yaxis()  # first cell on top
+    handles = [
+        Line2D([], [], color=palette[group], marker="o", markersize=4, label=group)
+        for group in study["groups"]
+    ]
+    handles.append(Patch(color="0.88", label="ROPE"))
+    _group_legend(figure, handles, [handle.get_label() for handle in handles])
+    return figure, table
+
+
+def _cell_label(muscle, condition):
+    """Category label of a muscle x condition cell (works on columns too)."""
+    return muscle + ", " + condition
+
+
+def _forest(ax, rows, cell_labels, palette):
+    """Mean (point) and 95% HDI (line) per group, dodged within each cell."""
+    groups = list(dict.fromkeys(rows["group"]))
+    offsets = _dodge(groups, width=0.45)
+    position = {label: index for index, label in enumerate(cell_labels)}
+    for group in groups:
+        series = rows[rows["group"] == group]
+        cells = _cell_label(series["muscle"], series["condition"])
+        y = cells.map(position) + offsets[group]
+        ax.hlines(y, series["hdi_low"], series["hdi_high"], color=palette[group])
+        ax.plot(
+            series["mean"],
+            y,
+            linestyle="",
+            marker="o",
+            markersize=4,
+            color=palette[group],
+            label=group,
+        )

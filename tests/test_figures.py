@@ -1,0 +1,445 @@
+"""Figures 1-3 drawn from synthetic cells and hand-made posteriors.
+
+Every check reads the matplotlib objects the figure functions build and compares
+them with numbers computed here, independently of mimicry.figures.
+"""
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_rgb
+from matplotlib.container import ErrorbarContainer
+from matplotlib.patches import PathPatch, Rectangle
+
+from mimicry import figures
+from mimicry.asymptotic import asymptotic_curve
+from mimicry.bayes.summaries import contrasts_table
+from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+
+CHAINS, DRAWS = 2, 100
+N_PARTICIPANTS = 9
+ROPE = {"a": 0.02, "c": 0.1}
+
+
+@pytest.fixture(scope="module")
+def study(quick_config):
+    return quick_config["study"]
+
+
+@pytest.fixture(scope="module")
+def cells(quick_config, study):
+    participants = balanced_participants(study["groups"], N_PARTICIPANTS)
+    return synthetic_cells(quick_config, participants, noise_sd=0.05)
+
+
+def _draws(rng, shape, loc, scale):
+    return loc + scale * rng.standard_normal((CHAINS, DRAWS, *shape))
+
+
+def _cell_coords(study):
+    return {"muscle": study["muscles"], "condition": study["conditions"]}
+
+
+@pytest.fixture(scope="module")
+def prior(study):
+    rng = np.random.default_rng(1)
+    shape = (len(study["muscles"]), len(study["conditions"]))
+    return az.from_dict(
+        prior={
+            "a": _draws(rng, shape, 0.0, 0.5),
+            "b": _draws(rng, shape, 0.0, 0.2),
+            "c": np.exp(_draws(rng, shape, np.log(0.5), 1.0)),
+        },
+        coords=_cell_coords(study),
+        dims={name: ["muscle", "condition"] for name in "abc"},
+    )
+
+
+@pytest.fixture(scope="module")
+def pooled(study):
+    rng = np.random.default_rng(2)
+    shape = (len(study["muscles"]), len(study["conditions"]))
+    return az.from_dict(
+        posterior={
+            "a": _draws(rng, shape, 0.1, 0.03),
+            "b": _draws(rng, shape, 0.0, 0.01),
+            "c": np.exp(_draws(rng, shape, np.log(0.5), 0.2)),
+        },
+        coords=_cell_coords(study),
+        dims={name: ["muscle", "condition"] for name in "abc"},
+    )
+
+
+@pytest.fixture(scope="module")
+def drug(study):
+    """A drug-model posterior whose contrasts are computed from its a and c draws."""
+    rng = np.random.default_rng(3)
+    groups = study["groups"]
+    shape = (len(groups), len(study["muscles"]), len(study["conditions"]))
+    a = _draws(rng, shape, 0.1, 0.05)
+    c = np.exp(_draws(rng, shape, np.log(0.5), 0.2))
+    reference = groups.index(study["reference_group"])
+    others = [index for index, group in enumerate(groups) if index != reference]
+    contrast = [f"{groups[index]} - {groups[reference]}" for index in others]
+    cell_dims = ["muscle", "condition"]
+    return az.from_dict(
+        posterior={
+            "a": a,
+            "c": c,
+            "contrast_a": a[:, :, others] - a[:, :, [reference]],
+            "contrast_c": c[:, :, others] - c[:, :, [reference]],
+        },
+        coords={"group": groups, "contrast": contrast, **_cell_coords(study)},
+        dims={
+            "a": ["group", *cell_dims],
+            "c": ["group", *cell_dims],
+            "contrast_a": ["contrast", *cell_dims],
+            "contrast_c": ["contrast", *cell_dims],
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def contrasts(drug):
+    return contrasts_table(drug, ROPE)
+
+
+@pytest.fixture(scope="module")
+def figure1_drawn(cells, study):
+    figure, table = figures.figure1(cells, study)
+    yield figure, table
+    plt.close(figure)
+
+
+@pytest.fixture(scope="module")
+def figure2_drawn(cells, prior, pooled, study):
+    figure, table, n_outside = figures.figure2(cells, prior, pooled, study)
+    yield figure, table, n_outside
+    plt.close(figure)
+
+
+@pytest.fixture(scope="module")
+def figure3_drawn(drug, contrasts, study):
+    figure, table = figures.figure3(drug, contrasts, study, ROPE)
+    yield figure, table
+    plt.close(figure)
+
+
+def _panel(figure, title):
+    return next(ax for ax in figure.get_axes() if ax.get_title() == title)
+
+
+def _cell_panels(figure, study):
+    """The muscle x condition grid, keyed by (muscle, condition).
+
+    Grids are drawn last and row by row, so they are the figure's last axes.
+    """
+    keys = [(m, k) for m in study["muscles"] for k in study["conditions"]]
+    return dict(zip(keys, figure.get_axes()[-len(keys) :]))
+
+
+def _figure_texts(figure):
+    """Every label text of a figure: axis labels, titles and sup-labels."""
+    texts = [
+        text.get_text()
+        for container in (figure, *figure.subfigs)
+        for text in container.texts
+    ]
+    for ax in figure.get_axes():
+        texts += [ax.get_xlabel(), ax.get_ylabel(), ax.get_title()]
+        texts += [text.get_text() for text in ax.texts]
+    return [text for text in texts if text]
+
+
+# Figure 1
+
+
+def test_figure1_has_a_panel_per_cell_and_a_line_per_group(figure1_drawn, study):
+    figure, _ = figure1_drawn
+    panels = _cell_panels(figure, study)
+    assert len(figure.get_axes()) == len(study["muscles"]) * len(study["conditions"])
+    for ax in panels.values():
+        errorbars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        assert [c.get_label() for c in errorbars] == study["groups"]
+    _assert_labelled_grid(figure, study)
+    texts = _figure_texts(figure)
+    assert any("SEM" in text and figures.RESPONSE_UNIT in text for text in texts)
+
+
+def _assert_labelled_grid(figure, study):
+    """Conditions title the columns, muscles name the rows, time labels the x-axis."""
+    panels = _cell_panels(figure, study)
+    top_row = [panels[study["muscles"][0], k].get_title() for k in study["conditions"]]
+    assert top_row == study["conditions"]
+    texts = _figure_texts(figure)
+    for muscle in study["muscles"]:
+        assert figures.muscle_label(muscle) in texts
+    assert figures.TIME_LABEL in texts
+
+
+def test_figure1_points_and_error_bars_are_the_table_means_and_sems(
+    figure1_drawn, cells, study
+):
+    figure, table = figure1_drawn
+    expected = cells.groupby(["muscle", "condition", "group", "t"])["y"].agg(
+        ["mean", "sem"]
+    )
+    assert len(table) == len(expected)
+    for (muscle, condition), ax in _cell_panels(figure, study).items():
+        for container in ax.containers:
+            group = container.get_label()
+            rows = expected.loc[(muscle, condition, group)]
+            data_line, _, (bars,) = container.lines
+            np.testing.assert_allclose(data_line.get_ydata(), rows["mean"])
+            np.testing.assert_allclose(data_line.get_xdata(), rows.index, atol=0.1)
+            bar_lengths = [high - low for (_, low), (_, high) in bars.get_segments()]
+            np.testing.assert_allclose(bar_lengths, 2 * rows["sem"])
+            drawn = table[
+                (table["muscle"] == muscle)
+                & (table["condition"] == condition)
+                & (table["group"] == group)
+            ]
+            np.testing.assert_allclose(data_line.get_ydata(), drawn["mean"])
+
+
+def test_figure1_uses_the_study_names_not_the_papers(cells, study):
+    renamed = {"placebo": "control", "naltrexone": "drug X", "amisulpride": "drug Y"}
+    other_study = {
+        **study,
+        "groups": list(renamed.values()),
+        "reference_group": "control",
+        "muscles": ["ZM"],
+    }
+    other_cells = cells[cells["muscle"] == "ZM"].assign(
+        group=cells["group"].map(renamed)
+    )
+    figure, table = figures.figure1(other_cells, other_study)
+    assert len(figure.get_axes()) == len(study["conditions"])
+    assert list(table["group"].unique()) == other_study["groups"]
+    plt.close(figure)
+
+
+# Figure 2
+
+
+def test_figure2a_draws_the_example_curve_and_its_dashed_asymptote(figure2_drawn):
+    figure, table, _ = figure2_drawn
+    ax = _panel(figure, "a = 0.1, b = 0, c = 0.25")
+    curve, asymptote = ax.get_lines()
+    np.testing.assert_allclose(
+        curve.get_ydata(), asymptotic_curve(curve.get_xdata(), 0.1, 0.0, 0.25)
+    )
+    assert asymptote.get_linestyle() == "--"
+    assert set(asymptote.get_ydata()) == {0.1}
+    drawn = table[(table["panel"] == "A") & (table["element"] == "curve")]
+    np.testing.assert_allclose(drawn["value"], curve.get_ydata())
+    assert ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_figure2b_draws_each_chosen_prior_draw_as_a_curve(figure2_drawn, prior):
+    figure, table, _ = figure2_drawn
+    ax = _panel(figure, f"{figures.PRIOR_CURVES} prior draws")
+    curves = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
+    assert len(curves) == figures.PRIOR_CURVES
+    draws = prior["prior"]
+    for line, index in ((curves[0], 0), (curves[-1], -1)):
+        a, b, c = (draws[name].values.reshape(-1)[index] for name in ("a", "b", "c"))
+        np.testing.assert_allclose(
+            line.get_ydata(), asymptotic_curve(line.get_xdata(), a, b, c)
+        )
+    assert curves[0].get_xdata()[0] == 0  # from stimulus onset
+    drawn = table[table["panel"] == "B"].pivot(index="t", columns="curve")["value"]
+    np.testing.assert_allclose(
+        drawn.to_numpy().T, [line.get_ydata() for line in curves]
+    )
+
+
+def test_figure2c_boxes_summarise_the_participants_of_each_bin(
+    figure2_drawn, cells, study
+):
+    figure, table, _ = figure2_drawn
+    for (muscle, condition), ax in _cell_panels(figure, study).items():
+        cell = cells[(cells["muscle"] == muscle) & (cells["condition"] == condition)]
+        boxes = [patch for patch in ax.patches if isinstance(patch, PathPatch)]
+        assert len(boxes) == cell["bin"].nunique()
+        by_bin = cell.groupby("t")["y"]
+        drawn = table[
+            (table["element"] == "box")
+            & (table["muscle"] == muscle)
+            & (table["condition"] == condition)
+        ].pivot(index="t", columns="statistic")["value"]
+        np.testing.assert_allclose(drawn["med"], by_bin.median())
+        np.testing.assert_allclose(drawn["q1"], by_bin.quantile(0.25))
+        np.testing.assert_allclose(drawn.index, by_bin.median().index)
+        extents = [patch.get_path().get_extents() for patch in boxes]
+        np.testing.assert_allclose([box.y0 for box in extents], drawn["q1"])
+        np.testing.assert_allclose([box.y1 for box in extents], drawn["q3"])
+        np.testing.assert_allclose(
+            [box.intervalx.mean() for box in extents], drawn.index
+        )
+    _assert_labelled_grid(figure, study)
+    grid_labels = [text.get_text() for text in figure.subfigs[1].texts]
+    assert any(figures.RESPONSE_UNIT in label for label in grid_labels)
+
+
+def test_figure2c_band_is_the_pooled_hdi_of_the_mean_curve(
+    figure2_drawn, pooled, study
+):
+    figure, table, _ = figure2_drawn
+    posterior = pooled["posterior"]
+    for (muscle, condition), ax in _cell_panels(figure, study).items():
+        (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        rows = table[
+            (table["element"] == "hdi_band")
+            & (table["muscle"] == muscle)
+            & (table["condition"] == condition)
+        ].pivot(index="t", columns="statistic")["value"]
+        t = rows.index.to_numpy()
+        a, b, c = (
+            posterior[name].sel(muscle=muscle, condition=condition).values[..., None]
+            for name in ("a", "b", "c")
+        )
+        hdi = az.hdi(asymptotic_curve(t, a, b, c), hdi_prob=0.95)
+        np.testing.assert_allclose(rows["hdi_low"], hdi[:, 0])
+        np.testing.assert_allclose(rows["hdi_high"], hdi[:, 1])
+        expected = np.vstack(
+            [np.column_stack([t, hdi[:, 0]]), np.column_stack([t, hdi[:, 1]])]
+        )
+        vertices = band.get_paths()[0].vertices
+        np.testing.assert_allclose(
+            np.unique(vertices.round(12), axis=0), np.unique(expected.round(12), axis=0)
+        )
+
+
+def test_figure2c_y_axis_spans_the_whiskers_and_counts_what_it_leaves_out(
+    cells, prior, pooled, study
+):
+    extreme = cells.copy()
+    muscle = study["muscles"][0]
+    extreme.loc[(extreme["muscle"] == muscle).idxmax(), "y"] = 5.0  # far above all
+    figure, table, n_outside = figures.figure2(extreme, prior, pooled, study)
+    axis = table[table["element"] == "y_axis"].pivot(
+        index=["muscle", "condition"], columns="statistic"
+    )["value"]
+    whiskers = (
+        table[table["statistic"].isin(["whislo", "whishi"])]
+        .groupby(["muscle", "condition"])["value"]
+        .agg(["min", "max"])
+    )
+    for cell, ax in _cell_panels(figure, study).items():
+        low, high = ax.get_ylim()
+        assert (low, high) == pytest.approx(tuple(axis.loc[cell, ["lower", "upper"]]))
+        assert low < whiskers.loc[cell, "min"] and whiskers.loc[cell, "max"] < high
+    assert axis.loc[muscle, "upper"].max() < 1.0  # the outlier does not stretch it
+    limits = extreme.join(axis[["lower", "upper"]], on=["muscle", "condition"])
+    beyond = (limits["y"] < limits["lower"]) | (limits["y"] > limits["upper"])
+    assert n_outside == beyond.sum() == axis["n_outside"].sum() >= 1
+    plt.close(figure)
+
+
+# Figure 3
+
+
+def test_figure3_points_are_posterior_means_and_lines_their_hdis(
+    figure3_drawn, drug, study
+):
+    figure, table = figure3_drawn
+    posterior = drug["posterior"]
+    for parameter in ("a", "c"):
+        ax = _panel(figure, f"{figures.PARAMETER_NAMES[parameter]} per drug group")
+        markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        assert [line.get_label() for line in markers] == study["groups"]
+        intervals = [c for c in ax.collections if isinstance(c, LineCollection)]
+        assert len(intervals) == len(study["groups"])
+        for line, interval in zip(markers, intervals):
+            group = line.get_label()
+            draws = posterior[parameter].sel(group=group).values
+            means = draws.mean(axis=(0, 1)).reshape(-1)
+            np.testing.assert_allclose(line.get_xdata(), means)
+            hdi = az.hdi(draws, hdi_prob=0.95).reshape(-1, 2)
+            ends = np.array([[x0, x1] for (x0, _), (x1, _) in interval.get_segments()])
+            np.testing.assert_allclose(ends, hdi)
+            rows = table[
+                (table["panel"] == "estimate")
+                & (table["parameter"] == parameter)
+                & (table["group"] == group)
+            ]
+            np.testing.assert_allclose(rows["mean"], means)
+        assert figures.PARAMETER_UNITS[parameter] in ax.get_xlabel()
+    left_column = figure.get_axes()[0]  # the others share its y tick labels
+    labels = [tick.get_text() for tick in left_column.get_yticklabels()]
+    assert labels == [
+        f"{m}, {k}" for m in study["muscles"] for k in study["conditions"]
+    ]
+
+
+def test_figure3_contrasts_come_from_the_table_with_the_rope_around_zero(
+    figure3_drawn, contrasts, study
+):
+    figure, table = figure3_drawn
+    reference = study["reference_group"]
+    drugs = [group for group in study["groups"] if group != reference]
+    for parameter in ("a", "c"):
+        ax = _panel(figure, f"{figures.PARAMETER_NAMES[parameter]}: drug − {reference}")
+        markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        assert [line.get_label() for line in markers] == drugs
+        for line in markers:
+            rows = contrasts[
+                (contrasts["parameter"] == parameter)
+                & (contrasts["contrast"] == f"{line.get_label()} - {reference}")
+            ]
+            np.testing.assert_allclose(line.get_xdata(), rows["mean"])
+        (rope,) = [patch for patch in ax.patches if isinstance(patch, Rectangle)]
+        x0, x1 = rope.get_x(), rope.get_x() + rope.get_width()
+        assert (x0, x1) == pytest.approx((-ROPE[parameter], ROPE[parameter]))
+        assert ax.get_xlabel().startswith("difference in")
+    drawn = table[table["panel"] == "contrast"]
+    assert len(drawn) == len(contrasts)
+    assert set(drawn["group"]) == set(drugs)
+
+
+def test_one_palette_colours_every_figure(figure1_drawn, figure3_drawn, study):
+    palette = figures.drug_palette(study["groups"])
+    figure1, _ = figure1_drawn
+    figure3, _ = figure3_drawn
+    line_colours = {
+        container.get_label(): to_rgb(container.lines[0].get_color())
+        for container in figure1.get_axes()[0].containers
+    }
+    marker_colours = {
+        line.get_label(): to_rgb(line.get_color())
+        for line in figure3.get_axes()[0].get_lines()
+        if line.get_marker() == "o"
+    }
+    expected = {group: to_rgb(colour) for group, colour in palette.items()}
+    assert line_colours == expected == marker_colours
+
+
+# Output files
+
+
+@pytest.mark.parametrize("name", ["figure1", "figure2", "figure3"])
+def test_same_inputs_give_the_same_png_and_pdf_bytes(
+    name, tmp_path, cells, prior, pooled, drug, contrasts, study
+):
+    """Also when the caller's rcParams differ (a matplotlibrc, an earlier theme)."""
+    arguments = {
+        "figure1": (cells, study),
+        "figure2": (cells, prior, pooled, study),
+        "figure3": (drug, contrasts, study, ROPE),
+    }[name]
+    foreign_style = {"font.size": 17, "axes.facecolor": "red", "savefig.dpi": 50}
+    outputs = []
+    for run, style in (("first", {}), ("second", foreign_style)):
+        with plt.rc_context(style):
+            figure = getattr(figures, name)(*arguments)[0]
+            png, pdf = tmp_path / f"{run}.png", tmp_path / f"{run}.pdf"
+            figures.save_figure(figure, png, pdf)
+        assert not plt.fignum_exists(figure.number)  # save_figure frees its memory
+        outputs.append((png.read_bytes(), pdf.read_bytes()))
+    assert outputs[0] == outputs[1]
+    png_bytes, pdf_bytes = outputs[0]
+    assert png_bytes.startswith(b"\x89PNG") and pdf_bytes.startswith(b"%PDF")
+    assert b"CreationDate" not in pdf_bytes  # a timestamp would differ between runs

@@ -1,0 +1,22 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import logging
+
+import arviz as az
+import pandas as pd
+
+from mimicry.figures import figure2, save_figure
+from mimicry.logs import configure_logging
+
+configure_logging()
+figure, table, n_outside = figure2(
+    pd.read_parquet(snakemake.input.cells),
+    az.from_netcdf(snakemake.input.prior),
+    az.from_netcdf(snakemake.input.pooled),
+    snakemake.params.study,
+)
+logging.info("panel C: %d participant means beyond the axes", n_outside)
+save_figure(figure, snakemake.output.png, snakemake.output.pdf)
+table.to_csv(snakemake.output.table, sep="\t", index=False)
