@@ -422,3 +422,15 @@ def test_bad_input_is_rejected_by_name(
         fit_mixed_models(
             change(small_cells), **{**study_arguments(quick_config), **arguments}
         )
+
+
+def test_shape_random_effects_add_a_shape_weight_per_condition(default_config):
+    cells = simulated_cells(default_config, 3, 30, muscles=["CS"])
+    tables = fit_mixed_models(
+        cells, **study_arguments(default_config), random_effects="condition_shape"
+    )
+    components = tables["random_effects"]["component"]
+    for condition in default_config["study"]["conditions"]:
+        assert components.str.contains(
+            f"condition[{condition}]:shape", regex=False
+        ).any()
