@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: install run test lint lock clean bench-simulate
+.PHONY: install run test lint lock clean bench-simulate reproduce-check
 
 install: $(INSTALLED)
 
@@ -30,6 +30,9 @@ test: lint
 lock: install
 	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --all --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+
+reproduce-check: install
+	$(BIN)/python -m mimicry.reproduce --configfile config/quick.yaml --cores 2
 
 bench-simulate: install
 	$(BIN)/python benchmarks/simulate.py --cores 2
