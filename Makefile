@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: install run test lint lock clean bench-simulate reproduce-check
+.PHONY: install run test test-cluster lint lock clean bench-simulate reproduce-check
 
 install: $(INSTALLED)
 
@@ -26,6 +26,11 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# A real single-node SLURM cluster on this machine (installs Debian's slurm-wlm, munge
+# and MariaDB when missing; needs root); stops every daemon it starts.
+test-cluster: install
+	MIMICRY_CLUSTER_TESTS=1 $(BIN)/pytest tests/cluster -v
 
 lock: install
 	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --all --exclude-editable; } > requirements.lock.new
