@@ -42,15 +42,17 @@ def _cell_coords(study):
     return {"muscle": study["muscles"], "condition": study["conditions"]}
 
 
-@pytest.fixture(scope="module")
-def prior(study):
-    rng = np.random.default_rng(1)
+def _cell_parameter_draws(study, seed, group, a, b, log_c):
+    """InferenceData with a, b, c draws per muscle x condition: (mean, sd) each."""
+    rng = np.random.default_rng(seed)
     shape = (len(study["muscles"]), len(study["conditions"]))
     return az.from_dict(
-        prior={
-            "a": _draws(rng, shape, 0.0, 0.5),
-            "b": _draws(rng, shape, 0.0, 0.2),
-            "c": np.exp(_draws(rng, shape, np.log(0.5), 1.0)),
+        **{
+            group: {
+                "a": _draws(rng, shape, *a),
+                "b": _draws(rng, shape, *b),
+                "c": np.exp(_draws(rng, shape, *log_c)),
+            }
         },
         coords=_cell_coords(study),
         dims={name: ["muscle", "condition"] for name in "abc"},
@@ -58,17 +60,16 @@ def prior(study):
 
 
 @pytest.fixture(scope="module")
+def prior(study):
+    return _cell_parameter_draws(
+        study, 1, "prior", a=(0.0, 0.5), b=(0.0, 0.2), log_c=(np.log(0.5), 1.0)
+    )
+
+
+@pytest.fixture(scope="module")
 def pooled(study):
-    rng = np.random.default_rng(2)
-    shape = (len(study["muscles"]), len(study["conditions"]))
-    return az.from_dict(
-        posterior={
-            "a": _draws(rng, shape, 0.1, 0.03),
-            "b": _draws(rng, shape, 0.0, 0.01),
-            "c": np.exp(_draws(rng, shape, np.log(0.5), 0.2)),
-        },
-        coords=_cell_coords(study),
-        dims={name: ["muscle", "condition"] for name in "abc"},
+    return _cell_parameter_draws(
+        study, 2, "posterior", a=(0.1, 0.03), b=(0.0, 0.01), log_c=(np.log(0.5), 0.2)
     )
 
 

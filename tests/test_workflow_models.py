@@ -17,8 +17,21 @@ MODEL_OUTPUTS = [
 ]
 
 
-def test_quick_study_fits_both_models_and_a_rerun_does_not_recompile(workflow_copy):
-    run_snakemake(workflow_copy, "--cores", "2", *MODEL_OUTPUTS, *QUICK)
+def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
+    workflow_copy,
+):
+    run_snakemake(workflow_copy, "--cores", "2", *QUICK)
+    run_snakemake(workflow_copy, "--report", "results/report.html", *QUICK)
+    report = (workflow_copy / "results" / "report.html").read_text()
+    for shown in (
+        "fig1.png",
+        "fig2.png",
+        "fig3.png",
+        "qc.tsv",
+        "contrasts.tsv",
+        "lrt.tsv",
+    ):
+        assert shown in report, shown
     models = workflow_copy / "results" / "models"
     prior = az.from_netcdf(models / "prior" / "prior.nc")
     assert {"prior", "prior_predictive"} <= set(prior.groups())
