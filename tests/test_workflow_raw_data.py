@@ -3,7 +3,6 @@
 import dataclasses
 import hashlib
 import os
-import re
 import zipfile
 
 import pandas as pd
@@ -11,20 +10,12 @@ import pytest
 import yaml
 from http_server import Route, ScriptedHTTPServer
 
-from mimicry.devtools import run_snakemake
+from mimicry.devtools import job_counts, run_snakemake
 from mimicry.simulate import plan_participant, synthesize, write_edf
 
 CELLS = "results/aggregate/cells.parquet"
 QUICK = ("--configfile", "config/quick.yaml")
 FAST_DOWNLOADS = {"download": {"attempts": 4, "backoff_s": 0.01, "timeout_s": 5.0}}
-
-
-def job_counts(output):
-    """Job name -> count from the 'Job stats' table Snakemake prints."""
-    if "Job stats:" not in output:
-        return {}
-    table = output.split("Job stats:")[1].split("total")[0]
-    return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 def write_recording(path, config, participant, group="placebo", edit_plan=None):

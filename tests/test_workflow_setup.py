@@ -1,17 +1,9 @@
 """Real Snakemake runs: the DAG's shape, the simulated raw files and config validation."""
 
-import re
-
 import pytest
 import yaml
 
-from mimicry.devtools import run_snakemake
-
-
-def job_counts(dry_run_output):
-    """Job name -> count from the 'Job stats' table of a dry run."""
-    table = dry_run_output.split("Job stats:")[1].split("total")[0]
-    return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+from mimicry.devtools import job_counts, run_snakemake
 
 
 def test_dry_run_lists_one_simulation_job_per_participant(workflow_copy):

@@ -1,5 +1,6 @@
 """Helpers for tests and benchmarks that run the real workflow in a scratch directory."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -34,3 +35,11 @@ def run_snakemake(workdir, *args, check=True):
             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         )
     return result
+
+
+def job_counts(output):
+    """Job name -> count from the 'Job stats' table Snakemake prints ({} if none)."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
