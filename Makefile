@@ -23,6 +23,7 @@ run: install
 lint: install
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
+	$(BIN)/black --check --quiet src tests benchmarks workflow/scripts
 
 test: lint
 	$(BIN)/pytest
