@@ -18,7 +18,7 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 run: install
 	$(BIN)/snakemake --cores $(CORES)
-	$(BIN)/snakemake --report results/report.html
+	$(BIN)/python -m mimicry.report results/report.html
 
 lint: install
 	$(BIN)/snakemake --lint

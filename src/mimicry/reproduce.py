@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from mimicry.devtools import copy_workflow, run_snakemake
+from mimicry.report import write_report
 
 COMPARED_DIRS = ("results", "resources")
 EXCLUDED_DIRS = (Path("results") / "benchmarks",)
@@ -36,7 +37,7 @@ def manifest(workdir):
 def run_from_scratch(workdir, snakemake_args):
     copy_workflow(workdir)
     run_snakemake(workdir, *snakemake_args)
-    run_snakemake(workdir, "--report", REPORT, *snakemake_args)
+    write_report(REPORT, snakemake_args, cwd=workdir)
     return manifest(workdir)
 
 

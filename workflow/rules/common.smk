@@ -16,9 +16,8 @@ study.check_config(config, participants.index)
 study.check_sources(config, participants)
 PARTICIPANTS = participants.index.tolist()
 SOURCE = config["source"]["kind"]
-STAN_PROGRAM = os.path.join(
-    workflow.basedir, "workflow", "stan", "asymptotic_regression.stan"
-)
+# Relative to the working directory, so that no absolute path reaches the report.
+STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
 MODELS = ["pooled", "drug"]
 
 

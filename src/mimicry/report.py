@@ -1,0 +1,46 @@
+"""Snakemake's HTML report without the job timings it embeds.
+
+The report's timeline and runtime charts record when each job ran, so two runs with
+identical results would give different reports. The timings are measurements, kept in
+results/benchmarks/; the report is written without them:
+
+    python -m mimicry.report results/report.html [snakemake options ...]
+"""
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TIMING_CHARTS = ("timeline_spec", "runtimes_spec")
+
+
+def strip_timings(html):
+    """Empty the data of the report's timing charts; fail if the layout changed."""
+    for chart in TIMING_CHARTS:
+        pattern = re.compile(rf'(var {chart} = .*?"data": {{"values": )\[.*?\]', re.S)
+        html, found = pattern.subn(r"\1[]", html, count=1)
+        if not found:
+            raise ValueError(f"Snakemake's report has no {chart} chart to strip")
+    return html
+
+
+def write_report(path, snakemake_args=(), cwd=None):
+    """Run `snakemake --report` into a scratch file and write it to path, timings removed.
+
+    path is relative to cwd (the workflow's directory, default the current one).
+    """
+    snakemake = Path(sys.executable).with_name("snakemake")
+    path = Path(cwd or ".") / path
+    with tempfile.TemporaryDirectory() as scratch:
+        raw = Path(scratch) / "report.html"
+        subprocess.run(
+            [str(snakemake), "--report", str(raw), *snakemake_args], check=True, cwd=cwd
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(strip_timings(raw.read_text()))
+
+
+if __name__ == "__main__":
+    write_report(sys.argv[1], sys.argv[2:])
