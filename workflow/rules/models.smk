@@ -16,10 +16,12 @@ rule prior_predictive:
         runtime=30,
     params:
         study=config["study"],
+        model="pooled",
+        prior_only=True,
         likelihood=config["models"]["likelihood"],
         sampler=prior_sampler_settings(),
     script:
-        "../scripts/prior_predictive.py"
+        "../scripts/sample_model.py"
 
 
 rule fit_model:
@@ -40,10 +42,12 @@ rule fit_model:
         runtime=120,
     params:
         study=config["study"],
+        model="{model}",
+        prior_only=False,
         likelihood=config["models"]["likelihood"],
         sampler=sampler_settings(),
     script:
-        "../scripts/fit_model.py"
+        "../scripts/sample_model.py"
 
 
 rule summarize_model:

@@ -11,10 +11,10 @@ configure_logging()
 model_input = build_model_input(
     pd.read_parquet(snakemake.input.cells),
     snakemake.params.study,
-    "pooled",
+    snakemake.params.model,
     snakemake.params.likelihood,
-    prior_only=True,
+    prior_only=snakemake.params.prior_only,
 )
 settings = {**snakemake.params.sampler, "parallel_chains": snakemake.threads}
 inference_data = sample(model_input, settings, snakemake.input.program)
-write_netcdf(inference_data, snakemake.output.prior)
+write_netcdf(inference_data, snakemake.output[0])
