@@ -17,23 +17,33 @@ model is the parametric counterpart) and, on a balanced design, its cell estimat
 the raw cell means. The price is many parameters (groups x conditions x bins), hence
 many-df omnibus tests; the time-averaged contrasts below are the focused tests.
 
-Random effects: by default every participant has one random intercept per condition,
-with an unstructured covariance (lme4: ``(0 + condition | participant)``). Drug and
-mimicry effects are differences between conditions compared across participants, so
-their standard errors must include how much a participant's own condition difference
-varies; a single random intercept per participant (``random_effects="intercept"``)
-cancels out of that difference and treats the rest as independent bin noise (on 8
-simulated null studies its time-averaged drug contrasts had z-scores with SD 2.4
-instead of 1; 1.25 with the default).
+Random effects (lme4 notation). Drug and mimicry effects are differences between
+conditions compared across participants, so their standard errors must include how
+much a participant's own response to each condition varies, and how it varies over
+time. In the simulated study, as in the asymptotic model, a participant's own
+deviation is one of its asymptote: it follows the response shape 1 - exp(-t / 2 s),
+near zero in the first bin and full at the end of the window.
 
-A participant's own mimicry is a deviation of its asymptote, which grows over the
-response window rather than shifting every bin alike. ``"condition_shape"`` adds, per
-participant and condition, a random weight of the response shape 1 - exp(-t / 2 s)
-(lme4: ``(0 + condition + condition:shape | participant)``), which takes that growth out
-of the residuals: on the default 130-participant simulated study with no drug effect,
-the CS drug x condition test gave p = 3e-7 with the default and p = 0.43 with the shape.
-It is not the default yet: its fits often fail to converge where participants have no
-intercept variance of their own (synthetic cells) or where it must absorb mimicry itself.
+- ``"condition_shape"`` (default): per participant, a random weight of the response
+  shape for each condition with an unstructured covariance, plus a random intercept
+  per participant and condition with one shared variance (baseline shifts):
+  ``(0 + condition:shape | participant) + (1 | participant:condition)``.
+- ``"condition"``: one random intercept per participant and condition,
+  ``(0 + condition | participant)``. It spreads the growing asymptote deviation evenly
+  over the bins and leaves the rest as correlated residuals, which the bin-level
+  interaction terms take for drug effects: on the default 130-participant simulated
+  study with no drug effect, the CS drug x condition test gave p = 3e-7 (p = 0.46 with
+  the default).
+- ``"intercept"``: ``(1 | participant)``. It cancels out of every condition
+  difference, so drug tests treat between-participant variation as bin noise.
+
+With no drug effect, the default gave drug x condition p > 0.05 in 9 of 10 muscle x
+seed tests through the whole pipeline (default study, seeds 1-4 and 20230721; 7 of 10
+with ``condition``) and in 15 of 16 on synthetic cells of the same size (seeds 1-8,
+tests/test_frequentist.py).
+
+ML fits use BFGS with a tight gradient tolerance and fall back to Powell from where
+BFGS stopped, which copes with a variance whose maximum is at zero.
 
 Likelihood-ratio tests each drop every fixed-effect term that contains the named
 factors, which keeps the reduced model hierarchical (no interaction without the terms
@@ -55,6 +65,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
+from statsmodels.regression.mixed_linear_model import VCSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +82,8 @@ LIKELIHOOD_RATIO_TESTS = {
     "drug": {"group"},
     "condition": {"condition"},
 }
-RANDOM_EFFECTS = ("condition", "condition_shape", "intercept")
+RANDOM_EFFECTS = ("condition_shape", "condition", "intercept")
+CONDITION_INTERCEPT = "participant:condition intercept"
 # Time constant of the response shape 1 - exp(-t / tau) that a participant's own
 # asymptote deviation follows: the prior median rate of the asymptotic model (0.5/s).
 SHAPE_TIME_CONSTANT_S = 2.0
@@ -83,20 +95,19 @@ TABLE_NAMES = (
     "random_effects",
     "fits",
 )
+# Optimiser tolerances tighter than statsmodels' defaults, which stop up to 1e-5
+# (BFGS) or 0.2 (Powell) below the maximum log-likelihood on these data.
+BFGS_GTOL = 1e-9
+POWELL_FTOL = 1e-10
 CI_LEVEL = 0.95
 # statsmodels flags any variance below 0.01 in absolute units as "on the boundary";
 # log-EMG variances are all far below that, so the message carries no information.
 UNINFORMATIVE_WARNINGS = ("The MLE may be on the boundary of the parameter space",)
-# statsmodels tries optimisers in turn; these report a failed attempt that a later
-# optimiser may have repaired, so they only matter when the final fit did not converge.
-RETRY_WARNINGS = (
-    "Retrying MixedLM optimization",
-    "Maximum Likelihood optimization failed to converge",
-)
+POWELL_REFIT = "BFGS did not converge; refitted with Powell from where it stopped"
 
 
 def fit_mixed_models(
-    cells, *, groups, reference_group, conditions, random_effects="condition"
+    cells, *, groups, reference_group, conditions, random_effects="condition_shape"
 ):
     """Fit the full and reduced models for every muscle and tabulate the results.
 
@@ -173,23 +184,41 @@ def reduced_terms(test):
     return tuple(term for term in FULL_MODEL_TERMS if not dropped <= set(term))
 
 
-def fit_mixed_model(data, terms, levels, random_effects="condition"):
+def fit_mixed_model(data, terms, levels, random_effects="condition_shape"):
     """ML fit of one muscle's model with the given fixed-effect terms.
 
-    Returns the statsmodels result and the warnings it raised (uninformative ones
-    removed), so the caller can log them against the model's name.
+    data must be sorted by participant. Returns the statsmodels result and the
+    warnings it raised (uninformative ones removed), so the caller can log them
+    against the model's name.
     """
-    exog = design_matrix(data, terms, levels)
-    exog_re = random_effects_design(data, levels, random_effects)
+    exog_re, exog_vc = random_effects_design(data, levels, random_effects)
     model = sm.MixedLM(
         data["y"].to_numpy(float),
-        exog,
+        design_matrix(data, terms, levels),
         groups=data["participant"].to_numpy(),
         exog_re=exog_re,
+        exog_vc=exog_vc,
     )
+    result, messages = _fit_recording_warnings(model, method="bfgs", gtol=BFGS_GTOL)
+    if not result.converged:
+        # BFGS stalls when a variance's maximum is at zero, as the participant x
+        # condition intercepts' is in data without baseline shifts; Powell needs no
+        # gradient. BFGS' own complaints are then superseded by Powell's outcome.
+        result, messages = _fit_recording_warnings(
+            model,
+            method="powell",
+            start_params=result.params_object,
+            ftol=POWELL_FTOL,
+        )
+        messages = [POWELL_REFIT, *messages]
+    return result, messages
+
+
+def _fit_recording_warnings(model, **options):
+    """Fit by ML; return the result and its informative warnings, sorted."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = model.fit(reml=False)
+        result = model.fit(reml=False, **options)
     messages = sorted(
         {
             str(warning.message)
@@ -201,17 +230,33 @@ def fit_mixed_model(data, terms, levels, random_effects="condition"):
 
 
 def random_effects_design(data, levels, random_effects):
-    """Per-participant random-effect columns of one muscle's model."""
+    """Per-participant random-effect columns of one muscle's model.
+
+    Returns the columns whose effects have an unstructured covariance (``exog_re``)
+    and, for ``condition_shape``, the participant x condition intercepts as one
+    variance component (``exog_vc``; None otherwise).
+    """
     if random_effects == "intercept":
-        return pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index)
-    columns = {}
+        return pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index), None
+    indicators = {
+        f"condition[{level}]": (data["condition"] == level).to_numpy(float)
+        for level in levels["condition"]
+    }
+    if random_effects == "condition":
+        return pd.DataFrame(indicators, index=data.index), None
     shape = 1.0 - np.exp(-data["t"].to_numpy(float) / SHAPE_TIME_CONSTANT_S)
-    for level in levels["condition"]:
-        indicator = (data["condition"] == level).to_numpy(float)
-        columns[f"condition[{level}]"] = indicator
-        if random_effects == "condition_shape":
-            columns[f"condition[{level}]:shape"] = indicator * shape
-    return pd.DataFrame(columns, index=data.index)
+    shape_weights = pd.DataFrame(
+        {f"{name}:shape": column * shape for name, column in indicators.items()},
+        index=data.index,
+    )
+    intercepts = np.column_stack(list(indicators.values()))
+    rows = data.groupby("participant", sort=True).indices
+    vc = VCSpec(
+        [CONDITION_INTERCEPT],
+        [[list(indicators)] * len(rows)],
+        [[intercepts[index] for index in rows.values()]],
+    )
+    return shape_weights, vc
 
 
 def wald(estimates, covariance):
@@ -375,7 +420,7 @@ def _fit_muscle(muscle, data, levels, random_effects):
 def _logged_fit(muscle, name, data, terms, levels, random_effects):
     result, messages = fit_mixed_model(data, terms, levels, random_effects)
     for message in messages:
-        repaired = result.converged and message.startswith(RETRY_WARNINGS)
+        repaired = result.converged and message == POWELL_REFIT
         level = logging.INFO if repaired else logging.WARNING
         log.log(level, "%s %s model: statsmodels: %s", muscle, name, message)
     status = "converged" if result.converged else "DID NOT CONVERGE"
@@ -417,7 +462,8 @@ def _likelihood_ratio_table(fits):
 
 
 def _random_effects_table(result):
-    """Variances and covariances of the participant effects, then the residual's."""
+    """Variances and covariances of the participant effects, any variance
+    components, then the residual's."""
     covariance = result.cov_re
     names = list(covariance.index)
     rows = []
@@ -430,6 +476,8 @@ def _random_effects_table(result):
                 "estimate": covariance.iloc[i, j],
             }
         )
+    for name, variance in zip(result.model.exog_vc.names, result.vcomp):
+        rows.append({"component": f"var({name})", "estimate": variance})
     rows.append({"component": "var(residual)", "estimate": result.scale})
     return pd.DataFrame(rows)
 

@@ -26,15 +26,19 @@ def synthetic_cells(
     bin_width_s=0.5,
     noise_sd=0.03,
     noise_df=None,
+    baseline_shift_sd=0.0,
     n_trials=40,
     noise_seed=0,
 ):
     """One row per participant x muscle x condition x bin, like the aggregated table.
 
     y is the expected binned log ratio under the participant's own cell parameters
-    (population values + drug effects + the participant's asymptote deviation, exactly
-    as ``plan_participant`` draws them) plus residual noise: Gaussian with sd
-    ``noise_sd``, or Student-t with ``noise_df`` degrees of freedom scaled by it.
+    (population values + drug effects + the participant's asymptote deviation + the
+    mean of its trials' deviations in that condition, exactly as ``plan_participant``
+    draws them) plus residual noise: Gaussian with sd ``noise_sd``, or Student-t with
+    ``noise_df`` degrees of freedom scaled by it. ``baseline_shift_sd`` adds one
+    Gaussian shift per participant x muscle x condition to every bin, as the error of
+    the trials' baselines does to a participant's log ratios.
     """
     study = config["study"]
     edges = np.arange(0.0, config["simulation"]["response_s"] + 1e-9, bin_width_s)
@@ -46,7 +50,16 @@ def synthetic_cells(
         for muscle in study["muscles"]:
             for condition in study["conditions"]:
                 cell = plan.cell_parameters[muscle][condition]
-                expected = binned_log_ratio(edges, cell["a"], cell["b"], cell["c"])
+                trial_deviation = np.mean(
+                    [
+                        trial.asymptote_deviation[muscle]
+                        for trial in plan.trials
+                        if trial.condition == condition
+                    ]
+                )
+                expected = binned_log_ratio(
+                    edges, cell["a"] + trial_deviation, cell["b"], cell["c"]
+                )
                 rows.append(
                     pd.DataFrame(
                         {
@@ -68,4 +81,8 @@ def synthetic_cells(
         else rng.standard_t(noise_df, size=len(cells))
     )
     cells["y"] += noise_sd * standard
+    cell_keys = ["participant", "muscle", "condition"]
+    cell_index = cells.groupby(cell_keys, sort=False).ngroup().to_numpy()
+    shifts = rng.normal(0.0, baseline_shift_sd, size=cell_index.max() + 1)
+    cells["y"] += shifts[cell_index]
     return cells
