@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: install run test test-cluster lint lock clean bench-simulate reproduce-check
+.PHONY: install run test test-cluster lint lock clean bench-simulate bench-end-to-end reproduce-check
 
 install: $(INSTALLED)
 
@@ -42,6 +42,10 @@ reproduce-check: install
 
 bench-simulate: install
 	$(BIN)/python benchmarks/simulate.py --cores 2
+
+# Deletes results/, logs/ and resources/simulated/, then times `make run` and re-runs.
+bench-end-to-end: install
+	$(BIN)/python benchmarks/end_to_end.py --cores 2
 
 clean:
 	rm -rf results logs resources .snakemake

@@ -29,6 +29,11 @@ def study(quick_config):
 
 
 @pytest.fixture(scope="module")
+def prior_curves(quick_config):
+    return quick_config["figures"]["fig2"]["prior_curves"]
+
+
+@pytest.fixture(scope="module")
 def cells(quick_config, study):
     participants = balanced_participants(study["groups"], N_PARTICIPANTS)
     return synthetic_cells(quick_config, participants, noise_sd=0.05)
@@ -115,8 +120,10 @@ def figure1_drawn(cells, study):
 
 
 @pytest.fixture(scope="module")
-def figure2_drawn(cells, prior, pooled, study):
-    figure, table, n_outside = figures.figure2(cells, prior, pooled, study)
+def figure2_drawn(cells, prior, pooled, study, prior_curves):
+    figure, table, n_outside = figures.figure2(
+        cells, prior, pooled, study, prior_curves
+    )
     yield figure, table, n_outside
     plt.close(figure)
 
@@ -239,11 +246,13 @@ def test_figure2a_draws_the_example_curve_and_its_dashed_asymptote(figure2_drawn
     assert ax.get_xlabel() and ax.get_ylabel()
 
 
-def test_figure2b_draws_each_chosen_prior_draw_as_a_curve(figure2_drawn, prior):
+def test_figure2b_draws_each_chosen_prior_draw_as_a_curve(
+    figure2_drawn, prior, prior_curves
+):
     figure, table, _ = figure2_drawn
-    ax = _panel(figure, f"{figures.PRIOR_CURVES} prior draws")
+    ax = _panel(figure, f"{prior_curves} prior draws")
     curves = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
-    assert len(curves) == figures.PRIOR_CURVES
+    assert len(curves) == prior_curves
     draws = prior["prior"]
     for line, index in ((curves[0], 0), (curves[-1], -1)):
         a, b, c = (draws[name].values.reshape(-1)[index] for name in ("a", "b", "c"))
@@ -315,12 +324,14 @@ def test_figure2c_band_is_the_pooled_hdi_of_the_mean_curve(
 
 
 def test_figure2c_y_axis_spans_the_whiskers_and_counts_what_it_leaves_out(
-    cells, prior, pooled, study
+    cells, prior, pooled, study, prior_curves
 ):
     extreme = cells.copy()
     muscle = study["muscles"][0]
     extreme.loc[(extreme["muscle"] == muscle).idxmax(), "y"] = 5.0  # far above all
-    figure, table, n_outside = figures.figure2(extreme, prior, pooled, study)
+    figure, table, n_outside = figures.figure2(
+        extreme, prior, pooled, study, prior_curves
+    )
     axis = table[table["element"] == "y_axis"].pivot(
         index=["muscle", "condition"], columns="statistic"
     )["value"]
@@ -423,12 +434,12 @@ def test_one_palette_colours_every_figure(figure1_drawn, figure3_drawn, study):
 
 @pytest.mark.parametrize("name", ["figure1", "figure2", "figure3"])
 def test_same_inputs_give_the_same_png_and_pdf_bytes(
-    name, tmp_path, cells, prior, pooled, drug, contrasts, study
+    name, tmp_path, cells, prior, pooled, drug, contrasts, study, prior_curves
 ):
     """Also when the caller's rcParams differ (a matplotlibrc, an earlier theme)."""
     arguments = {
         "figure1": (cells, study),
-        "figure2": (cells, prior, pooled, study),
+        "figure2": (cells, prior, pooled, study, prior_curves),
         "figure3": (drug, contrasts, study, ROPE),
     }[name]
     foreign_style = {"font.size": 17, "axes.facecolor": "red", "savefig.dpi": 50}

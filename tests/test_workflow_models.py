@@ -6,10 +6,11 @@ import arviz as az
 import pandas as pd
 import yaml
 
-from mimicry.devtools import run_snakemake
+from mimicry.devtools import job_counts, run_snakemake
 from mimicry.report import write_report
 
 QUICK = ("--configfile", "config/quick.yaml")
+BENCHMARK_SUMMARY = "results/benchmarks/summary.tsv"
 MODEL_OUTPUTS = [
     "results/models/prior/prior.nc",
     "results/models/pooled/summary.tsv",
@@ -21,8 +22,19 @@ MODEL_OUTPUTS = [
 def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
     workflow_copy,
 ):
-    run_snakemake(workflow_copy, "--cores", "2", *QUICK)
-    write_report("results/report.html", QUICK, cwd=workflow_copy)
+    run = run_snakemake(workflow_copy, "--cores", "2", *QUICK)
+    ran = job_counts(run.stdout + run.stderr)
+    run_snakemake(workflow_copy, "--cores", "1", BENCHMARK_SUMMARY, *QUICK)
+    summary = pd.read_csv(workflow_copy / BENCHMARK_SUMMARY, sep="\t")
+    assert dict(zip(summary["rule"], summary["jobs"])) == {
+        rule: count for rule, count in ran.items() if rule != "all"
+    }
+    assert (summary["max_s"] <= summary["total_s"]).all()
+    assert (summary["max_rss_mb"] > 0).any()
+
+    write_report(
+        "results/report.html", ("all", BENCHMARK_SUMMARY, *QUICK), cwd=workflow_copy
+    )
     report = (workflow_copy / "results" / "report.html").read_text()
     assert "starttime" not in report and '"runtime":' not in report
     for shown in (
@@ -32,8 +44,16 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
         "qc.tsv",
         "contrasts.tsv",
         "lrt.tsv",
+        "summary.tsv",
     ):
         assert shown in report, shown
+
+    no_op = run_snakemake(workflow_copy, "-n", *QUICK)
+    assert "Nothing to be done" in no_op.stdout + no_op.stderr
+    changed = workflow_copy / "fewer_prior_curves.yaml"
+    changed.write_text(yaml.safe_dump({"figures": {"fig2": {"prior_curves": 10}}}))
+    dry_run = run_snakemake(workflow_copy, "-n", *QUICK, str(changed))
+    assert job_counts(dry_run.stdout + dry_run.stderr) == {"all": 1, "figure2": 1}
     models = workflow_copy / "results" / "models"
     prior = az.from_netcdf(models / "prior" / "prior.nc")
     assert {"prior", "prior_predictive"} <= set(prior.groups())

@@ -48,7 +48,6 @@ STYLE = {
 }
 NEUTRAL_COLOUR = "0.35"
 MODEL_COLOUR = sns.color_palette("colorblind")[4]
-PRIOR_CURVES = 100
 TIME_GRID_POINTS = 121
 # Whisker reach of the boxplots, in interquartile ranges (Tukey's convention).
 WHISKER_IQR = 1.5
@@ -257,7 +256,7 @@ def figure2a(ax, a=0.1, b=0.0, c=0.25, t_max=20.0):
     )
 
 
-def figure2b(ax, prior, t, n_curves=PRIOR_CURVES):
+def figure2b(ax, prior, t, n_curves):
     """Prior predictive curves mu(t), each from one prior draw of a, b and c.
 
     Draws are taken evenly spaced over all chains, draws and cells, so the same
@@ -303,7 +302,7 @@ def pooled_curve_band(pooled, t):
 
 
 @_styled
-def figure2(cells, prior, pooled, study, n_prior_curves=PRIOR_CURVES):
+def figure2(cells, prior, pooled, study, n_prior_curves):
     """The model (A), its prior predictive check (B) and the pooled fit (C).
 
     C shows boxplots of the participants' mean responses per bin for every muscle x

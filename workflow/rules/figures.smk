@@ -52,6 +52,7 @@ rule figure2:
         runtime=10,
     params:
         study=config["study"],
+        settings=config["figures"]["fig2"],
     script:
         "../scripts/figure2.py"
 

@@ -16,6 +16,7 @@ figure, table, n_outside = figure2(
     az.from_netcdf(snakemake.input.prior),
     az.from_netcdf(snakemake.input.pooled),
     snakemake.params.study,
+    n_prior_curves=snakemake.params.settings["prior_curves"],
 )
 logging.info("panel C: %d participant means beyond the axes", n_outside)
 save_figure(figure, snakemake.output.png, snakemake.output.pdf)
