@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from mimicry.benchmarks import SUMMARY_COLUMNS
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts
+from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, seconds_listing
 from mimicry.report import write_report
 from mimicry.study import load_config
 
@@ -91,7 +91,7 @@ def main():
     noop, walls, output = median_wall([SNAKEMAKE, "--cores", cores], args.repeats)
     if "Nothing to be done" not in output:
         raise RuntimeError(f"the re-run was not a no-op:\n{output[-3000:]}")
-    print(f"no-op re-run: median {noop:.2f} s of {_listing(walls)}")
+    print(f"no-op re-run: median {noop:.2f} s of {seconds_listing(walls)}")
 
     default_curves = config["figures"]["fig2"]["prior_curves"]
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as changed:
@@ -129,12 +129,8 @@ def main():
         )
     print(
         f"DAG of {args.dag_participants} participants (`snakemake -n`, "
-        f"{job_counts(output).get('total')} jobs): median {dag:.2f} s of {_listing(walls)}"
+        f"{sum(job_counts(output).values())} jobs): median {dag:.2f} s of {seconds_listing(walls)}"
     )
-
-
-def _listing(seconds):
-    return "[" + ", ".join(f"{value:.2f}" for value in seconds) + "]"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, run_snakemake
+from mimicry.devtools import PROJECT_ROOT, copy_workflow, run_snakemake, seconds_listing
 from mimicry.simulate import simulate_participant
 from mimicry.study import load_config
 
@@ -112,9 +112,11 @@ def main():
         f"recording: {plan.duration_s} s, {n_channels} channels at {rate} Hz, "
         f"{len(plan.trials)} trials; {args.repeats} alternating repeats"
     )
-    print(f"preprocess job: median {statistics.median(jobs):.3f} s  {_listing(jobs)}")
     print(
-        f"floor (read + one band-pass): median {statistics.median(floors):.3f} s  {_listing(floors)}"
+        f"preprocess job: median {statistics.median(jobs):.3f} s  {seconds_listing(jobs, 3)}"
+    )
+    print(
+        f"floor (read + one band-pass): median {statistics.median(floors):.3f} s  {seconds_listing(floors, 3)}"
     )
     print(
         f"ratio of medians: {statistics.median(jobs) / statistics.median(floors):.2f}"
@@ -137,10 +139,6 @@ def study_wall_seconds(cores):
         f"workflow: {n_jobs} preprocess jobs + aggregate on {cores} cores: "
         f"{wall:.1f} s wall"
     )
-
-
-def _listing(seconds):
-    return "[" + ", ".join(f"{value:.3f}" for value in seconds) + "]"
 
 
 if __name__ == "__main__":

@@ -43,3 +43,8 @@ def job_counts(output):
         return {}
     table = output.split("Job stats:")[1].split("total")[0]
     return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def seconds_listing(seconds, digits=2):
+    """Timings as "[1.23, 1.25]", for benchmark reports."""
+    return "[" + ", ".join(f"{value:.{digits}f}" for value in seconds) + "]"
