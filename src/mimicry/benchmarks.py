@@ -1,8 +1,8 @@
 """Per-rule totals of the benchmark files Snakemake writes for every job.
 
 Each rule's ``benchmark:`` file holds one row per run of its job; with
-``--benchmark-extended`` (set in profiles/default and profiles/slurm) the row also
-names the rule, so the files can be grouped by rule whatever their paths.
+``--benchmark-extended`` (set in profiles/default, which every run from the project
+directory applies, the SLURM profile's too) the row also names the rule, so the files can be grouped by rule whatever their paths.
 """
 
 from pathlib import Path
@@ -35,7 +35,8 @@ def read_benchmarks(directory, exclude=()):
 def summarize(rows):
     """One row per rule: jobs, total and longest wall seconds, largest RSS (MB).
 
-    RSS is "NA" where a job ended before Snakemake could measure it; those count as 0.
+    RSS is "NA" where a job ended before Snakemake could measure it; a rule whose
+    jobs all lack it shows 0.
     """
     rows = rows.assign(max_rss=pd.to_numeric(rows["max_rss"], errors="coerce"))
     summary = (
