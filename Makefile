@@ -43,7 +43,7 @@ reproduce-check: install
 bench-simulate: install
 	$(BIN)/python benchmarks/simulate.py --cores 2
 
-# Deletes results/, logs/ and resources/simulated/, then times `make run` and re-runs.
+# Deletes results/, logs/ and the simulated raw files, then times `make run` and re-runs.
 bench-end-to-end: install
 	$(BIN)/python benchmarks/end_to_end.py --cores 2
 

@@ -1,8 +1,10 @@
 """End-to-end benchmark of the workflow on the default study, in this project directory.
 
-1. Deletes results/, logs/ and resources/simulated/, then times `make run` (simulated
-   raw files, preprocessing, models, figures and the report) as one process. The
-   environment and the compiled Stan program (httpstan's cache) are kept.
+1. Deletes results/, logs/ and the simulated study (resources/raw/ and
+   resources/simulated/), then times `make run` (simulated raw files, preprocessing,
+   models, figures and the report) as one process. The environment and the compiled
+   Stan program (httpstan's cache) are kept. Refuses to run unless config/config.yaml
+   uses the simulated study, so no downloaded or own raw file is ever deleted.
 2. Collects every job's benchmark file into results/benchmarks/summary.tsv (rule, jobs,
    total and max seconds, max RSS) and rewrites results/report.html with that table.
 3. Times a no-op re-run of `snakemake`.
@@ -32,7 +34,7 @@ from mimicry.report import write_report
 from mimicry.study import load_config
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-RUN_OUTPUTS = ("results", "logs", "resources/simulated")
+RUN_OUTPUTS = ("results", "logs", "resources/raw", "resources/simulated")
 SUMMARY = "results/benchmarks/summary.tsv"
 
 
@@ -76,6 +78,11 @@ def main():
     args = parser.parse_args()
     cores = str(args.cores)
     config = load_config(PROJECT_ROOT / "config" / "config.yaml")
+    if config["source"]["kind"] != "simulated":
+        sys.exit(
+            "config/config.yaml: source.kind is not 'simulated'; this benchmark "
+            "deletes resources/raw/ and only runs on the simulated study"
+        )
 
     for output in RUN_OUTPUTS:
         shutil.rmtree(PROJECT_ROOT / output, ignore_errors=True)
