@@ -5,8 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
+# Config files on top of config/config.yaml, e.g. make run CONFIG=config/quick.yaml; the
+# report is written with the same ones, since its captions come from the config.
+CONFIG ?=
+CONFIG_ARGS := $(if $(strip $(CONFIG)),--configfile $(CONFIG))
 
-.PHONY: install run test test-cluster lint lock clean bench-simulate bench-end-to-end reproduce-check
+.PHONY: install run test test-cluster lint lock config-reference clean bench-simulate bench-end-to-end reproduce-check
 
 install: $(INSTALLED)
 
@@ -17,8 +21,8 @@ $(INSTALLED): requirements.lock pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/snakemake --cores $(CORES)
-	$(BIN)/python -m mimicry.report results/report.html
+	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)
+	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS)
 
 lint: install
 	$(BIN)/snakemake --lint
@@ -32,6 +36,10 @@ test: lint
 # and MariaDB when missing; needs root); stops every daemon it starts.
 test-cluster: install
 	MIMICRY_CLUSTER_TESTS=1 $(BIN)/pytest tests/cluster -v
+
+# config/README.md from the JSON schemas; run it after changing a schema.
+config-reference: install
+	$(BIN)/python -m mimicry.config_reference
 
 lock: install
 	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --all --exclude-editable; } > requirements.lock.new

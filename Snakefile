@@ -3,7 +3,8 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-report: "workflow/report/workflow.rst"
+# Written by rule report_methods from the run's config (workflow/rules/report.smk).
+report: "results/report/workflow.rst"
 
 
 configfile: "config/config.yaml"
@@ -25,6 +26,8 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/qc.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/benchmarks.smk"
 
 

@@ -1,8 +1,9 @@
 """A real HTTP server on 127.0.0.1 for download tests, scripted to misbehave.
 
-Each path maps to a Route: the body to serve and how many of the first requests to
-answer with 500, to cut mid-body or to stall mid-body. Range requests are honoured (206)
-unless the route says otherwise; unknown paths get 404. Every request is recorded, so
+Each path maps to a Route: the body to serve (with its Content-Type, with or without a
+Content-Length) and how many of the first requests to answer with 429 (with a
+Retry-After when given), with 500, to cut mid-body or to stall mid-body. Range requests
+are honoured (206) unless the route says otherwise; unknown paths get 404. Every request is recorded, so
 tests can count retries and check the Range headers the client sent.
 """
 
@@ -19,11 +20,17 @@ RANGE_PATTERN = re.compile(r"bytes=(\d+)-")
 @dataclass
 class Route:
     body: bytes
-    failures: int = 0  # answer 500 to this many requests first,
+    throttles: int = 0  # answer 429 (Retry-After: retry_after) to this many first,
+    retry_after: str | None = None
+    failures: int = 0  # then 500 to this many requests,
     cuts: int = 0  # then close the connection half-way through this many bodies,
     stalls: int = 0  # then go silent half-way through this many bodies
     stall_s: float = 1.0
     honour_range: bool = True
+    content_type: str = "application/octet-stream"
+    # Without a Content-Length the body ends where the connection closes, so a cut
+    # looks like a complete body to the client.
+    content_length: bool = True
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class ScriptedHTTPServer(ThreadingHTTPServer):
             route = self.routes.get(path)
             if route is None:
                 return None, None
-            for fate in ("failures", "cuts", "stalls"):
+            for fate in ("throttles", "failures", "cuts", "stalls"):
                 if getattr(route, fate):
                     setattr(route, fate, getattr(route, fate) - 1)
                     return route, fate
@@ -87,6 +94,13 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             self.send_error(404)
             return
+        if fate == "throttles":
+            self.send_response(429)
+            if route.retry_after is not None:
+                self.send_header("Retry-After", route.retry_after)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if fate == "failures":
             self.send_error(500)
             return
@@ -99,7 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
         if start:
             end = len(route.body) - 1
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(route.body)}")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", route.content_type)
+        if route.content_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if fate == "serve":
             self.wfile.write(body)
@@ -107,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body[: len(body) // 2])
         if fate == "stalls":
             time.sleep(route.stall_s)
-        # Headers promised the whole body: closing now is a transfer cut mid-way.
+        # Closing now is a transfer cut mid-way (seen as one only with a Content-Length).
         self.connection.shutdown(socket.SHUT_RDWR)
         self.close_connection = True
 

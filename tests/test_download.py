@@ -1,19 +1,26 @@
 """The download layer against a real HTTP server on 127.0.0.1, real files, real zips."""
 
+import email.utils
 import hashlib
+import json
 import logging
 import os
 import socket
+import time
 import zipfile
 
+import edfio
+import numpy as np
 import pytest
 from http_server import Route, ScriptedHTTPServer
 
+from mimicry.devtools import job_counts, run_snakemake
 from mimicry.download import (
     PROGRESS_INTERVAL_BYTES,
     DownloadError,
     download,
     extract_member,
+    marker_path,
     sha256_of,
 )
 
@@ -43,7 +50,7 @@ def digest(data):
 
 
 def assert_nothing_published(destination):
-    """Neither the destination nor any temporary file exists after a failure."""
+    """Neither the destination, its marker nor any temporary file exists after a failure."""
     assert not destination.exists()
     if destination.parent.exists():
         assert list(destination.parent.iterdir()) == []
@@ -70,7 +77,13 @@ def test_download_verifies_checksum_and_publishes_the_file(server, body, destina
 
     assert result == destination
     assert destination.read_bytes() == body
-    assert list(destination.parent.iterdir()) == [destination]
+    assert sorted(destination.parent.iterdir()) == [
+        destination,
+        marker_path(destination),
+    ]
+    marker = json.loads(marker_path(destination).read_text())
+    assert marker["sha256"] == digest(body)
+    assert marker["verified"] == "sha256 verified"
     assert server.requests_for("/sub-007.edf")[0].range is None
 
 
@@ -135,7 +148,13 @@ def test_server_errors_are_retried_until_the_file_arrives(server, body, destinat
 def test_retries_wait_exponentially_longer(server, body, destination):
     server.routes["/sub-007.edf"] = Route(body, failures=3)
 
-    download(server.url("/sub-007.edf"), destination, attempts=4, backoff_s=0.05)
+    download(
+        server.url("/sub-007.edf"),
+        destination,
+        sha256=digest(body),
+        attempts=4,
+        backoff_s=0.05,
+    )
 
     arrivals = [r.arrived_s for r in server.requests_for("/sub-007.edf")]
     gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
@@ -343,7 +362,9 @@ def test_archive_is_downloaded_then_members_extracted(
         assert target.read_bytes() == archive_bytes[member]
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [
         "sub-001.edf",
+        "sub-001.edf.verified.json",
         "sub-002.edf",
+        "sub-002.edf.verified.json",
     ]
 
 
@@ -390,3 +411,332 @@ def test_unreadable_archive_is_a_download_error(tmp_path):
 
     assert str(not_a_zip) in str(raised.value)
     assert_nothing_published(destination)
+
+
+def write_biosignal(path, kind="edf", seconds=60):
+    """A real EDF+ or BDF+ file (edfio): two signals at different rates, annotations."""
+    signal_type, file_type = (
+        (edfio.EdfSignal, edfio.Edf) if kind == "edf" else (edfio.BdfSignal, edfio.Bdf)
+    )
+    rng = np.random.default_rng(7)
+    signals = [
+        signal_type(
+            rng.normal(0, 50, rate * seconds),
+            sampling_frequency=rate,
+            label=label,
+            physical_range=(-500, 500),
+        )
+        for label, rate in (("EMG_ZM", 1000), ("EMG_CS", 500))
+    ]
+    annotations = [
+        edfio.EdfAnnotation(onset, None, "AngryToHappy") for onset in (5, 15)
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file_type(signals, annotations=annotations).write(path)
+    return path
+
+
+@pytest.fixture
+def recording(tmp_path):
+    return write_biosignal(tmp_path / "source" / "sub-007.edf").read_bytes()
+
+
+def assert_not_trusted(destination):
+    """Nothing under the final name or its marker, so a re-run fetches it again."""
+    assert not destination.exists()
+    assert not marker_path(destination).exists()
+    assert not list(destination.parent.glob("*.part"))
+
+
+@pytest.mark.parametrize("kind", ["edf", "bdf"])
+def test_complete_recording_without_sha256_is_verified_by_its_header(
+    kind, server, tmp_path
+):
+    body = write_biosignal(tmp_path / f"source.{kind}", kind).read_bytes()
+    server.routes[f"/sub-007.{kind}"] = Route(body, content_length=False)
+    destination = tmp_path / "raw" / f"sub-007.{kind}"
+
+    download(server.url(f"/sub-007.{kind}"), destination, **FAST)
+
+    assert destination.read_bytes() == body
+    marker = json.loads(marker_path(destination).read_text())
+    assert marker["size"] == len(body)
+    assert marker["sha256"] == digest(body)
+    assert f"{kind.upper()} header's 60 records match the size" in marker["verified"]
+
+
+def test_cut_body_without_content_length_is_not_published(
+    server, recording, destination
+):
+    server.routes["/sub-007.edf"] = Route(recording, cuts=1, content_length=False)
+    url = server.url("/sub-007.edf")
+
+    with pytest.raises(DownloadError, match="is truncated") as raised:
+        download(url, destination, participant=PARTICIPANT, **FAST)
+
+    message = str(raised.value)
+    announced = f"{len(recording) // 2} bytes, but its EDF header announces"
+    for part in (PARTICIPANT, url, announced, str(len(recording)), "sha256"):
+        assert part in message
+    assert_not_trusted(destination)
+    # The next run fetches it again and publishes the whole file.
+    download(url, destination, participant=PARTICIPANT, **FAST)
+    assert destination.read_bytes() == recording
+
+
+@pytest.mark.parametrize("kind", ["edf", "bdf"])
+def test_truncated_or_padded_local_recording_is_not_published(kind, tmp_path):
+    body = write_biosignal(tmp_path / f"source.{kind}", kind).read_bytes()
+    destination = tmp_path / "raw" / f"sub-007.{kind}"
+    for broken, complaint in [
+        (body[:-1000], "is truncated"),
+        (body + b"\0" * 10, "has trailing bytes"),
+        (body[:100], "shorter than an"),
+        (body[:236] + b"-1      " + body[244:], "-1 data records"),
+    ]:
+        local = tmp_path / f"broken.{kind}"
+        local.write_bytes(broken)
+        with pytest.raises(DownloadError, match=complaint) as raised:
+            download(local.as_uri(), destination, participant=PARTICIPANT)
+        assert local.as_uri() in str(raised.value)
+        assert_not_trusted(destination)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "name"),
+    [
+        (b"<!DOCTYPE html>\n<title>Sign in</title>", "text/html", "sub-007.edf"),
+        (b"\n  <HTML><body>Quota exceeded</body></HTML>", "text/plain", "sub-007.csv"),
+        (b"time,ZM\n0,1\n", "text/html; charset=utf-8", "sub-007.csv"),
+    ],
+)
+def test_html_page_is_never_published_as_a_recording(
+    body, content_type, name, server, tmp_path
+):
+    server.routes["/download"] = Route(body, content_type=content_type)
+    url = server.url("/download")
+    destination = tmp_path / "raw" / name
+
+    with pytest.raises(DownloadError, match="HTML page") as raised:
+        download(url, destination, participant=PARTICIPANT, **FAST)
+
+    assert PARTICIPANT in str(raised.value) and url in str(raised.value)
+    assert_not_trusted(destination)
+
+
+def test_text_export_without_sha256_is_published_when_not_html(server, tmp_path):
+    body = b"time,ZM,CS\n0.000,1.5,-2.0\n0.001,1.2,-1.1\n"
+    server.routes["/sub-007.csv"] = Route(body, content_type="text/csv")
+    destination = tmp_path / "raw" / "sub-007.csv"
+
+    download(server.url("/sub-007.csv"), destination, **FAST)
+
+    assert destination.read_bytes() == body
+    verified = json.loads(marker_path(destination).read_text())["verified"]
+    assert "no structure check for '.csv' files" in verified
+
+
+def test_html_page_against_a_sha256_is_named_in_the_mismatch(server, destination):
+    server.routes["/sub-007.edf"] = Route(b"<html>Not logged in</html>")
+
+    with pytest.raises(DownloadError, match="sha256 mismatch.*HTML page"):
+        download(
+            server.url("/sub-007.edf"),
+            destination,
+            sha256=digest(b"the recording"),
+            **FAST,
+        )
+
+    assert_not_trusted(destination)
+
+
+def test_truncated_archive_without_sha256_is_not_published(server, archive, tmp_path):
+    server.routes["/study.zip"] = Route(
+        archive.read_bytes(), cuts=1, content_length=False
+    )
+    url = server.url("/study.zip")
+    destination = tmp_path / "download" / "study.zip"
+
+    with pytest.raises(DownloadError, match="not a readable zip archive") as raised:
+        download(url, destination, participant="study archive", **FAST)
+
+    assert "study archive" in str(raised.value) and url in str(raised.value)
+    assert_not_trusted(destination)
+
+
+def damage_member(archive, member, share):
+    """Flip bytes share of the way into member's compressed data, as a bad copy would."""
+    with zipfile.ZipFile(archive) as bundle:
+        info = bundle.getinfo(member)
+    data = bytearray(archive.read_bytes())
+    # The local header: 30 bytes, then the name and extra field, then the data.
+    header = info.header_offset
+    name_length = little_endian(data[header + 26 : header + 28])
+    extra_length = little_endian(data[header + 28 : header + 30])
+    start = header + 30 + name_length + extra_length
+    at = start + int(info.compress_size * share)
+    data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])
+    archive.write_bytes(bytes(data))
+
+
+def little_endian(raw):
+    return int.from_bytes(raw, "little")
+
+
+@pytest.mark.parametrize(
+    ("share", "complaint"),
+    # Broken block headers make zlib fail; broken data inside a block fails the CRC.
+    [(0.0, "while decompressing data"), (0.5, "Bad CRC-32")],
+)
+def test_damaged_member_is_a_download_error_naming_member_and_archive(
+    share, complaint, archive, tmp_path
+):
+    damage_member(archive, "study/sub-002.edf", share)
+    destination = tmp_path / "raw" / "sub-002.edf"
+
+    with pytest.raises(DownloadError, match=complaint) as raised:
+        extract_member(archive, "study/sub-002.edf", destination, participant="sub-002")
+
+    for part in ("sub-002", "'study/sub-002.edf'", str(archive), "damaged"):
+        assert part in str(raised.value)
+    assert_not_trusted(destination)
+
+    # Downloading that archive without a sha256 reads every member and refuses it.
+    copy = tmp_path / "download" / "study.zip"
+    with pytest.raises(DownloadError, match="member 'study/sub-002.edf'"):
+        download(archive.as_uri(), copy, participant="study archive")
+    assert_not_trusted(copy)
+
+
+def test_too_many_requests_is_retried_after_the_time_asked(server, body, destination):
+    server.routes["/sub-007.edf"] = Route(body, throttles=1, retry_after="1")
+
+    download(server.url("/sub-007.edf"), destination, sha256=digest(body), **FAST)
+
+    first, second = server.requests_for("/sub-007.edf")
+    assert second.arrived_s - first.arrived_s >= 1.0
+    assert destination.read_bytes() == body
+
+
+def test_retry_after_as_a_date_is_honoured(server, body, destination):
+    # A date already past means at once, instead of the 30 s backoff.
+    past = email.utils.formatdate(time.time() - 60, usegmt=True)
+    server.routes["/sub-007.edf"] = Route(body, throttles=1, retry_after=past)
+
+    download(
+        server.url("/sub-007.edf"),
+        destination,
+        sha256=digest(body),
+        backoff_s=30.0,
+        timeout_s=5.0,
+    )
+
+    first, second = server.requests_for("/sub-007.edf")
+    assert second.arrived_s - first.arrived_s < 5.0
+
+
+def test_too_many_requests_without_retry_after_backs_off(server, body, destination):
+    server.routes["/sub-007.edf"] = Route(body, throttles=2)
+
+    download(server.url("/sub-007.edf"), destination, sha256=digest(body), **FAST)
+
+    assert len(server.requests_for("/sub-007.edf")) == 3
+
+
+def test_retry_after_beyond_the_backoff_limit_fails_at_once(server, body, destination):
+    server.routes["/sub-007.edf"] = Route(body, throttles=1, retry_after="120")
+    url = server.url("/sub-007.edf")
+
+    with pytest.raises(DownloadError) as raised:
+        download(url, destination, participant=PARTICIPANT, max_backoff_s=5.0, **FAST)
+
+    message = str(raised.value)
+    for part in (PARTICIPANT, url, "429", "120 s", "download.max_backoff_s"):
+        assert part in message
+    assert len(server.requests_for("/sub-007.edf")) == 1
+    assert_not_trusted(destination)
+
+
+def test_backoff_doubles_only_up_to_its_limit(server, body, destination):
+    server.routes["/sub-007.edf"] = Route(body, failures=2)
+
+    download(
+        server.url("/sub-007.edf"),
+        destination,
+        sha256=digest(body),
+        backoff_s=30.0,
+        max_backoff_s=0.05,
+        timeout_s=5.0,
+    )
+
+    arrivals = [r.arrived_s for r in server.requests_for("/sub-007.edf")]
+    assert len(arrivals) == 3
+    assert arrivals[-1] - arrivals[0] < 5.0
+
+
+def test_stale_partial_file_of_a_killed_run_is_removed(server, body, destination):
+    destination.parent.mkdir()
+    stale = destination.with_name(f".{destination.name}.0badf00d.part")
+    stale.write_bytes(body[:1000])
+    other = destination.with_name(".sub-008.edf.0badf00d.part")
+    other.write_bytes(b"another participant's transfer")
+    server.routes["/sub-007.edf"] = Route(body)
+
+    download(server.url("/sub-007.edf"), destination, sha256=digest(body), **FAST)
+
+    assert not stale.exists()
+    assert other.exists()
+    assert destination.read_bytes() == body
+
+
+def test_workflow_fetches_again_what_was_never_verified(workflow_copy, tmp_path):
+    """A file without its marker (older version, killed run) is not trusted."""
+    good = write_biosignal(tmp_path / "sub-001.edf").read_bytes()
+    cut = write_biosignal(tmp_path / "sub-002.edf", seconds=90).read_bytes()
+    raw = workflow_copy / "resources" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "sub-001.edf").write_bytes(good[: len(good) // 2])
+    stale = raw / ".sub-001.edf.0badf00d.part"
+    stale.write_bytes(good[:1000])
+    with ScriptedHTTPServer() as server:
+        server.routes["/sub-001.edf"] = Route(good)
+        server.routes["/sub-002.edf"] = Route(cut, cuts=10, content_length=False)
+        (workflow_copy / "remote.tsv").write_text(
+            "participant_id\tgroup\turl\tsha256\n"
+            f"sub-001\tplacebo\t{server.url('/sub-001.edf')}\t{digest(good).upper()}\n"
+            f"sub-002\tplacebo\t{server.url('/sub-002.edf')}\t\n"
+        )
+        (workflow_copy / "remote.yaml").write_text(
+            "participants: remote.tsv\nsource: {kind: download}\n"
+            "download: {attempts: 2, backoff_s: 0.01, timeout_s: 5.0}\n"
+        )
+        # What preprocessing asks for: the marker, not only the file.
+        targets = [f"resources/raw/sub-00{i}.edf.verified.json" for i in (1, 2)]
+        config = ("--configfile", "config/quick.yaml", "remote.yaml")
+        result = run_snakemake(
+            workflow_copy,
+            "--cores",
+            "2",
+            "--keep-going",
+            *targets,
+            *config,
+            check=False,
+        )
+        tables = [f"results/preprocessed/sub-00{i}.parquet" for i in (1, 2)]
+        again = run_snakemake(workflow_copy, "-n", *tables, *config)
+
+    assert result.returncode != 0
+    assert (raw / "sub-001.edf").read_bytes() == good
+    assert json.loads((raw / "sub-001.edf.verified.json").read_text())["sha256"] == (
+        digest(good)
+    )
+    assert not stale.exists()
+    log = (workflow_copy / "logs/download_raw/sub-002.edf.log").read_text()
+    assert "participant sub-002" in log and "/sub-002.edf is truncated" in log
+    assert "sha256 column" in log
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "sub-001.edf",
+        "sub-001.edf.verified.json",
+    ]
+    assert job_counts(again.stdout) == {"download_raw": 1, "preprocess": 2}
+    assert "resources/raw/sub-002.edf.verified.json" in again.stdout

@@ -5,12 +5,14 @@ the simulator's ground truth; the independent references are closed forms and a
 likelihood maximised here with numpy and scipy.
 """
 
+import copy
 import logging
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import optimize
+from snakemake.utils import update_config
 
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
@@ -25,7 +27,7 @@ from mimicry.frequentist import (
 )
 from mimicry.devtools import PROJECT_ROOT
 from mimicry.simulate import group_cell_parameters
-from mimicry.study import deep_merge, read_sample_sheet
+from mimicry.study import read_sample_sheet
 
 BIN_WIDTH_S = 0.5  # synthetic_cells' default
 # Noise of a participant's mean over ~40 trials, as the default study gives it through
@@ -69,7 +71,8 @@ def simulated_cells(
     config, seed, n_participants, muscles=None, baseline_shift_sd=BASELINE_SHIFT_SD
 ):
     """Cells of a study drawn with this seed (participants' deviations and noise)."""
-    config = deep_merge(config, {"seed": seed})
+    config = copy.deepcopy(config)
+    update_config(config, {"seed": seed})
     participants = balanced_participants(config["study"]["groups"], n_participants)
     cells = synthetic_cells(
         config,
@@ -392,9 +395,8 @@ def test_mimicry_contrasts_recover_the_truth(null_study_fits, default_config):
 
 @pytest.mark.parametrize("seed", EFFECT_SEEDS)
 def test_injected_drug_effect_is_detected(default_config, seed):
-    config = deep_merge(
-        default_config, {"simulation": {"drug_effects": [INJECTED_EFFECT]}}
-    )
+    config = copy.deepcopy(default_config)
+    update_config(config, {"simulation": {"drug_effects": [INJECTED_EFFECT]}})
     cells = simulated_cells(config, seed, default_study_size(config), muscles=["ZM"])
     tables = fit_mixed_models(cells, **study_arguments(config))
     assert row(tables["lrt"], test="drug_x_condition")["p"] < 0.05
@@ -499,3 +501,93 @@ def test_intercept_variance_is_zero_exactly_without_baseline_shifts(balanced_fit
     else:
         assert estimate > 0.05 * residual
     assert tables["fits"]["converged"].all()
+
+
+# --- a named mimicry contrast ----------------------------------------------------
+
+
+def three_condition_config(config):
+    """The study with conditions Angry, Happy, Neutral: ZM rises and CS relaxes to
+    Happy, the reverse to Angry, neither moves to Neutral."""
+    config = copy.deepcopy(config)
+    config["study"]["conditions"] = ["Angry", "Happy", "Neutral"]
+    asymptotes = {
+        "ZM": {"Angry": -0.08, "Happy": 0.15, "Neutral": 0.0},
+        "CS": {"Angry": 0.15, "Happy": -0.10, "Neutral": 0.0},
+    }
+    config["simulation"]["cells"] = {
+        muscle: {k: {"a": a, "b": 0.0, "c": 0.5} for k, a in cells.items()}
+        for muscle, cells in asymptotes.items()
+    }
+    return config
+
+
+def test_named_mimicry_contrast_is_its_first_minus_its_second_condition(quick_config):
+    config = three_condition_config(quick_config)
+    cells = simulated_cells(config, 3, 12)
+    arguments = {**study_arguments(config), "random_effects": "intercept"}
+    named = fit_mixed_models(cells, **arguments, mimicry_contrast=["Happy", "Angry"])
+    by_position = fit_mixed_models(cells, **arguments)
+
+    means = cells.groupby(["muscle", "group", "participant", "condition"])["y"].mean()
+    means = means.unstack()
+    happy_minus_angry = (means["Happy"] - means["Angry"]).groupby(["muscle", "group"])
+    expected = happy_minus_angry.mean()
+    mimicry = named["mimicry_contrasts"].set_index(["muscle", "group"])
+    assert set(mimicry["contrast"]) == {"Happy - Angry"}
+    assert set(named["drug_contrasts"]["contrast"]) == {"Happy - Angry"}
+    np.testing.assert_allclose(
+        mimicry["estimate"], expected[mimicry.index], rtol=0, atol=EXACT
+    )
+    # The sign the data imply: smiles (ZM) up and frowns (CS) down to Happy.
+    assert (np.sign(mimicry["estimate"]) == np.sign(expected[mimicry.index])).all()
+    assert (mimicry.loc["ZM", "estimate"] > 0).all()
+    assert (mimicry.loc["CS", "estimate"] < 0).all()
+    assert (mimicry["p"] < 0.05).all()
+
+    # Without a name: the first two conditions, Angry - Happy, the opposite sign.
+    default = by_position["mimicry_contrasts"].set_index(["muscle", "group"])
+    assert set(default["contrast"]) == {"Angry - Happy"}
+    np.testing.assert_allclose(
+        default["estimate"], -mimicry["estimate"][default.index], rtol=0, atol=EXACT
+    )
+
+
+@pytest.mark.parametrize(
+    "contrast", [["Happy", "Happy"], ["Happy", "Sad"], ["Happy"]], ids=str
+)
+def test_mimicry_contrast_must_name_two_different_conditions(quick_config, contrast):
+    config = three_condition_config(quick_config)
+    cells = simulated_cells(config, 3, 6, muscles=["ZM"])
+    with pytest.raises(ValueError, match="mimicry contrast"):
+        fit_mixed_models(cells, **study_arguments(config), mimicry_contrast=contrast)
+
+
+def test_structure_the_data_cannot_support_falls_back_to_a_simpler_one(
+    quick_config, caplog
+):
+    # No between-participant spread at all: the response-shape covariance is singular
+    # and its log-likelihood infinite, which would make every LRT meaningless.
+    config = three_condition_config(quick_config)
+    update_config(
+        config,
+        {"simulation": {"participant_asymptote_sd": 0.0, "trial_asymptote_sd": 0.0}},
+    )
+    cells = simulated_cells(config, 1, 8, muscles=["CS"], baseline_shift_sd=0.0)
+    with caplog.at_level(logging.WARNING, logger="mimicry.frequentist"):
+        tables = fit_mixed_models(cells, **study_arguments(config))
+    assert np.isfinite(tables["fits"]["loglik"]).all()
+    assert np.isfinite(tables["lrt"]["chi2"]).all()
+    used = tables["fits"].groupby("muscle")["random_effects"].unique()
+    fallen_back = [
+        muscle for muscle, values in used.items() if values[0] != "condition_shape"
+    ]
+    assert fallen_back, "no muscle needed a simpler structure: the test lost its point"
+    for muscle in fallen_back:
+        assert (
+            f"{muscle}: random effects 'condition_shape' give a singular" in caplog.text
+        )
+        assert (
+            tables["lrt"].query("muscle == @muscle")["random_effects"]
+            == used[muscle][0]
+        ).all()

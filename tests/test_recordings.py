@@ -1,20 +1,35 @@
-"""Readers: EDF, BDF, BrainVision and delimited text files written here, good and bad."""
+"""Readers: EDF, BDF, BrainVision, AcqKnowledge and text exports written here, good
+and bad; the sample sheet's formats and file names."""
 
+import copy
 from dataclasses import replace
 
 import edfio
 import numpy as np
+import pandas as pd
 import pytest
+from snakemake.utils import update_config, validate
 
+from acq_file import write_acq
+
+from mimicry.devtools import PROJECT_ROOT
 from mimicry.preprocess import preprocess_participant
 from mimicry.recordings import RecordingError, read_recording
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
+from mimicry.study import (
+    ConfigError,
+    check_config,
+    raw_file_name,
+    raw_formats,
+    read_sample_sheet,
+)
 
 PARTICIPANT = "sub-001"
 # EDF stores 16-bit integers over +-4000 uV: one step is 0.12 uV, rounding half of it.
 EDF_QUANTISATION_UV = 2 * PHYSICAL_RANGE_UV / 65535 / 2 + 1e-9
 STIM_CODES = {"1": "AngryToHappy", "2": "HappyToAngry"}
 PULSE_SAMPLES = 10
+CONFIG_SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +43,20 @@ def simulated(quick_config, tmp_path_factory):
     return plan, data_uv, path
 
 
+def configured(config, **sections):
+    """config with sections deep-merged in, validated and defaults filled (as a run)."""
+    merged = copy.deepcopy(config)
+    update_config(merged, copy.deepcopy(sections))
+    validate(merged, str(CONFIG_SCHEMA))
+    return merged
+
+
 def read(config, path, settings=None, **overrides):
+    """Read with config's resolved `recording` section, settings merged into it."""
     arguments = dict(
         channels=config["channels"],
         conditions=config["study"]["conditions"],
-        settings=settings,
+        settings=configured(config, recording=settings or {})["recording"],
     )
     return read_recording(path, PARTICIPANT, **{**arguments, **overrides})
 
@@ -211,7 +235,7 @@ def test_csv_with_one_trigger_column_per_condition_matches_edf(
         comments="",
         fmt=["%.3f", "%.9f", "%.9f", "%g", "%g"],
     )
-    settings = {"text": {"time_column": "time_s", "units": "mV", "triggers": triggers}}
+    settings = {"text": {"time_column": "time_s", "units": "mV"}, "triggers": triggers}
 
     from_csv = read(quick_config, path, settings)
     assert from_csv.sampling_rate_hz == from_edf.sampling_rate_hz
@@ -222,11 +246,14 @@ def test_csv_with_one_trigger_column_per_condition_matches_edf(
             from_csv.signals_uv[muscle], from_edf.signals_uv[muscle], atol=1e-6
         )
 
-    study = {key: quick_config[key] for key in ("study", "channels")}
+    sections = ("study", "channels", "recording", "preprocess")
+    csv_config = configured(quick_config, recording=settings)
     csv_table, csv_qc = preprocess_participant(
-        path, PARTICIPANT, {**study, "recording": settings}
+        path, PARTICIPANT, {key: csv_config[key] for key in sections}
     )
-    edf_table, edf_qc = preprocess_participant(edf_path, PARTICIPANT, study)
+    edf_table, edf_qc = preprocess_participant(
+        edf_path, PARTICIPANT, {key: quick_config[key] for key in sections}
+    )
     csv_frame, edf_frame = csv_table.to_pandas(), edf_table.to_pandas()
     np.testing.assert_allclose(csv_frame["value"], edf_frame["value"], atol=1e-6)
     assert csv_frame.drop(columns="value").equals(edf_frame.drop(columns="value"))
@@ -259,12 +286,9 @@ def test_tsv_with_level_coded_trigger_and_no_time_column(
             fmt="%.6f",
         )
     settings = {
-        "text": {
-            "skip_rows": 2,
-            "sampling_rate_hz": fs,
-            "trigger_threshold": 0.4,
-            "triggers": {"TRIGGER": levels},
-        }
+        "text": {"skip_rows": 2, "sampling_rate_hz": fs},
+        "trigger_threshold": 0.4,
+        "triggers": {"TRIGGER": levels},
     }
     recording = read(quick_config, path, settings)
     np.testing.assert_array_equal(recording.onset_samples, onsets)
@@ -382,17 +406,485 @@ def test_stim_channel_missing(quick_config, simulated):
     assert_names_participant_and_file(error, path)
 
 
-def test_text_export_with_missing_column_or_cut_row(quick_config, tmp_path):
-    path = tmp_path / "export.csv"
-    rows = "\n".join(f"{i},{i % 3},{i % 5},0" for i in range(100))
-    path.write_text("EMG_ZM,EMG_CS,other,TRIG\n" + rows + "\n101,2\n")
-    settings = {"text": {"sampling_rate_hz": 100, "triggers": {"TRIG": "AngryToHappy"}}}
-    with pytest.raises(RecordingError, match="malformed rows") as error:
+def write_lines(path, lines):
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def fields_of(columns, fmt="{:.6f}", decimal="."):
+    """Text of each sample's fields, column by column."""
+    return [
+        [fmt.format(value).replace(".", decimal) for value in column]
+        for column in columns
+    ]
+
+
+@pytest.fixture
+def export_columns(quick_config, simulated):
+    """The simulated participant as an export's columns: time, ZM, CS, an empty
+    column, rectified ZM, one 0/5 V trigger per condition; and the EDF reading."""
+    _, _, edf_path = simulated
+    from_edf = read(quick_config, edf_path)
+    n, fs = from_edf.n_samples, from_edf.sampling_rate_hz
+    conditions = np.array(from_edf.conditions)
+    triggers = [
+        square_pulses(n, from_edf.onset_samples[conditions == c], height=5.0)
+        for c in quick_config["study"]["conditions"]
+    ]
+    zm, cs = (np.round(from_edf.signals_uv[m], 6) for m in ("ZM", "CS"))
+    text = fields_of([np.arange(n) / fs, zm, cs], "{:.6f}")
+    text.append([""] * n)
+    text += fields_of([np.abs(zm), *triggers], "{:g}")
+    return text, from_edf
+
+
+def rows(text, delimiter="\t", trailing=""):
+    return [delimiter.join(row) + trailing for row in zip(*text)]
+
+
+HEADERLESS = {
+    "format": "txt",
+    "text": {"header": False, "time_column": 1},
+    "triggers": {"6": "AngryToHappy", "7": "HappyToAngry"},
+}
+
+
+def test_headerless_export_with_trailing_tabs_by_position_or_by_given_names(
+    quick_config, export_columns, tmp_path
+):
+    """AcqKnowledge without its header option: 7 fields, a tab after the last."""
+    text, from_edf = export_columns
+    path = write_lines(tmp_path / "sub-001.txt", rows(text, trailing="\t"))
+    by_position = read(quick_config, path, HEADERLESS, channels={"ZM": 2, "CS": 3})
+    names = ["t", "zyg", "corr", "empty", "zyg_rect", "trig_a2h", "trig_h2a"]
+    by_name = read(
+        quick_config,
+        path,
+        {
+            "format": "txt",
+            "text": {"header": False, "column_names": names, "time_column": "t"},
+            "triggers": {"trig_a2h": "AngryToHappy", "trig_h2a": "HappyToAngry"},
+        },
+        channels={"ZM": "zyg", "CS": "corr"},
+    )
+    for recording in (by_position, by_name):
+        assert recording.sampling_rate_hz == from_edf.sampling_rate_hz
+        np.testing.assert_array_equal(recording.onset_samples, from_edf.onset_samples)
+        assert recording.conditions == from_edf.conditions
+        for muscle, signal in from_edf.signals_uv.items():
+            np.testing.assert_allclose(recording.signals_uv[muscle], signal, atol=1e-6)
+
+
+def test_a_header_without_the_trailing_tab_of_the_data_lines_keeps_the_columns(
+    quick_config, export_columns, tmp_path
+):
+    """The layout that once shifted every column by one."""
+    text, from_edf = export_columns
+    header = "time\tzyg\tcorr\t\tzyg_rect\tA2H\tH2A"
+    path = write_lines(tmp_path / "export.tsv", [header, *rows(text, trailing="\t")])
+    recording = read(
+        quick_config,
+        path,
+        {
+            "text": {"time_column": "time"},
+            "triggers": {"A2H": "AngryToHappy", "H2A": "HappyToAngry"},
+        },
+        channels={"ZM": "zyg", "CS": "corr"},
+    )
+    np.testing.assert_allclose(
+        recording.signals_uv["ZM"], from_edf.signals_uv["ZM"], atol=1e-6
+    )
+    np.testing.assert_array_equal(recording.onset_samples, from_edf.onset_samples)
+
+
+def test_preamble_comments_semicolons_and_decimal_commas(
+    quick_config, export_columns, tmp_path
+):
+    text, from_edf = export_columns
+    text = [[field.replace(".", ",") for field in column] for column in text]
+    lines = rows(text, delimiter=";")
+    lines.insert(100, "# marker: participant looked away")
+    path = write_lines(
+        tmp_path / "export.csv",
+        ["Exported 2023-05-02", "1 msec/sample", "# a comment", "time;ZM;CS;;R;A;H"]
+        + lines,
+    )
+    settings = {
+        "text": {
+            "delimiter": ";",
+            "decimal": ",",
+            "skip_rows": 2,
+            "comment": "#",
+            "time_column": "time",
+        },
+        "triggers": {"A": "AngryToHappy", "H": "HappyToAngry"},
+    }
+    recording = read(quick_config, path, settings, channels={"ZM": "ZM", "CS": 3})
+    np.testing.assert_allclose(
+        recording.signals_uv["CS"], from_edf.signals_uv["CS"], atol=1e-6
+    )
+    np.testing.assert_array_equal(recording.onset_samples, from_edf.onset_samples)
+
+
+def with_field(lines, line, position, value):
+    """lines with one field (1-based line and position) replaced."""
+    fields = lines[line - 1].split("\t")
+    fields[position - 1] = value
+    return lines[: line - 1] + ["\t".join(fields)] + lines[line:]
+
+
+@pytest.mark.parametrize(
+    "header, edit, message",
+    [
+        # A header naming one column fewer than the data lines have fields.
+        (
+            True,
+            lambda lines: ["zyg\tcorr\t\trect\tA\tH", *lines],
+            r"header \(line 1\) names 6 columns but the data lines have 7 fields.*"
+            r"recording.text.header: false",
+        ),
+        (
+            False,
+            lambda lines: with_field(lines, 41, 7, "0\t0.5"),
+            r"line 41 has 8 fields, but the first data line \(1\) has 7",
+        ),
+        (
+            False,
+            lambda lines: lines[:40] + [lines[40].replace("\t\t", "\t")] + lines[41:],
+            r"line 41 has 6 fields",
+        ),
+        (
+            False,
+            lambda lines: with_field(lines, 41, 2, "n/a"),
+            r"line 41, column 2 \('2'\): 'n/a' is not a number",
+        ),
+        (
+            False,
+            lambda lines: with_field(lines, 41, 3, ""),
+            r"line 41, column 3 \('3'\): is empty",
+        ),
+    ],
+)
+def test_ambiguous_or_broken_lines_are_refused_by_line(
+    quick_config, export_columns, tmp_path, header, edit, message
+):
+    text, _ = export_columns
+    path = write_lines(tmp_path / "sub-001.txt", edit(rows(text)))
+    settings = {**HEADERLESS, "text": {**HEADERLESS["text"], "header": header}}
+    with pytest.raises(RecordingError, match=message) as error:
+        read(quick_config, path, settings, channels={"ZM": 2, "CS": 3})
+    assert_names_participant_and_file(error, path)
+
+
+@pytest.mark.parametrize(
+    "channels, triggers, threshold, message",
+    [
+        (
+            {"ZM": 5, "CS": 3},
+            None,
+            2.5,
+            r"column 5 \('5'\), configured as channels.ZM, is not signed",
+        ),
+        (
+            {"ZM": 1, "CS": 3},
+            None,
+            2.5,
+            r"column 1 \('1'\), configured as channels.ZM, increases on every line",
+        ),
+        (
+            {"ZM": 6, "CS": 3},
+            None,
+            2.5,
+            r"column 6 \('6'\), configured as channels.ZM, takes only a few",
+        ),
+        (
+            {"ZM": 2, "CS": 3},
+            {"3": "AngryToHappy"},
+            2.5,
+            r"column 3 \('3'\), configured as a trigger \(recording.triggers.3\), "
+            r"(varies like a signal|rises through recording.trigger_threshold 2.5 "
+            r"\d+ times)",
+        ),
+        (
+            {"ZM": 2, "CS": 3},
+            None,
+            6.0,
+            r"column 6 \('6'\) \(recording.triggers.6\) never rises through recording.trigger_threshold 6",
+        ),
+    ],
+)
+def test_channels_that_do_not_look_like_their_role_are_named(
+    quick_config, export_columns, tmp_path, channels, triggers, threshold, message
+):
+    text, _ = export_columns
+    path = write_lines(tmp_path / "sub-001.txt", rows(text))
+    settings = {
+        **HEADERLESS,
+        "triggers": triggers or HEADERLESS["triggers"],
+        "trigger_threshold": threshold,
+    }
+    with pytest.raises(RecordingError, match=message) as error:
+        read(quick_config, path, settings, channels=channels)
+    assert "recording.check_channels: false" in str(error.value)
+    assert_names_participant_and_file(error, path)
+
+
+def test_channel_checks_can_be_turned_off_for_rectified_exports(
+    quick_config, export_columns, tmp_path
+):
+    text, _ = export_columns
+    path = write_lines(tmp_path / "sub-001.txt", rows(text))
+    settings = {**HEADERLESS, "check_channels": False}
+    recording = read(quick_config, path, settings, channels={"ZM": 5, "CS": 3})
+    assert (recording.signals_uv["ZM"] >= 0).all()
+
+
+def test_text_export_with_a_cut_last_line_or_an_unknown_column(quick_config, tmp_path):
+    rows_ = [
+        f"{i % 7 - 3},{i % 5 - 2},{i % 3},{5 * (i % 40 == 10)}" for i in range(100)
+    ]
+    path = write_lines(
+        tmp_path / "export.csv", ["EMG_ZM,EMG_CS,other,TRIG", *rows_, "101,2"]
+    )
+    settings = {
+        "text": {"sampling_rate_hz": 100},
+        "triggers": {"TRIG": "AngryToHappy"},
+        "check_channels": False,
+    }
+    with pytest.raises(RecordingError, match="line 102 has 2 fields") as error:
         read(quick_config, path, settings)
     assert_names_participant_and_file(error, path)
-    wrong_trigger = {
-        "text": {**settings["text"], "triggers": {"Trigger": "AngryToHappy"}}
-    }
-    with pytest.raises(RecordingError, match=r"\['Trigger'\] not found") as error:
+    path = write_lines(path, ["EMG_ZM,EMG_CS,other,TRIG", *rows_])
+    assert len(read(quick_config, path, settings).conditions) == 3
+    wrong_trigger = {**settings, "triggers": {"Trigger": "AngryToHappy"}}
+    with pytest.raises(
+        RecordingError, match=r"'Trigger' \(recording.triggers.Trigger\) not found"
+    ) as error:
         read(quick_config, path, wrong_trigger)
+    assert "['EMG_ZM', 'EMG_CS', 'other', 'TRIG']" in str(error.value)
     assert_names_participant_and_file(error, path)
+
+
+@pytest.fixture
+def acq_export(quick_config, simulated, tmp_path):
+    """The simulated participant as an AcqKnowledge file: EMG in mV, a 0/5 V trigger
+    per condition, a marker per onset, and what bioread stores of each channel."""
+    plan, data_uv, _ = simulated
+    fs = quick_config["simulation"]["sampling_rate_hz"]
+    onsets = expected_onsets(plan, fs)
+    conditions = np.array([t.condition for t in plan.trials])
+    channels = [
+        (quick_config["channels"][m], "mV", row / 1000, 2e-4)
+        for m, row in zip(quick_config["study"]["muscles"], data_uv)
+    ]
+    for code, condition in STIM_CODES.items():
+        pulses = square_pulses(data_uv.shape[1], onsets[conditions == condition], 5.0)
+        channels.append((f"Trigger {code}", "Volts", pulses, 10 / 2**15))
+    markers = [
+        (int(onset), f"Stim {condition}")
+        for onset, condition in zip(onsets, conditions)
+    ]
+    path = tmp_path / "sub-001.acq"
+    stored = write_acq(path, fs, channels, markers)
+    return path, plan, stored
+
+
+def test_acq_channels_by_name_with_events_from_markers_or_trigger_channels(
+    quick_config, acq_export
+):
+    path, plan, stored = acq_export
+    fs = quick_config["simulation"]["sampling_rate_hz"]
+    labels = {f"Stim {c}": c for c in STIM_CODES.values()}
+    from_markers = read(quick_config, path, {"event_labels": labels})
+    triggers = {f"Trigger {code}": c for code, c in STIM_CODES.items()}
+    from_triggers = read(quick_config, path, {"triggers": triggers})
+    for recording in (from_markers, from_triggers):
+        assert recording.sampling_rate_hz == fs
+        np.testing.assert_array_equal(
+            recording.onset_samples, expected_onsets(plan, fs)
+        )
+        assert recording.conditions == tuple(t.condition for t in plan.trials)
+        for i, muscle in enumerate(quick_config["study"]["muscles"]):
+            # Stored in mV, read in uV.
+            np.testing.assert_allclose(recording.signals_uv[muscle], stored[i] * 1000)
+
+
+def test_acq_problems_name_the_channel_and_the_key(quick_config, acq_export, tmp_path):
+    path, _, _ = acq_export
+    with pytest.raises(RecordingError, match=r"\['Zyg'\] not found") as error:
+        read(
+            quick_config,
+            path,
+            {"event_labels": {"x": "AngryToHappy"}},
+            channels={"ZM": "Zyg", "CS": "EMG_CS"},
+        )
+    assert "Trigger 1" in str(error.value)
+    assert_names_participant_and_file(error, path)
+    with pytest.raises(RecordingError, match="unknown event labels") as error:
+        read(quick_config, path)
+    assert "Stim AngryToHappy" in str(error.value)
+    wrong = {"triggers": {"EMG_CS": "AngryToHappy"}}
+    with pytest.raises(
+        RecordingError,
+        match=r"channel 'EMG_CS' \(recording.triggers.EMG_CS\) never rises through "
+        r"recording.trigger_threshold 2.5",
+    ) as error:
+        read(quick_config, path, wrong)
+    assert_names_participant_and_file(error, path)
+    truncated = tmp_path / "truncated.acq"
+    truncated.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(RecordingError, match="cannot read as AcqKnowledge") as error:
+        read(quick_config, truncated)
+    assert_names_participant_and_file(error, truncated)
+
+
+def test_sample_sheets_in_csv_or_tsv_with_formats_in_any_case(tmp_path):
+    rows = [
+        ["participant_id", "group", "format"],
+        ["007", "placebo", "EDF"],
+        ["sub-2", "drug", ""],
+    ]
+    for name, separator in (("sheet.csv", ","), ("sheet.tsv", "\t")):
+        path = tmp_path / name
+        path.write_text("".join(separator.join(row) + "\n" for row in rows))
+        sheet = read_sample_sheet(path)
+        assert sheet["participant_id"].tolist() == ["007", "sub-2"]
+        assert sheet["format"].iloc[0] == "edf" and pd.isna(sheet["format"].iloc[1])
+
+
+def local_sheet(quick_config, tmp_path, formats, **source):
+    config = configured(
+        quick_config,
+        source={"kind": "local", "local_dir": str(tmp_path), **source},
+        recording={"triggers": {"T": "AngryToHappy"}},
+    )
+    sheet = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i}" for i in range(1, len(formats) + 1)],
+            "group": "placebo",
+            "format": formats,
+        }
+    )
+    return config, sheet
+
+
+def test_format_comes_from_the_sheet_then_the_config_then_the_file(
+    quick_config, tmp_path
+):
+    (tmp_path / "sub-2.TXT").write_text("")
+    (tmp_path / "sub-3.csv").write_text("")
+    config, sheet = local_sheet(quick_config, tmp_path, ["bdf", None, None, None])
+    assert raw_formats(sheet, config) == ["bdf", "txt", "csv", "edf"]
+    config["recording"]["format"] = "TSV"
+    assert raw_formats(sheet, config) == ["bdf", "tsv", "tsv", "tsv"]
+    # Downloads: the extension of the url, or of the archive member.
+    config["recording"]["format"] = None
+    config["source"] = {**config["source"], "kind": "download"}
+    remote = sheet.assign(
+        url=["https://lab.example/a.bdf", "https://lab.example/b.ACQ", None, None],
+        member=[None, None, "emg/c.txt", None],
+    )
+    assert raw_formats(remote, config) == ["bdf", "acq", "txt", "edf"]
+
+
+def test_file_pattern_names_the_files_of_a_local_study(quick_config, tmp_path):
+    (tmp_path / "placebo").mkdir()
+    (tmp_path / "placebo" / "sub-1_emg.acq").write_text("")
+    config, sheet = local_sheet(
+        quick_config,
+        tmp_path,
+        [None],
+        file_pattern="{group}/{participant_id}_emg.{format}",
+    )
+    assert raw_formats(sheet, config) == ["acq"]
+    record = sheet.iloc[0]
+    assert raw_file_name(record, config["source"], "acq") == "placebo/sub-1_emg.acq"
+    (tmp_path / "placebo" / "sub-1_emg.csv").write_text("")
+    with pytest.raises(ConfigError, match="row 1 .sub-1.: several raw files"):
+        raw_formats(sheet, config)
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        (
+            {"recording": {"triggers": {"T": "Neutral"}}},
+            r"recording.triggers.T: 'Neutral' is not one of study.conditions",
+        ),
+        (
+            {"recording": {"triggers": {"T": {"high": "AngryToHappy"}}}},
+            r"recording.triggers.T.high: the pulse level 'high' is not a number",
+        ),
+        (
+            {"recording": {"event_labels": {"S 1": "Happy"}}},
+            r"recording.event_labels.S 1: 'Happy'",
+        ),
+        (
+            {
+                "recording": {
+                    "event_source": "stim_channel",
+                    "triggers": {"T": "AngryToHappy"},
+                }
+            },
+            "would ignore it",
+        ),
+        ({"recording": {"event_source": "triggers"}}, "recording.triggers is empty"),
+        (
+            {"recording": {"text": {"column_names": ["a", "b"]}}},
+            "recording.text.header: false",
+        ),
+        (
+            {"source": {"file_pattern": "{participant_id}_{session}.txt"}},
+            r"unknown fields \['session'\]",
+        ),
+    ],
+)
+def test_contradictory_recording_settings_stop_before_any_job(
+    quick_config, sections, message
+):
+    config = configured(quick_config, **sections)
+    with pytest.raises(ConfigError, match=message):
+        check_config(config, ["sub-001"])
+
+
+@pytest.mark.parametrize(
+    "formats, sections, message",
+    [
+        (
+            ["txt"],
+            {},
+            r"row 1 \(sub-1\): format txt: text exports carry no markers; set recording.triggers",
+        ),
+        (
+            ["edf"],
+            {"channels": {"ZM": 2, "CS": "EMG_CS"}},
+            r"row 1 \(sub-1\): format edf: channels \{'ZM': 2\} are column positions",
+        ),
+        (
+            ["csv"],
+            {
+                "recording": {
+                    "triggers": {"T": "AngryToHappy"},
+                    "text": {"decimal": ","},
+                }
+            },
+            "decimal ',' is also the delimiter",
+        ),
+        (
+            ["acq"],
+            {"recording": {"event_source": "stim_channel"}},
+            "format acq: recording.event_source 'stim_channel' is not available",
+        ),
+    ],
+)
+def test_settings_a_participants_format_cannot_honour_name_the_row(
+    quick_config, tmp_path, formats, sections, message
+):
+    config = configured(
+        quick_config, source={"kind": "local", "local_dir": str(tmp_path)}, **sections
+    )
+    sheet = pd.DataFrame(
+        {"participant_id": ["sub-1"], "group": ["placebo"], "format": formats}
+    )
+    with pytest.raises(ConfigError, match=message):
+        raw_formats(sheet, config)

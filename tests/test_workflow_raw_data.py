@@ -245,8 +245,8 @@ def test_worked_example_of_own_recordings_runs(workflow_copy, quick_config, exam
     sheet = pd.read_csv(example_dir / "participants.tsv", sep="\t", dtype=str)
     raw = workflow_copy / overrides["source"]["local_dir"]
     raw.mkdir(parents=True)
-    text = overrides["recording"]["text"]
-    levels = {c: float(level) for level, c in text["triggers"]["trigger"].items()}
+    triggers = overrides["recording"]["triggers"]
+    levels = {c: float(level) for level, c in triggers["trigger"].items()}
     simulation = {
         **quick_config["simulation"],
         "mains_hz": overrides["preprocess"]["mains_hz"],

@@ -32,7 +32,8 @@ BAD_CONFIGS = {
     "unknown key": (
         {"simulation": {"trials_per_conditon": 3}},
         None,
-        "'trials_per_conditon' was unexpected",
+        "config key 'simulation.trials_per_conditon' is not known; "
+        "did you mean 'simulation.trials_per_condition'?",
     ),
     "wrong type": ({"seed": "many"}, None, "On instance['seed']"),
     "bad group name": (

@@ -6,10 +6,21 @@ import pandas as pd
 
 CELL_KEYS = ["participant", "group", "muscle", "condition", "bin", "t"]
 QC_COLUMNS = ["participant", "group", "kind", "muscle", "condition", "reason", "count"]
+# Participants listed by name in an error; the rest are counted.
+LISTED_PARTICIPANTS = 10
+
+
+class AggregationError(ValueError):
+    """The participants' results cannot make a group analysis; the message says why."""
 
 
 def read_participant_outputs(table_paths, qc_paths):
     """The preprocessing outputs of every participant: one trial table, QC by id."""
+    if not table_paths:
+        raise AggregationError(
+            "no participant has preprocessing results to aggregate: none of the sample "
+            "sheet's participants has a raw file (source.missing_raw: skip)"
+        )
     trials = pd.concat(
         [pd.read_parquet(path) for path in table_paths], ignore_index=True
     )
@@ -25,8 +36,11 @@ def aggregate(trials, qcs, groups, missing=()):
     """Cells, the trial table with groups, and every exclusion with its reason.
 
     trials: the per-participant preprocessing tables, concatenated.
-    qcs: participant -> its QC record (``excluded``, ``exclusion_reasons``).
+    qcs: participant -> its QC record (``excluded``, ``exclusion_reasons``,
+    ``trials_per_condition`` over the configured conditions).
     groups: participant -> drug group. missing: participants skipped for lack of a raw file.
+    A configured condition that no recording contains, and a study without one usable
+    participant, raise AggregationError saying what the recordings held instead.
     """
     trials = trials.assign(group=trials["participant"].map(groups))
     unknown = sorted(trials.loc[trials["group"].isna(), "participant"].unique())
@@ -34,7 +48,9 @@ def aggregate(trials, qcs, groups, missing=()):
         raise ValueError(
             f"participants {unknown} have results but no sample-sheet group"
         )
+    _check_conditions_found(qcs)
     excluded = sorted(p for p, qc in qcs.items() if qc["excluded"])
+    _check_usable_participants(qcs, excluded, missing)
     usable = ~trials["rejected"] & ~trials["participant"].isin(excluded)
     cells = (
         trials[usable]
@@ -52,6 +68,54 @@ def aggregate(trials, qcs, groups, missing=()):
         ignore_index=True,
     )
     return cells, trials.reset_index(drop=True), qc_table
+
+
+def _check_conditions_found(qcs):
+    """Every configured condition (the QC's trials_per_condition) in some recording."""
+    totals = {}
+    for qc in qcs.values():
+        for condition, count in qc["trials_per_condition"].items():
+            totals[condition] = totals.get(condition, 0) + count
+    absent = [condition for condition, count in totals.items() if count == 0]
+    if not absent:
+        return
+    found = ", ".join(
+        f"{condition} ({count} trials)" for condition, count in totals.items() if count
+    )
+    raise AggregationError(
+        f"config key study.conditions lists {_quoted(absent)}, which none of the "
+        f"{len(qcs)} recordings contains; they have {found or 'no trials at all'}. "
+        "Remove it from study.conditions, or map the recordings' event labels to it "
+        "with recording.event_labels"
+    )
+
+
+def _check_usable_participants(qcs, excluded, missing):
+    if len(excluded) < len(qcs):
+        return
+    reasons = {}
+    for participant in excluded:
+        for kind in {r.split(":")[0] for r in qcs[participant]["exclusion_reasons"]}:
+            reasons[kind] = reasons.get(kind, 0) + 1
+    by_reason = ", ".join(f"{kind}: {count}" for kind, count in sorted(reasons.items()))
+    listed = "; ".join(
+        f"{p}: {qcs[p]['exclusion_reasons'][0]}" for p in excluded[:LISTED_PARTICIPANTS]
+    )
+    more = len(excluded) - LISTED_PARTICIPANTS
+    listed += f"; and {more} more (results/qc/<participant>.json)" if more > 0 else ""
+    without_raw = (
+        f"; {len(missing)} without a raw file ({', '.join(missing)})" if missing else ""
+    )
+    raise AggregationError(
+        f"no usable participant: all {len(excluded)} with results are excluded "
+        f"(participants per reason: {by_reason}){without_raw}. "
+        f"First reason per participant: {listed}. See preprocess.min_kept_share, "
+        "preprocess.min_kept_trials and preprocess.rejection"
+    )
+
+
+def _quoted(names):
+    return ", ".join(f"'{name}'" for name in names)
 
 
 def _rejected_trials(trials):

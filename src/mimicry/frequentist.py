@@ -67,6 +67,8 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.regression.mixed_linear_model import VCSpec
 
+from mimicry.study import contrast_label
+
 log = logging.getLogger(__name__)
 
 FACTORS = ("group", "condition", "bin")
@@ -105,18 +107,33 @@ CI_LEVEL = 0.95
 # log-EMG variances are all far below that, so the message carries no information.
 UNINFORMATIVE_WARNINGS = ("The MLE may be on the boundary of the parameter space",)
 POWELL_REFIT = "BFGS did not converge; refitted with Powell from where it stopped"
+# The structure to fall back to when one cannot be estimated from the data.
+SIMPLER_RANDOM_EFFECTS = {"condition_shape": "condition", "condition": "intercept"}
+POWELL_FAILED = (
+    "Powell's line search failed ({error}); kept the BFGS fit, which did not converge: "
+    "a random-effect variance is at zero, try frequentist.random_effects: condition "
+    "or intercept"
+)
 
 
 def fit_mixed_models(
-    cells, *, groups, reference_group, conditions, random_effects="condition_shape"
+    cells,
+    *,
+    groups,
+    reference_group,
+    conditions,
+    random_effects="condition_shape",
+    mimicry_contrast=None,
 ):
     """Fit the full and reduced models for every muscle and tabulate the results.
 
     cells: the aggregated table (participant, group, muscle, condition, bin, y, ...).
     groups: every drug group the study declares (config ``study.groups``).
     reference_group: the treatment-coding baseline, e.g. placebo.
-    conditions: every condition, in order; the mimicry contrast is the first minus
-        the second, averaged over time bins.
+    conditions: every condition, in order (the first is the treatment-coding baseline).
+    mimicry_contrast: the [first, second] conditions of the mimicry contrast, first
+        minus second averaged over time bins (config ``study.mimicry_contrast``); None
+        means the first two conditions.
     random_effects: ``"condition"`` (one random intercept per participant and
         condition), ``"condition_shape"`` (also a random weight of the response shape
         per participant and condition) or ``"intercept"`` (one per participant); see
@@ -126,7 +143,10 @@ def fit_mixed_models(
     ``converged`` status of the fits it derives from; a fit that does not converge is
     logged as a warning and kept.
     """
-    cells = _checked_cells(cells, groups, reference_group, conditions, random_effects)
+    contrast = list(conditions[:2] if mimicry_contrast is None else mimicry_contrast)
+    cells = _checked_cells(
+        cells, groups, reference_group, conditions, random_effects, contrast
+    )
     group_levels = [reference_group] + [g for g in groups if g != reference_group]
     levels = {
         "group": group_levels,
@@ -135,7 +155,8 @@ def fit_mixed_models(
     }
     results = {name: [] for name in TABLE_NAMES}
     for muscle, data in cells.groupby("muscle", sort=True):
-        for name, table in _fit_muscle(muscle, data, levels, random_effects).items():
+        fitted = _fit_muscle(muscle, data, levels, random_effects, contrast)
+        for name, table in fitted.items():
             results[name].append(table)
     return {
         name: pd.concat(tables, ignore_index=True) for name, tables in results.items()
@@ -205,12 +226,17 @@ def fit_mixed_model(data, terms, levels, random_effects="condition_shape"):
         # BFGS stalls when a variance's maximum is at zero, as the participant x
         # condition intercepts' is in data without baseline shifts; Powell needs no
         # gradient. BFGS' own complaints are then superseded by Powell's outcome.
-        result, messages = _fit_recording_warnings(
-            model,
-            method="powell",
-            start_params=result.params_object,
-            ftol=POWELL_FTOL,
-        )
+        try:
+            result, messages = _fit_recording_warnings(
+                model,
+                method="powell",
+                start_params=result.params_object,
+                ftol=POWELL_FTOL,
+            )
+        except np.linalg.LinAlgError as error:
+            # A singular random-effects covariance (e.g. no between-participant
+            # spread of a response) can break Powell's line search outright.
+            return result, [*messages, POWELL_FAILED.format(error=error)]
         messages = [POWELL_REFIT, *messages]
     return result, messages
 
@@ -278,8 +304,9 @@ def wald(estimates, covariance):
     )
 
 
-def mimicry_weights(levels):
-    """Contrast rows (one per group): first minus second condition, mean over bins.
+def mimicry_weights(levels, contrast):
+    """Contrast rows (one per group): contrast's first minus its second condition,
+    mean over bins.
 
     Built from the design rows of every group x condition x bin cell, so each row of
     the result times the fixed effects is a difference of averaged cell means.
@@ -289,7 +316,7 @@ def mimicry_weights(levels):
         columns=list(FACTORS),
     )
     design = design_matrix(grid, FULL_MODEL_TERMS, levels)
-    first, second = levels["condition"][:2]
+    first, second = contrast
     cell_means = design.groupby([grid["group"], grid["condition"]], sort=False).mean()
     return pd.DataFrame(
         {
@@ -299,7 +326,9 @@ def mimicry_weights(levels):
     ).T
 
 
-def _checked_cells(cells, groups, reference_group, conditions, random_effects):
+def _checked_cells(
+    cells, groups, reference_group, conditions, random_effects, contrast
+):
     """The cells table sorted and validated; every problem raises a ValueError."""
     missing = [column for column in REQUIRED_COLUMNS if column not in cells.columns]
     if missing:
@@ -315,6 +344,12 @@ def _checked_cells(cells, groups, reference_group, conditions, random_effects):
     if len(conditions) < 2:
         raise ValueError(
             f"conditions {list(conditions)}: the mimicry contrast needs at least two"
+        )
+    unknown = [condition for condition in contrast if condition not in conditions]
+    if len(contrast) != 2 or unknown or contrast[0] == contrast[1]:
+        raise ValueError(
+            f"mimicry contrast {contrast} must name two different conditions of "
+            f"{list(conditions)}"
         )
     for column, declared in (("group", groups), ("condition", conditions)):
         present = set(cells[column].unique())
@@ -362,17 +397,11 @@ def _check_every_cell_observed(cells):
         )
 
 
-def _fit_muscle(muscle, data, levels, random_effects):
+def _fit_muscle(muscle, data, levels, random_effects, contrast):
     """All fits and tables for one muscle."""
-    fits = {
-        "full": _logged_fit(
-            muscle, "full", data, FULL_MODEL_TERMS, levels, random_effects
-        )
-    }
-    for test in LIKELIHOOD_RATIO_TESTS:
-        fits[f"without_{test}"] = _logged_fit(
-            muscle, f"without_{test}", data, reduced_terms(test), levels, random_effects
-        )
+    fits, random_effects = _fits_with_finite_likelihood(
+        muscle, data, levels, random_effects
+    )
     full = fits["full"]
     converged = bool(full.converged)
     fixed_names = list(full.model.exog_names)
@@ -382,11 +411,11 @@ def _fit_muscle(muscle, data, levels, random_effects):
     fixed = wald(beta, beta_covariance).drop(columns=["ci_low", "ci_high"])
     fixed.insert(0, "term", fixed_names)
 
-    weights = mimicry_weights(levels)[fixed_names].to_numpy()
-    first, second = levels["condition"][:2]
+    weights = mimicry_weights(levels, contrast)[fixed_names].to_numpy()
+    label = contrast_label(contrast)
     mimicry = wald(weights @ beta, weights @ beta_covariance @ weights.T)
     mimicry.insert(0, "group", levels["group"])
-    mimicry.insert(1, "contrast", f"{first} - {second}")
+    mimicry.insert(1, "contrast", label)
 
     # Each drug group's mimicry minus the reference group's: the focused 1-df test.
     versus_reference = weights[1:] - weights[0]
@@ -395,15 +424,15 @@ def _fit_muscle(muscle, data, levels, random_effects):
     )
     drug.insert(0, "group", levels["group"][1:])
     drug.insert(1, "reference_group", levels["group"][0])
-    drug.insert(2, "contrast", f"{first} - {second}")
+    drug.insert(2, "contrast", label)
 
     tables = {
-        "lrt": _likelihood_ratio_table(fits),
+        "lrt": _likelihood_ratio_table(fits).assign(random_effects=random_effects),
         "fixed_effects": fixed,
         "mimicry_contrasts": mimicry,
         "drug_contrasts": drug,
         "random_effects": _random_effects_table(full),
-        "fits": _fits_table(fits),
+        "fits": _fits_table(fits).assign(random_effects=random_effects),
     }
     for name in (
         "fixed_effects",
@@ -416,6 +445,52 @@ def _fit_muscle(muscle, data, levels, random_effects):
         name: table.assign(muscle=muscle)[["muscle", *table.columns]]
         for name, table in tables.items()
     }
+
+
+def _fits_with_finite_likelihood(muscle, data, levels, random_effects):
+    """The full and reduced fits, with a simpler random-effects structure if needed.
+
+    A structure the data cannot support (e.g. no between-participant spread of a
+    response) leaves a singular covariance whose log-likelihood is infinite; the
+    likelihood-ratio tests would then be meaningless, so every fit of the muscle moves
+    to the next simpler structure together, and the tables say which one was used.
+    """
+    while True:
+        fits = {
+            "full": _logged_fit(
+                muscle, "full", data, FULL_MODEL_TERMS, levels, random_effects
+            )
+        }
+        for test in LIKELIHOOD_RATIO_TESTS:
+            fits[f"without_{test}"] = _logged_fit(
+                muscle,
+                f"without_{test}",
+                data,
+                reduced_terms(test),
+                levels,
+                random_effects,
+            )
+        degenerate = [name for name, fit in fits.items() if not np.isfinite(fit.llf)]
+        if not degenerate:
+            return fits, random_effects
+        simpler = SIMPLER_RANDOM_EFFECTS.get(random_effects)
+        if simpler is None:
+            raise ValueError(
+                f"{muscle}: the {', '.join(degenerate)} model(s) have a non-finite "
+                "log-likelihood even with one random intercept per participant; "
+                "check the cells table for participants without variation"
+            )
+        log.warning(
+            "%s: random effects '%s' give a singular covariance (non-finite "
+            "log-likelihood in the %s model(s)); refitting every %s model with "
+            "'%s' (frequentist.random_effects)",
+            muscle,
+            random_effects,
+            ", ".join(degenerate),
+            muscle,
+            simpler,
+        )
+        random_effects = simpler
 
 
 def _logged_fit(muscle, name, data, terms, levels, random_effects):

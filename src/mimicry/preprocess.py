@@ -4,6 +4,12 @@ Each channel is filtered once over the whole recording (band-pass and mains notc
 one zero-phase second-order-section cascade), rectified, and every baseline and bin mean
 is then read off prefix sums by fancy indexing, with no loop over samples or trials.
 
+Artifact rejection (`rejection_reasons`) judges each trial x muscle only on what a
+facial response does not change: short transients against the running median around
+them (`transient_deviations`) and the pre-stimulus baseline level. A rule comparing a
+trial with the participant's trials of all conditions reads one condition's strong
+response as an outlier; the opt-in same-condition rule needs large cells.
+
 The per-participant table is a pyarrow Table (``table.to_pandas()`` gives the
 DataFrame): building and writing it needs no pandas import, which would cost a quarter
 of the time of the whole job.
@@ -11,9 +17,11 @@ of the time of the whole job.
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import butter, sosfiltfilt
@@ -22,24 +30,6 @@ from mimicry.recordings import RecordingError, read_recording
 
 log = logging.getLogger(__name__)
 
-# Preprocessing settings (config section `preprocess`); every key can be overridden.
-PREPROCESS_DEFAULTS = {
-    "band_hz": [20.0, 450.0],  # Butterworth band-pass edges
-    "band_order": 4,  # Butterworth order (applied forwards and backwards)
-    "mains_hz": 50.0,  # None disables the notch
-    "notch_harmonics": 9,  # count N (mains x 1..N) or a list of multiples, e.g. [1, 3]
-    "notch_width_hz": 2.0,  # width of each Butterworth band-stop
-    "notch_order": 1,  # 1: a second-order notch, like scipy.signal.iirnotch
-    "baseline_s": [-1.0, 0.0],  # relative to stimulus onset
-    "response_s": [0.0, 6.0],
-    "bin_s": 0.5,
-    "value": "log_ratio",  # log_ratio | difference | zscore
-    "outlier_z": 4.0,  # robust z (median/MAD) beyond which a trial is an outlier
-    "min_kept_share": 0.5,  # a muscle x condition cell must keep this share of trials
-    "flat_amplitude_uv": 0.1,  # mean rectified band-passed amplitude below this: flat
-    "saturation_share": 0.001,  # share of samples at the channel's extremes: saturated
-}
-VALUE_KINDS = ("log_ratio", "difference", "zscore")
 # Scales the median absolute deviation to the standard deviation of a normal sample.
 MAD_TO_SD = 1.4826
 
@@ -58,53 +48,38 @@ TABLE_SCHEMA = pa.schema(
 )
 
 
-def resolve_preprocess_settings(settings):
-    """Preprocessing settings with defaults filled in and cross-key checks applied."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(PREPROCESS_DEFAULTS))
-    if unknown:
-        raise ValueError(f"preprocess: unknown settings {unknown}")
-    options = {**PREPROCESS_DEFAULTS, **settings}
-    low, high = options["band_hz"]
-    if not 0 < low < high:
-        raise ValueError(
-            f"preprocess.band_hz {options['band_hz']}: need 0 < low < high"
-        )
-    if options["value"] not in VALUE_KINDS:
-        raise ValueError(
-            f"preprocess.value '{options['value']}' is not one of {VALUE_KINDS}"
-        )
-    baseline_start, baseline_end = options["baseline_s"]
-    response_start, response_end = options["response_s"]
-    if not baseline_start < baseline_end <= response_start < response_end:
-        raise ValueError(
-            f"preprocess.baseline_s {options['baseline_s']} must end before "
-            f"preprocess.response_s {options['response_s']} starts"
-        )
-    n_bins = (response_end - response_start) / options["bin_s"]
-    if abs(n_bins - round(n_bins)) > 1e-9:
-        raise ValueError(
-            f"preprocess.bin_s {options['bin_s']} must divide the response window "
-            f"{options['response_s']}"
-        )
-    return options
-
-
-def preprocess_participant(recording_path, participant, settings, file_format=None):
+def preprocess_participant(
+    recording_path, participant, settings, file_format=None, events_path=None
+):
     """Read and preprocess one participant's recording.
 
     settings holds the config sections `study` (muscles, conditions), `channels`
-    (muscle -> channel name) and, optionally, `recording` and `preprocess`; missing
-    keys take their defaults. file_format (e.g. from the sample sheet) overrides the
-    configured or extension-derived format. Returns (table, qc) as
-    `preprocess_recording` does.
+    (muscle -> channel name), `recording` and `preprocess`, as the validated config
+    has them (defaults filled in by the schema; cross-key checks in
+    `mimicry.preprocess_checks`, run once by `study.check_config`). file_format
+    (e.g. from the sample sheet) overrides the configured or extension-derived format.
+    events_path, a BIDS events.tsv, makes recording_path an EMG-BIDS recording
+    (`mimicry.bids`). Returns (table, qc) as `preprocess_recording` does.
     """
-    options = resolve_preprocess_settings(settings.get("preprocess"))
+    options = settings["preprocess"]
     muscles = settings["study"]["muscles"]
+    channels = {muscle: settings["channels"][muscle] for muscle in muscles}
+    if events_path is not None:
+        from mimicry.bids import read_bids_recording
+
+        recording = read_bids_recording(
+            recording_path,
+            events_path,
+            participant,
+            channels,
+            settings["study"]["conditions"],
+            settings["recording"],
+        )
+        return preprocess_recording(recording, settings["study"]["conditions"], options)
     recording = read_recording(
         recording_path,
         participant,
-        channels={muscle: settings["channels"][muscle] for muscle in muscles},
+        channels=channels,
         conditions=settings["study"]["conditions"],
         settings=settings.get("recording"),
         file_format=file_format,
@@ -116,13 +91,14 @@ def preprocess_recording(recording, conditions, options):
     """Filter, rectify, epoch, bin and screen one `Recording`.
 
     conditions lists the study's conditions (a condition without trials leaves its
-    cells empty, which excludes the participant); options are resolved settings (see
-    `resolve_preprocess_settings`).
+    cells empty, which excludes the participant); options is the validated config's
+    `preprocess` section.
 
     Returns (table, qc): a pyarrow Table with one row per trial x muscle x bin
     (participant, trial, condition, muscle, bin, t, value, rejected, reason) and a
     JSON-ready QC dict (exclusion and its reasons, rejections by reason, kept share per
-    muscle x condition cell, filter details, the rejected trials).
+    muscle x condition cell, filter details, the rejection settings, the rejected
+    trials with each one's reason and detail).
     """
     muscles = list(recording.signals_uv)
     signals = np.vstack([recording.signals_uv[muscle] for muscle in muscles])
@@ -140,8 +116,23 @@ def preprocess_recording(recording, conditions, options):
         check_channel(muscle, amplitude, share, options)
         for muscle, amplitude, share in zip(muscles, mean_amplitude_uv, saturated_share)
     ]
-    flaws = [check["flaw"] for check in channel_checks]
-    reasons = rejection_reasons(baseline, bins, inside, flaws, options["outlier_z"])
+    rules = options["rejection"]["rules"]
+    transients = (
+        transient_deviations(
+            prefix, recording.onset_samples, options, recording.sampling_rate_hz
+        )
+        if "transient" in rules
+        else None
+    )
+    reasons, details = rejection_reasons(
+        baseline,
+        bins,
+        inside,
+        channel_checks,
+        np.array(recording.conditions),
+        transients,
+        options["rejection"],
+    )
     values = response_values(baseline, bins, reasons == "", options["value"])
 
     filter_details = {
@@ -150,7 +141,14 @@ def preprocess_recording(recording, conditions, options):
         "skipped_notch_hz": skipped_notch_hz,
     }
     qc = quality_report(
-        recording, conditions, muscles, reasons, channel_checks, filter_details, options
+        recording,
+        conditions,
+        muscles,
+        reasons,
+        details,
+        channel_checks,
+        filter_details,
+        options,
     )
     log.info(
         "%s: %d trials at %g Hz; rejected trial x muscle: %s; excluded: %s",
@@ -270,6 +268,51 @@ class EpochWindows:
         return means[..., 0], means[..., 1:], inside
 
 
+def transient_deviations(prefix, onsets, options, sampling_rate_hz):
+    """Per (muscle, trial): the short window that departs most from its surroundings.
+
+    Windows of rejection.transient_window_s tile baseline_s[0] to response_s[1]; each
+    window's log mean amplitude is compared with the median over the windows within
+    rejection.transient_context_s on either side (reaching beyond the epoch, so edge
+    windows are judged like the others; windows outside the recording are left out).
+    The running median of a stretch that only rises or only falls is its centre value,
+    so a response, however large, deviates by no more than the noise; a burst, pop or
+    dropout shorter than the context leaves the median at the surrounding level.
+
+    Returns (log deviation of the worst window, signed; its centre in s from onset).
+    """
+    rejection = options["rejection"]
+    width_s = rejection["transient_window_s"]
+    width = max(1, round(width_s * sampling_rate_hz))
+    context = round(rejection["transient_context_s"] / width_s)
+    first_s, last_s = options["baseline_s"][0], options["response_s"][1]
+    n_scored = int(np.ceil((last_s - first_s) / width_s - 1e-9))
+    offsets_s = first_s + width_s * np.arange(-context, n_scored + context)
+    starts = onsets[:, None] + np.round(offsets_s * sampling_rate_hz).astype(np.int64)
+    n_samples = prefix.shape[1] - 1
+    valid = (starts >= 0) & (starts + width <= n_samples)
+    starts = np.clip(starts, 0, max(n_samples - width, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_means = np.log((prefix[:, starts + width] - prefix[:, starts]) / width)
+    log_means[:, ~valid] = np.nan
+    neighbourhoods = sliding_window_view(log_means, 2 * context + 1, axis=-1)
+    # The middle of 2 * context + 1 values, by a partition (np.median is several
+    # times slower). Only trials near the recording's ends have missing windows.
+    local = np.partition(neighbourhoods, context, axis=-1)[..., context]
+    near_end = ~valid.all(axis=1)
+    if near_end.any():
+        with warnings.catch_warnings():
+            # A trial wholly outside has no windows; it is rejected as outside anyway.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            local[:, near_end] = np.nanmedian(neighbourhoods[:, near_end], axis=-1)
+    with np.errstate(invalid="ignore"):
+        deviation = log_means[..., context : context + n_scored] - local
+    magnitude = np.where(np.isnan(deviation), 0.0, np.abs(deviation))
+    worst = magnitude.argmax(axis=-1)[..., None]
+    signed = np.take_along_axis(deviation, worst, axis=-1)[..., 0]
+    return signed, first_s + width_s * (worst[..., 0] + 0.5)
+
+
 def robust_z(values, axis):
     """|x - median| / (1.4826 MAD) along axis, NaN-aware; 0 where the MAD is 0."""
     median = np.nanmedian(values, axis=axis, keepdims=True)
@@ -280,24 +323,82 @@ def robust_z(values, axis):
         return np.where(scale > 0, deviation / scale, 0.0)
 
 
-def rejection_reasons(baseline, bins, inside, flaws, outlier_z):
-    """Reason each (muscle, trial) is rejected, '' when kept; first match wins.
+def rejection_reasons(
+    baseline, bins, inside, channel_checks, conditions, transients, rejection
+):
+    """Reason and detail for each (muscle, trial), '' when kept; first match wins.
 
-    Outliers are judged on log amplitudes: EMG amplitude is skewed and bursts are
-    multiplicative, so the log makes the median/MAD scale symmetric and meaningful.
-    Bins are compared with the same bin of the participant-muscle's other trials.
+    Order: outside_recording, the channel's flaw, then the rules named in
+    rejection["rules"] in this order, each judging only the trials still kept:
+    transient (`transient_deviations` beyond rejection.transient_ratio either way),
+    baseline (baseline mean beyond rejection.baseline_ratio times the median baseline
+    of the muscle's kept trials, either way: the baseline precedes the stimulus, so
+    all conditions share one reference) and condition_outlier (robust z of a bin's
+    log ratio among the kept trials of the same condition above rejection.condition_z,
+    only in cells with at least rejection.condition_min_trials of them: a response is
+    shared by its condition's trials, and a MAD of a handful of trials is noise).
+    transients is `transient_deviations`' result, or None without the transient rule.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        baseline_z = robust_z(np.log(baseline), axis=1)
-        bin_z = robust_z(np.log(bins), axis=1).max(axis=2)
     reasons = np.full(baseline.shape, "", dtype=object)
-    reasons[bin_z > outlier_z] = "bin_outlier"
-    reasons[baseline_z > outlier_z] = "baseline_outlier"
-    for muscle_index, flaw in enumerate(flaws):
-        if flaw:
-            reasons[muscle_index] = flaw
+    details = np.full(baseline.shape, "", dtype=object)
     reasons[:, ~inside] = "outside_recording"
-    return reasons
+    details[:, ~inside] = "baseline or response window reaches outside the recording"
+    for muscle_index, check in enumerate(channel_checks):
+        if check["flaw"]:
+            open_trials = reasons[muscle_index] == ""
+            reasons[muscle_index, open_trials] = check["flaw"]
+            details[muscle_index, open_trials] = check["exclusion"]
+    rules = rejection["rules"]
+    if "transient" in rules:
+        deviation, where_s = transients
+        limit = rejection["transient_ratio"]
+        for muscle_index, trial in zip(
+            *np.nonzero((reasons == "") & (np.abs(deviation) > np.log(limit)))
+        ):
+            reasons[muscle_index, trial] = "transient"
+            details[muscle_index, trial] = (
+                f"{rejection['transient_window_s']:g} s window at "
+                f"{where_s[muscle_index, trial]:.2f} s: "
+                f"{np.exp(deviation[muscle_index, trial]):.3g} x the median around it "
+                f"(limits {1 / limit:.3g}, {limit:g})"
+            )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_baseline = np.log(baseline)
+    if "baseline" in rules:
+        limit = rejection["baseline_ratio"]
+        for muscle_index, kept in enumerate(reasons == ""):
+            if not kept.any():
+                continue
+            reference = np.median(log_baseline[muscle_index, kept])
+            deviation = log_baseline[muscle_index] - reference
+            for trial in np.nonzero(kept & (np.abs(deviation) > np.log(limit)))[0]:
+                reasons[muscle_index, trial] = "baseline"
+                details[muscle_index, trial] = (
+                    f"baseline {np.exp(deviation[trial]):.3g} x the median of the "
+                    f"muscle's {np.count_nonzero(kept)} kept baselines (limits "
+                    f"{1 / limit:.3g}, {limit:g})"
+                )
+    if "condition_outlier" in rules:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.log(bins) - log_baseline[..., None]
+        for condition in np.unique(conditions):
+            for muscle_index, kept in enumerate(reasons == ""):
+                cell = np.nonzero(kept & (conditions == condition))[0]
+                if len(cell) < rejection["condition_min_trials"]:
+                    continue
+                z = robust_z(log_ratio[muscle_index, cell], axis=0)
+                worst_bin = z.argmax(axis=1)
+                worst = z[np.arange(len(cell)), worst_bin]
+                for trial, bin_index, z_value in zip(cell, worst_bin, worst):
+                    if z_value <= rejection["condition_z"]:
+                        continue
+                    reasons[muscle_index, trial] = "condition_outlier"
+                    details[muscle_index, trial] = (
+                        f"bin {bin_index}: robust z {z_value:.3g} among the "
+                        f"{len(cell)} kept {condition} trials (limit "
+                        f"{rejection['condition_z']:g})"
+                    )
+    return reasons, details
 
 
 def response_values(baseline, bins, kept, kind):
@@ -327,6 +428,7 @@ def quality_report(
     condition_names,
     muscles,
     reasons,
+    details,
     channel_checks,
     filter_details,
     options,
@@ -335,10 +437,10 @@ def quality_report(
 
     A participant is excluded when a channel is flat or saturated, or when a muscle x
     condition cell of an intact channel keeps fewer than options["min_kept_share"] of
-    its trials.
+    its trials or fewer than options["min_kept_trials"] trials.
     """
     conditions = np.array(recording.conditions)
-    min_share = options["min_kept_share"]
+    min_share, min_trials = options["min_kept_share"], options["min_kept_trials"]
     per_muscle, exclusion_reasons = {}, []
     for muscle, muscle_reasons, check in zip(muscles, reasons, channel_checks):
         exclusions = [check["exclusion"]] if check["flaw"] else []
@@ -349,9 +451,16 @@ def quality_report(
             total = int(np.count_nonzero(in_cell))
             kept_share = kept / total if total else 0.0
             cells[condition] = {"kept": kept, "total": total, "kept_share": kept_share}
-            if not check["flaw"] and kept_share < min_share:
+            if check["flaw"]:
+                continue
+            if kept_share < min_share:
                 exclusions.append(
                     f"too_few_trials:{muscle}/{condition} {kept}/{total} < {min_share:.0%}"
+                )
+            elif kept < min_trials:
+                exclusions.append(
+                    f"too_few_trials:{muscle}/{condition} {kept}/{total} < {min_trials} "
+                    "trials"
                 )
         rejected, counts = np.unique(
             muscle_reasons[muscle_reasons != ""], return_counts=True
@@ -378,6 +487,7 @@ def quality_report(
         },
         **filter_details,
         "value": options["value"],
+        "rejection": options["rejection"],
         "excluded": bool(exclusion_reasons),
         "exclusion_reasons": exclusion_reasons,
         "muscles": per_muscle,
@@ -387,6 +497,7 @@ def quality_report(
                 "condition": recording.conditions[trial],
                 "muscle": muscles[muscle_index],
                 "reason": reasons[muscle_index, trial],
+                "detail": details[muscle_index, trial],
             }
             for trial, muscle_index in zip(trial_indices, muscle_indices)
         ],

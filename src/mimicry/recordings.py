@@ -1,12 +1,15 @@
 """Readers that turn a participant's raw file into EMG signals and stimulus events.
 
-EDF, BDF and BrainVision files are read through MNE-Python; delimited text exports
-(csv/tsv) through a column map, with stimulus onsets found on analog trigger columns.
-Every reader returns the same small `Recording`, and every problem with a file raises a
-`RecordingError` that names the participant and the file.
+EDF, BDF and BrainVision files are read through MNE-Python, BIOPAC AcqKnowledge files
+(.acq) through bioread, delimited text exports (csv, tsv, txt) by column references,
+with stimulus onsets found on analog trigger columns or channels. Every reader returns
+the same small `Recording`, and every problem with a file raises a `RecordingError` that
+names the participant, the file and, where there is one, the line, column and config
+key.
 
-MNE and pandas are imported inside the functions that need them, so that importing this
-module (e.g. to catch `RecordingError`) costs nothing.
+The readers take the resolved config section `recording` (schema defaults filled in, see
+workflow/schemas/config.schema.yaml). MNE, bioread and pandas are imported inside the
+functions that need them, so that importing this module costs nothing.
 """
 
 import warnings
@@ -15,35 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-# Reader settings (config section `recording`); every key can be overridden.
-RECORDING_DEFAULTS = {
-    "format": None,  # edf | bdf | vhdr | csv | tsv; None: from the file extension
-    "event_source": "annotations",  # annotations | stim_channel (MNE formats)
-    "event_labels": {},  # label (or stim code) -> condition; {}: labels are conditions
-    "ignore_labels": ["New Segment/"],  # BrainVision marks every segment start
-    "stim_channel": None,  # None: the recording's first stim-type channel
-    "text": {
-        "delimiter": None,  # None: "," for .csv, tab for .tsv and .txt
-        "skip_rows": 0,  # preamble lines above the header line
-        "time_column": None,  # column with time in seconds; None: no time column
-        "sampling_rate_hz": None,  # required when there is no time column
-        "units": "uV",  # unit of the channel columns: uV, mV or V
-        "trigger_threshold": 2.5,  # a pulse starts where a trigger rises through this
-        "triggers": {},  # column -> condition, or column -> {pulse level: condition}
-    },
-}
-
-EXTENSION_FORMATS = {
-    ".edf": "edf",
-    ".bdf": "bdf",
-    ".vhdr": "vhdr",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".txt": "tsv",
-}
-TEXT_DELIMITERS = {"csv": ",", "tsv": "\t"}
 MNE_FORMATS = ("edf", "bdf", "vhdr")
+TEXT_DELIMITERS = {"csv": ",", "tsv": "\t", "txt": "\t"}
+FORMATS = (*MNE_FORMATS, "acq", *TEXT_DELIMITERS)
 MICROVOLTS_PER_UNIT = {"uV": 1.0, "mV": 1e3, "V": 1e6}
+# Unit names AcqKnowledge writes into channel headers.
+ACQ_MICROVOLTS_PER_UNIT = {
+    "uv": 1.0,
+    "µv": 1.0,
+    "microvolts": 1.0,
+    "mv": 1e3,
+    "millivolts": 1e3,
+    "v": 1e6,
+    "volts": 1e6,
+}
 # MNE keeps voltages in volts.
 MICROVOLTS_PER_VOLT = 1e6
 # Biosemi status words carry system bits above bit 16; trigger codes are the low 16 bits.
@@ -53,6 +41,17 @@ TRUNCATION_WARNINGS = (
     "Number of records from the header does not match the file size",
     r"Omitted \d+ annotation\(s\) that were outside data range",
 )
+# Channel identity checks (recording.check_channels). A raw EMG channel is signed and
+# centred near zero: rectified or integrated EMG has (almost) no negative samples and a
+# median of the order of its spread. Digital triggers take a handful of values; analog
+# ones rest at one level most of the time (median absolute deviation near zero).
+MIN_NEGATIVE_SHARE = 0.01
+MAX_CENTRE_TO_IQR = 0.5
+MAX_TRIGGER_LEVELS = 16
+TRIGGER_REST_SHARE_OF_RANGE = 0.01
+# Facial-EMG trials last seconds: a trigger rising more often than this is noise or a
+# signal crossing the threshold.
+MAX_STIMULI_PER_S = 1.0
 
 
 class RecordingError(ValueError):
@@ -79,91 +78,107 @@ class Recording:
         return len(next(iter(self.signals_uv.values())))
 
 
-def resolve_recording_settings(settings):
-    """Reader settings with every missing key taken from RECORDING_DEFAULTS."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(RECORDING_DEFAULTS))
-    if unknown:
-        raise ValueError(f"recording: unknown settings {unknown}")
-    text = {**RECORDING_DEFAULTS["text"], **(settings.get("text") or {})}
-    return {**RECORDING_DEFAULTS, **settings, "text": text}
+def format_from_extension(path):
+    """The format a file name's extension names (lower case), or None."""
+    extension = Path(path).suffix.lower().lstrip(".")
+    return extension if extension in FORMATS else None
 
 
-def read_recording(
-    path, participant, channels, conditions, settings=None, file_format=None
-):
+def resolve_format(path, recording, file_format=None):
+    """file_format (the sample sheet's), else recording.format, else the extension."""
+    chosen = file_format or recording["format"] or format_from_extension(path)
+    return chosen.lower() if chosen else Path(path).suffix.lstrip(".") or "none"
+
+
+def event_source(recording, file_format):
+    """Where this file's stimulus events come from (recording.event_source resolved)."""
+    if file_format in TEXT_DELIMITERS:
+        return "triggers"
+    if recording["event_source"] is not None:
+        return recording["event_source"]
+    # MNE formats have no analog triggers here: a study mixing them with text exports
+    # keeps its annotations.
+    if recording["triggers"] and file_format == "acq":
+        return "triggers"
+    return "annotations"
+
+
+def read_recording(path, participant, channels, conditions, settings, file_format=None):
     """Read one participant's raw file.
 
-    channels maps muscle -> channel name in the file (config `channels`), conditions
-    lists the study's condition names, settings is the config `recording` section and
-    file_format (e.g. from the sample sheet) overrides settings["format"] and the
-    file extension.
+    channels maps muscle -> channel (config `channels`: a name, or a text export's
+    column position), conditions lists the study's condition names, settings is the
+    resolved config section `recording` and file_format (the sample sheet's) overrides
+    settings["format"] and the file extension.
     """
-    path = Path(path)
-    settings = resolve_recording_settings(settings)
-    file_format = file_format or settings["format"] or _format_from_extension(path)
-    if file_format not in (*TEXT_DELIMITERS, *MNE_FORMATS):
+    path, recording = Path(path), settings
+    file_format = resolve_format(path, recording, file_format)
+    where = f"{participant}: {path}"
+    if file_format not in FORMATS:
         raise RecordingError(
-            f"{participant}: {path}: unsupported format '{file_format}'; supported are "
-            f"edf, bdf, vhdr (BrainVision), csv and tsv"
+            f"{where}: unsupported format '{file_format}'; supported are edf, bdf, "
+            "vhdr (BrainVision), acq (AcqKnowledge), csv, tsv and txt (sample sheet "
+            "column format, or recording.format)"
         )
     if not path.is_file():
         raise RecordingError(f"{participant}: recording {path} does not exist")
+    source = event_source(recording, file_format)
     if file_format in TEXT_DELIMITERS:
-        return _read_text(
-            path, participant, channels, conditions, settings, file_format
+        signals, fs, onsets, labels = _read_text(
+            where, path, channels, recording, file_format
         )
-    return _read_with_mne(
-        path, participant, channels, conditions, settings, file_format
+    elif file_format == "acq":
+        signals, fs, onsets, labels = _read_acq(
+            where, path, channels, recording, source
+        )
+    else:
+        signals, fs, onsets, labels = _read_with_mne(
+            where, path, channels, recording, file_format, source
+        )
+    if source == "triggers":
+        # Triggers are labelled with condition names; a wrong name is an unknown label.
+        label_map, ignored = {c: c for c in conditions}, set()
+    else:
+        label_map = {str(label): c for label, c in recording["event_labels"].items()}
+        label_map = label_map or {c: c for c in conditions}
+        ignored = set(recording["ignore_labels"])
+    onsets, event_conditions = _label_events(where, onsets, labels, label_map, ignored)
+    return Recording(
+        participant=participant,
+        path=path,
+        sampling_rate_hz=fs,
+        signals_uv=signals,
+        onset_samples=onsets,
+        conditions=event_conditions,
     )
 
 
-def _format_from_extension(path):
-    # An unknown extension is reported by read_recording with the supported list.
-    return EXTENSION_FORMATS.get(path.suffix.lower(), path.suffix.lstrip(".") or "none")
-
-
-def _read_with_mne(path, participant, channels, conditions, settings, file_format):
+def _read_with_mne(where, path, channels, recording, file_format, source):
     import mne
 
-    where = f"{participant}: {path}"
-    source = settings["event_source"]
     if source not in ("annotations", "stim_channel"):
         raise RecordingError(
-            f"{where}: recording.event_source '{source}' is not one of "
-            "annotations, stim_channel"
+            f"{where}: recording.event_source '{source}' is not available for "
+            f"{file_format.upper()} files; use annotations or stim_channel"
         )
-    label_map = _event_label_map(where, settings["event_labels"], conditions)
+    _check_named(where, channels, file_format)
     readers = {
         "edf": mne.io.read_raw_edf,
         "bdf": mne.io.read_raw_bdf,
         "vhdr": mne.io.read_raw_brainvision,
     }
-    try:
-        with warnings.catch_warnings():
-            for message in TRUNCATION_WARNINGS:
-                warnings.filterwarnings("error", message=message)
-            # Header only: check the channels, then load just the ones needed.
-            raw = readers[file_format](path, preload=False, verbose="warning")
-    except RuntimeWarning as warning:
-        raise RecordingError(f"{where}: truncated file ({warning})") from warning
-    except Exception as error:
-        raise RecordingError(
-            f"{where}: cannot read as {file_format.upper()} (corrupt or not this "
-            f"format): {error}"
-        ) from error
+    # Header only: check the channels, then load just the ones needed.
+    raw = open_mne_raw(
+        where,
+        lambda: readers[file_format](path, preload=False, verbose="warning"),
+        f"{file_format.upper()} (corrupt or not this format)",
+    )
 
     needed = list(channels.values())
     if source == "stim_channel":
-        stim_channel = settings["stim_channel"] or _first_stim_channel(where, raw)
+        stim_channel = recording["stim_channel"] or _first_stim_channel(where, raw)
         needed.append(stim_channel)
-    _check_columns(where, needed, raw.ch_names)
-    try:
-        raw.pick(needed).load_data(verbose="warning")
-    except Exception as error:
-        raise RecordingError(
-            f"{where}: cannot read the signal data: {error}"
-        ) from error
+    load_channels(where, raw, needed)
 
     if source == "stim_channel":
         events = mne.find_events(
@@ -182,19 +197,50 @@ def _read_with_mne(path, participant, channels, conditions, settings, file_forma
             annotations.onset, use_rounding=True, origin=annotations.orig_time
         )
         labels = [str(label) for label in annotations.description]
-    onsets, event_conditions = _label_events(
-        where, onsets, labels, label_map, set(settings["ignore_labels"])
-    )
-
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
-    return Recording(
-        participant=participant,
-        path=path,
-        sampling_rate_hz=float(raw.info["sfreq"]),
-        signals_uv=dict(zip(channels, data_uv)),
-        onset_samples=onsets,
-        conditions=event_conditions,
-    )
+    signals = dict(zip(channels, data_uv))
+    return signals, float(raw.info["sfreq"]), onsets, labels
+
+
+def open_mne_raw(where, open_raw, file_kind, ignored_warnings=()):
+    """open_raw() with MNE's truncation warnings as errors; failures name the file.
+
+    file_kind says what the file was read as; ignored_warnings are message prefixes
+    that carry no information here.
+    """
+    try:
+        with warnings.catch_warnings():
+            for message in TRUNCATION_WARNINGS:
+                warnings.filterwarnings("error", message=message)
+            for message in ignored_warnings:
+                warnings.filterwarnings("ignore", message=message)
+            return open_raw()
+    except RuntimeWarning as warning:
+        raise RecordingError(f"{where}: truncated file ({warning})") from warning
+    except Exception as error:
+        raise RecordingError(f"{where}: cannot read as {file_kind}: {error}") from error
+
+
+def load_channels(where, raw, needed):
+    """Load only the needed channels of a header-only MNE Raw, or say which are missing."""
+    _check_columns(where, needed, raw.ch_names)
+    try:
+        raw.pick(needed).load_data(verbose="warning")
+    except Exception as error:
+        raise RecordingError(
+            f"{where}: cannot read the signal data: {error}"
+        ) from error
+
+
+def _check_named(where, channels, file_format):
+    positions = {
+        muscle: ref for muscle, ref in channels.items() if isinstance(ref, int)
+    }
+    if positions:
+        raise RecordingError(
+            f"{where}: channels {positions} are column positions, which only text "
+            f"exports have; name the {file_format.upper()} file's channels instead"
+        )
 
 
 def _check_columns(where, wanted, available):
@@ -217,19 +263,6 @@ def _first_stim_channel(where, raw):
     return raw.ch_names[stim_picks[0]]
 
 
-def _event_label_map(where, event_labels, conditions):
-    """Label (or stim code, as text) -> condition; by default labels are conditions."""
-    label_map = {str(label): condition for label, condition in event_labels.items()}
-    label_map = label_map or {condition: condition for condition in conditions}
-    unknown_conditions = sorted(set(label_map.values()) - set(conditions))
-    if unknown_conditions:
-        raise RecordingError(
-            f"{where}: recording.event_labels maps to {unknown_conditions}, which are "
-            f"not in study.conditions {list(conditions)}"
-        )
-    return label_map
-
-
 def _label_events(where, onsets, labels, label_map, ignored):
     """Stimulus onsets (sorted) and their conditions; unknown labels are errors."""
     unknown = sorted({label for label in labels if label not in label_map} - ignored)
@@ -250,72 +283,308 @@ def _label_events(where, onsets, labels, label_map, ignored):
     return onsets[order], tuple(label_map[kept_labels[i]] for i in order)
 
 
-def _read_text(path, participant, channels, conditions, settings, file_format):
+def _read_acq(where, path, channels, recording, source):
+    import bioread
+
+    if source not in ("annotations", "triggers"):
+        raise RecordingError(
+            f"{where}: recording.event_source '{source}' is not available for "
+            "AcqKnowledge files; use annotations (event markers) or triggers"
+        )
+    _check_named(where, channels, "acq")
+    try:
+        datafile = bioread.read_file(str(path))
+    except Exception as error:
+        raise RecordingError(
+            f"{where}: cannot read as AcqKnowledge (corrupt or not this format): "
+            f"{error}"
+        ) from error
+    by_name = {channel.name: channel for channel in datafile.channels}
+    triggers = recording["triggers"] if source == "triggers" else {}
+    needed = [*channels.values(), *triggers]
+    _check_columns(where, needed, list(by_name))
+    rates = {name: by_name[name].samples_per_second for name in needed}
+    lengths = {name: by_name[name].point_count for name in needed}
+    if len(set(rates.values())) > 1 or len(set(lengths.values())) > 1:
+        raise RecordingError(
+            f"{where}: the channels {needed} are sampled at different rates {rates} "
+            f"(samples {lengths}); export them at one rate"
+        )
+    fs = float(rates[needed[0]])
+
+    signals = {}
+    for muscle, name in channels.items():
+        channel = by_name[name]
+        scale = ACQ_MICROVOLTS_PER_UNIT.get(channel.units.strip().lower())
+        if scale is None:
+            raise RecordingError(
+                f"{where}: channel '{name}' (channels.{muscle}) is in "
+                f"'{channel.units}', not a voltage unit {sorted(ACQ_MICROVOLTS_PER_UNIT)}"
+            )
+        signals[muscle] = np.asarray(channel.data, dtype=np.float64) * scale
+    trigger_data = {name: np.asarray(by_name[name].data, float) for name in triggers}
+    if recording["check_channels"]:
+        for muscle, name in channels.items():
+            _check_emg(
+                where, f"channel '{name}'", f"channels.{muscle}", signals[muscle]
+            )
+        _check_triggers(
+            where, trigger_data, recording, fs, lambda name: f"channel '{name}'"
+        )
+
+    if source == "triggers":
+        onsets, labels = _trigger_onsets(
+            trigger_data, triggers, recording["trigger_threshold"]
+        )
+    else:
+        # Marker positions count samples at the file's base rate.
+        base_rate = datafile.samples_per_second
+        markers = datafile.event_markers or []
+        onsets = [round(m.sample_index * fs / base_rate) for m in markers]
+        labels = [m.text for m in markers]
+    return signals, fs, onsets, labels
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """Where the data of a text export are: column names, field count and data lines."""
+
+    names: list  # one per field, trailing empty field excluded
+    first_data_line: int  # 0-based index of the first data line in the file
+    data_line_numbers: np.ndarray  # 1-based file line number of each data row
+
+
+def _read_text(where, path, channels, recording, file_format):
     import pandas as pd
 
-    where = f"{participant}: {path}"
-    text = settings["text"]
-    if not text["triggers"]:
-        raise RecordingError(
-            f"{where}: text exports carry no annotations; set recording.text.triggers "
-            "to the trigger column(s) that mark stimulus onsets"
-        )
-    if text["units"] not in MICROVOLTS_PER_UNIT:
-        raise RecordingError(
-            f"{where}: recording.text.units '{text['units']}' is not one of "
-            f"{list(MICROVOLTS_PER_UNIT)}"
-        )
-    read_options = dict(
-        sep=text["delimiter"] or TEXT_DELIMITERS[file_format],
-        skiprows=text["skip_rows"],
-        engine="c",
-    )
-    try:
-        header = pd.read_csv(path, nrows=0, **read_options).columns
-    except Exception as error:
-        raise RecordingError(
-            f"{where}: cannot read the header line: {error}"
-        ) from error
-    columns = list(channels.values()) + list(text["triggers"])
+    text = recording["text"]
+    delimiter = text["delimiter"] or TEXT_DELIMITERS[file_format]
+    layout = _text_layout(where, path, text, delimiter)
+    columns = _TextColumns(where, layout.names)
+    channel_positions = {
+        muscle: columns.position(ref, f"channels.{muscle}")
+        for muscle, ref in channels.items()
+    }
+    trigger_positions = {
+        name: columns.position(name, f"recording.triggers.{name}")
+        for name in recording["triggers"]
+    }
+    used = [*channel_positions.values(), *trigger_positions.values()]
     if text["time_column"] is not None:
-        columns.append(text["time_column"])
-    _check_columns(where, columns, list(header))
+        time_position = columns.position(
+            text["time_column"], "recording.text.time_column"
+        )
+        used.append(time_position)
+    used = sorted(set(used))
     try:
-        table = pd.read_csv(path, usecols=columns, dtype=np.float64, **read_options)
-    except Exception as error:
-        raise RecordingError(f"{where}: cannot parse the data rows: {error}") from error
-    if len(table) < 2 or table.isna().to_numpy().any():
-        raise RecordingError(f"{where}: truncated or malformed rows (missing values)")
+        table = pd.read_csv(
+            path,
+            sep=delimiter,
+            header=None,
+            skiprows=layout.first_data_line,
+            usecols=used,
+            dtype=np.float64,
+            decimal=text["decimal"],
+            comment=text["comment"],
+            engine="c",
+            encoding_errors="replace",
+        )
+        values = {position: table[position].to_numpy() for position in used}
+    except (ValueError, pd.errors.ParserError):
+        values = None
+    if values is None or any(np.isnan(column).any() for column in values.values()):
+        # The fast parser says little about where; find the first bad field.
+        _raise_first_bad_field(where, path, layout, used, columns, text, delimiter)
+    if len(layout.data_line_numbers) < 2:
+        raise RecordingError(f"{where}: fewer than two data lines")
 
-    sampling_rate_hz = _text_sampling_rate(where, table, text)
-    onsets, labels = _trigger_onsets(table, text["triggers"], text["trigger_threshold"])
-    # Triggers are labelled with condition names; a wrong name is an unknown label.
-    onsets, event_conditions = _label_events(
-        where, onsets, labels, _event_label_map(where, {}, conditions), set()
-    )
     scale = MICROVOLTS_PER_UNIT[text["units"]]
-    return Recording(
-        participant=participant,
-        path=path,
-        sampling_rate_hz=sampling_rate_hz,
-        signals_uv={
-            muscle: table[column].to_numpy() * scale
-            for muscle, column in channels.items()
-        },
-        onset_samples=onsets,
-        conditions=event_conditions,
+    signals = {
+        muscle: values[position] * scale
+        for muscle, position in channel_positions.items()
+    }
+    trigger_data = {
+        name: values[position] for name, position in trigger_positions.items()
+    }
+    if text["time_column"] is not None:
+        time_s = values[time_position]
+        _check_time_column(where, time_s, layout, columns.describe(time_position))
+        fs = _text_sampling_rate(where, time_s, text["sampling_rate_hz"])
+    elif text["sampling_rate_hz"] is None:
+        raise RecordingError(
+            f"{where}: no time column (recording.text.time_column), so "
+            "recording.text.sampling_rate_hz is required"
+        )
+    else:
+        fs = float(text["sampling_rate_hz"])
+    if recording["check_channels"]:
+        for muscle, position in channel_positions.items():
+            _check_emg(
+                where, columns.describe(position), f"channels.{muscle}", signals[muscle]
+            )
+        _check_triggers(
+            where,
+            trigger_data,
+            recording,
+            fs,
+            lambda name: columns.describe(trigger_positions[name]),
+        )
+    onsets, labels = _trigger_onsets(
+        trigger_data, recording["triggers"], recording["trigger_threshold"]
+    )
+    return signals, fs, onsets, labels
+
+
+class _TextColumns:
+    """Column references (name or 1-based position) resolved against a text layout."""
+
+    def __init__(self, where, names):
+        self.where = where
+        self.names = names
+
+    def position(self, reference, key):
+        """0-based position of a column reference; key is the config key holding it."""
+        if isinstance(reference, int):
+            if not 1 <= reference <= len(self.names):
+                raise RecordingError(
+                    f"{self.where}: {key} is column {reference}, but the data lines "
+                    f"have {len(self.names)} fields"
+                )
+            return reference - 1
+        matches = [i for i, name in enumerate(self.names) if name == reference]
+        if not matches:
+            raise RecordingError(
+                f"{self.where}: column '{reference}' ({key}) not found; the columns "
+                f"are {self.names} (or refer to a column by its 1-based position)"
+            )
+        if len(matches) > 1:
+            raise RecordingError(
+                f"{self.where}: column name '{reference}' ({key}) is shared by columns "
+                f"{[i + 1 for i in matches]}; refer to the column by its position"
+            )
+        return matches[0]
+
+    def describe(self, position):
+        return f"column {position + 1} ('{self.names[position]}')"
+
+
+def _text_layout(where, path, text, delimiter):
+    """Header names, field count and data lines of a text export, or an error.
+
+    Field counts come from counting delimiters per line over the raw bytes, so that a
+    line with a field too many or too few is found however long the file is.
+    """
+    content = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    if content.size == 0:
+        raise RecordingError(f"{where}: the file is empty")
+    newlines = np.flatnonzero(content == ord("\n"))
+    if newlines.size == 0 or newlines[-1] != content.size - 1:
+        newlines = np.append(newlines, content.size)
+    starts = np.concatenate([[0], newlines[:-1] + 1])
+    ends = newlines.copy()
+    # Windows line ends: the carriage return is not part of the last field.
+    carriage = (ends > starts) & (content[np.maximum(ends - 1, 0)] == ord("\r"))
+    ends[carriage] -= 1
+    delimiter_byte = ord(delimiter)
+    # Every line holds at least its newline, so the segments are never empty.
+    raw_fields = 1 + np.add.reduceat(content == delimiter_byte, starts, dtype=np.int64)
+    trailing = (ends > starts) & (content[np.maximum(ends - 1, 0)] == delimiter_byte)
+    fields = raw_fields - trailing
+    # Lines of spaces only are blank, as the parser treats them.
+    blank = ends - starts == 0
+    for i in np.flatnonzero(~blank & (ends - starts < 8)):
+        blank[i] = not bytes(content[starts[i] : ends[i]]).strip()
+    skippable = blank.copy()
+    if text["comment"] is not None:
+        first_byte = content[np.minimum(starts, content.size - 1)]
+        skippable |= (ends > starts) & (first_byte == ord(text["comment"]))
+    skippable[: text["skip_rows"]] = True
+
+    def line_text(i):
+        return bytes(content[starts[i] : ends[i]]).decode("utf-8", errors="replace")
+
+    candidates = np.flatnonzero(~skippable)
+    if candidates.size == 0:
+        raise RecordingError(f"{where}: no data lines after recording.text.skip_rows")
+    if text["header"]:
+        header_line, data_lines = candidates[0], candidates[1:]
+    else:
+        header_line, data_lines = None, candidates
+    if data_lines.size == 0:
+        raise RecordingError(f"{where}: no data lines below the header line")
+    n_fields = int(fields[data_lines[0]])
+    wrong = data_lines[fields[data_lines] != n_fields]
+    if wrong.size:
+        line = int(wrong[0])
+        raise RecordingError(
+            f"{where}: line {line + 1} has {fields[line]} fields, but the first data "
+            f"line ({data_lines[0] + 1}) has {n_fields} (an empty field after a "
+            f"trailing delimiter not counted): '{line_text(line)[:120]}'"
+        )
+    if header_line is not None:
+        names = [name.strip() for name in line_text(header_line).split(delimiter)]
+        if trailing[header_line]:
+            names = names[:-1]
+        if len(names) != n_fields:
+            raise RecordingError(
+                f"{where}: the header (line {header_line + 1}) names {len(names)} "
+                f"columns but the data lines have {n_fields} fields (an empty field "
+                "after a trailing delimiter not counted), so the columns cannot be "
+                "matched without guessing; if the file has no header line set "
+                "recording.text.header: false, if it has a preamble set "
+                "recording.text.skip_rows, and check recording.text.delimiter"
+            )
+    elif text["column_names"] is not None:
+        names = list(text["column_names"])
+        if len(names) != n_fields:
+            raise RecordingError(
+                f"{where}: recording.text.column_names names {len(names)} columns but "
+                f"the data lines (from line {data_lines[0] + 1}) have {n_fields} "
+                "fields (an empty field after a trailing delimiter not counted)"
+            )
+    else:
+        names = [str(position) for position in range(1, n_fields + 1)]
+    return TextLayout(
+        names=names,
+        first_data_line=int(data_lines[0]),
+        data_line_numbers=data_lines + 1,
     )
 
 
-def _text_sampling_rate(where, table, text):
-    configured = text["sampling_rate_hz"]
-    if text["time_column"] is None:
-        if configured is None:
-            raise RecordingError(
-                f"{where}: no time column, so recording.text.sampling_rate_hz is required"
-            )
-        return float(configured)
-    time_s = table[text["time_column"]].to_numpy()
+def _raise_first_bad_field(where, path, layout, used, columns, text, delimiter):
+    """Raise naming the first data line whose used field is empty or not a number."""
+    wanted = set(layout.data_line_numbers.tolist())
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number not in wanted:
+                continue
+            fields = line.rstrip("\r\n").split(delimiter)
+            for position in used:
+                field = fields[position].strip()
+                try:
+                    float(field.replace(text["decimal"], "."))
+                except ValueError:
+                    problem = f"'{field}' is not a number" if field else "is empty"
+                    raise RecordingError(
+                        f"{where}: line {number}, {columns.describe(position)}: "
+                        f"{problem} (decimal mark '{text['decimal']}', "
+                        "recording.text.decimal)"
+                    ) from None
+    raise RecordingError(f"{where}: cannot parse the data lines")
+
+
+def _check_time_column(where, time_s, layout, column):
+    steps = np.diff(time_s)
+    if (steps <= 0).any():
+        row = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise RecordingError(
+            f"{where}: {column}, the time column (recording.text.time_column), does not "
+            f"increase at line {layout.data_line_numbers[row]} ({time_s[row - 1]} then "
+            f"{time_s[row]})"
+        )
+
+
+def _text_sampling_rate(where, time_s, configured):
     # Span over count is robust to the rounding of individual exported time stamps.
     measured = round((len(time_s) - 1) / (time_s[-1] - time_s[0]), 3)
     if configured is not None and not np.isclose(measured, configured, rtol=1e-3):
@@ -326,16 +595,85 @@ def _text_sampling_rate(where, table, text):
     return measured
 
 
-def _trigger_onsets(table, triggers, threshold):
-    """Rising threshold crossings on each trigger column, labelled with a condition.
+CHECK_HINT = "or set recording.check_channels: false to skip this check"
 
-    A column mapped to a condition labels every pulse with it; a column mapped to
-    {level: condition} labels each pulse by the configured level nearest to the pulse's
-    median height (robust to the ramp at either end of an analog pulse).
+
+def _check_emg(where, column, key, signal):
+    """Raise when a channel configured as raw EMG does not look like raw EMG."""
+    if np.ptp(signal) == 0:
+        return  # a flat channel is the preprocessing's flat-channel exclusion
+    problem = None
+    steps = np.diff(signal)
+    if (steps > 0).all():
+        problem = "increases on every line, like a time column"
+    elif len(np.unique(signal[: 1 << 16])) <= MAX_TRIGGER_LEVELS:
+        problem = "takes only a few distinct values, like a trigger or digital channel"
+    else:
+        q1, median, q3 = np.percentile(signal, [25, 50, 75])
+        negative_share = np.mean(signal < 0)
+        if negative_share < MIN_NEGATIVE_SHARE or abs(median) > MAX_CENTRE_TO_IQR * (
+            q3 - q1
+        ):
+            problem = (
+                f"is not signed and centred near zero (median {median:.4g}, "
+                f"interquartile range {q3 - q1:.4g}, {negative_share:.1%} negative), "
+                "like a rectified, integrated or offset signal rather than raw EMG"
+            )
+    if problem:
+        raise RecordingError(
+            f"{where}: {column}, configured as {key}, {problem}; point {key} at the raw "
+            f"EMG column, {CHECK_HINT}"
+        )
+
+
+def _check_triggers(where, trigger_data, recording, fs, describe):
+    """Raise when a trigger varies like a signal or never marks a stimulus."""
+    threshold = recording["trigger_threshold"]
+    for name, trigger in trigger_data.items():
+        column = describe(name)
+        key = f"recording.triggers.{name}"
+        low, high = float(np.min(trigger)), float(np.max(trigger))
+        rest = np.median(np.abs(trigger - np.median(trigger)))
+        levels = len(np.unique(trigger[: 1 << 16]))
+        above = trigger >= threshold
+        n_rising = int(np.count_nonzero(above[1:] & ~above[:-1]))
+        duration_s = len(trigger) / fs
+        problem = None
+        if levels > MAX_TRIGGER_LEVELS and rest > TRIGGER_REST_SHARE_OF_RANGE * (
+            high - low
+        ):
+            problem = (
+                f"varies like a signal ({levels}+ distinct values, no resting level)"
+            )
+        elif n_rising > duration_s * MAX_STIMULI_PER_S:
+            problem = (
+                f"rises through recording.trigger_threshold {threshold:g} {n_rising} "
+                f"times in {duration_s:.0f} s, more often than stimuli come"
+            )
+        if problem:
+            raise RecordingError(
+                f"{where}: {column}, configured as a trigger ({key}), {problem}; point "
+                f"{key} at the trigger or set recording.trigger_threshold, {CHECK_HINT}"
+            )
+        if n_rising == 0:
+            raise RecordingError(
+                f"{where}: {column} ({key}) never rises through "
+                f"recording.trigger_threshold {threshold:g} (its values span "
+                f"{low:g} to {high:g}); set recording.trigger_threshold, {CHECK_HINT}"
+            )
+
+
+def _trigger_onsets(trigger_data, triggers, threshold):
+    """Rising threshold crossings on each trigger, labelled with a condition.
+
+    trigger_data maps trigger name -> samples. A trigger mapped to a condition labels
+    every pulse with it; one mapped to {level: condition} labels each pulse by the
+    configured level nearest to the pulse's median height (robust to the ramp at
+    either end of an analog pulse).
     """
     onsets, labels = [], []
-    for column, meaning in triggers.items():
-        trigger = table[column].to_numpy()
+    for name, meaning in triggers.items():
+        trigger = trigger_data[name]
         above = trigger >= threshold
         rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
         onsets.append(rising)
@@ -351,4 +689,4 @@ def _trigger_onsets(table, triggers, threshold):
         for start, end in zip(rising, ends):
             height = np.median(trigger[start:end])
             labels.append(level_conditions[int(np.argmin(np.abs(levels - height)))])
-    return np.concatenate(onsets), labels
+    return np.concatenate(onsets) if onsets else np.array([], np.int64), labels

@@ -5,6 +5,10 @@ identical results would give different reports. The timings are measurements, ke
 results/benchmarks/; the report is written without them:
 
     python -m mimicry.report results/report.html [snakemake options ...]
+
+Snakemake renders the captions from the config it is given (and the rule params
+derived from it), so pass the run's config files, e.g. ``--configfile
+config/quick.yaml``; ``make run CONFIG=...`` does so for both the run and the report.
 """
 
 import re

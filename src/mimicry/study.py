@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mimicry import preprocess_checks
+
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
 
@@ -12,15 +14,126 @@ class ConfigError(ValueError):
 
 
 def read_sample_sheet(path):
-    """Read the sample sheet with every column as text (ids like 007 stay 007)."""
+    """Read the sample sheet with every column as text (ids like 007 stay 007).
+
+    Comma-separated when the name ends in .csv, tab-separated otherwise; formats and
+    checksums are lower-cased (EDF is edf).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
             f"config key 'participants': sample sheet {path} does not exist"
         )
-    sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#")
+    separator = "," if path.suffix.lower() == ".csv" else "\t"
+    sheet = pd.read_csv(path, sep=separator, dtype=str, comment="#")
     sheet.columns = sheet.columns.str.strip()
-    return sheet.apply(lambda column: column.str.strip())
+    sheet = sheet.apply(lambda column: column.str.strip())
+    for column in ("format", "sha256"):
+        if column in sheet:
+            sheet[column] = sheet[column].str.lower()
+    return sheet
+
+
+def raw_formats(sheet, config):
+    """Each participant's raw file format, checked against the recording settings.
+
+    The sample sheet's format, else recording.format, else the extension of the
+    participant's file (kind local: the file in source.local_dir matching
+    source.file_pattern; kind download: its url or member), else edf. The simulated
+    study is always EDF. Returns a list in sheet order.
+    """
+    from mimicry.recordings import format_from_extension
+
+    source, recording = config["source"], config["recording"]
+    formats = []
+    for row, (_, record) in enumerate(sheet.iterrows(), start=1):
+        chosen = record.get("format")
+        if source["kind"] == "simulated":
+            chosen = "edf"
+        elif pd.isna(chosen) or not chosen:
+            chosen = recording["format"] and recording["format"].lower()
+        if not chosen and source["kind"] == "download":
+            name = record.get("member")
+            name = record.get("url") if pd.isna(name) else name
+            chosen = None if pd.isna(name) else format_from_extension(name)
+        if not chosen and source["kind"] == "local":
+            chosen = _local_file_format(record, source, row)
+        chosen = chosen or "edf"
+        _check_recording_format(
+            chosen, config, f"row {row} ({record['participant_id']})"
+        )
+        formats.append(chosen)
+    return formats
+
+
+def _local_file_format(record, source, row):
+    from mimicry.recordings import format_from_extension
+
+    pattern = raw_file_name(record, source, "*")
+    found = sorted(
+        path
+        for path in Path(source["local_dir"]).glob(pattern)
+        if format_from_extension(path)
+    )
+    if len(found) > 1:
+        raise ConfigError(
+            f"sample sheet row {row} ({record['participant_id']}): several raw files "
+            f"match source.file_pattern in {source['local_dir']}: "
+            f"{[str(path) for path in found]}; give the format column"
+        )
+    return format_from_extension(found[0]) if found else None
+
+
+def raw_file_name(record, source, file_format):
+    """The participant's file name inside source.local_dir (source.file_pattern)."""
+    return source["file_pattern"].format(
+        participant_id=record["participant_id"],
+        group=record["group"],
+        format=file_format,
+    )
+
+
+def _check_recording_format(file_format, config, row):
+    """Recording settings that this participant's file format cannot honour."""
+    from mimicry.recordings import MNE_FORMATS, TEXT_DELIMITERS, event_source
+
+    recording = config["recording"]
+    where = f"sample sheet {row}: format {file_format}"
+    if file_format in TEXT_DELIMITERS:
+        if not recording["triggers"]:
+            raise ConfigError(
+                f"{where}: text exports carry no markers; set recording.triggers to the "
+                "trigger column(s) that mark stimulus onsets"
+            )
+        if recording["event_source"] not in (None, "triggers"):
+            raise ConfigError(
+                f"{where}: recording.event_source '{recording['event_source']}' does "
+                "not exist in text exports; events come from recording.triggers"
+            )
+        delimiter = recording["text"]["delimiter"] or TEXT_DELIMITERS[file_format]
+        if recording["text"]["decimal"] == delimiter:
+            raise ConfigError(
+                f"{where}: recording.text.decimal '{delimiter}' is also the delimiter; "
+                "set recording.text.delimiter"
+            )
+        return
+    positions = {m: c for m, c in config["channels"].items() if isinstance(c, int)}
+    if positions:
+        raise ConfigError(
+            f"{where}: channels {positions} are column positions, which only text "
+            "exports (csv, tsv, txt) have; give channel names"
+        )
+    source = event_source(recording, file_format)
+    allowed = (
+        ("annotations", "stim_channel")
+        if file_format in MNE_FORMATS
+        else ("annotations", "triggers")
+    )
+    if source not in allowed:
+        raise ConfigError(
+            f"{where}: recording.event_source '{source}' is not available for this "
+            f"format; use one of {list(allowed)}"
+        )
 
 
 def check_sample_sheet(sheet, config, path):
@@ -53,8 +166,103 @@ def check_config(config, participant_ids):
     unknown_channels = sorted(set(config["channels"]) - set(study["muscles"]))
     if unknown_channels:
         raise ConfigError(f"channels: {unknown_channels} are not in study.muscles")
-    if config["source"]["kind"] == "simulated":
+    if len(study["conditions"]) < 2:
+        raise ConfigError(
+            f"study.conditions {study['conditions']}: the mimicry contrast needs at "
+            "least two conditions"
+        )
+    contrast = study.get("mimicry_contrast")
+    if contrast is not None:
+        unknown = [c for c in contrast if c not in study["conditions"]]
+        if unknown:
+            raise ConfigError(
+                f"study.mimicry_contrast: {unknown} not in study.conditions "
+                f"{study['conditions']}"
+            )
+        if contrast[0] == contrast[1]:
+            raise ConfigError(
+                f"study.mimicry_contrast {contrast} names one condition twice"
+            )
+    _check_recording(config["recording"], study["conditions"])
+    _check_file_pattern(config["source"]["file_pattern"])
+    simulated = config["source"]["kind"] == "simulated"
+    for problem in preprocess_checks.setting_problems(
+        config["preprocess"], config["simulation"] if simulated else None
+    ):
+        raise ConfigError(problem)
+    if simulated:
         _check_simulation(config["simulation"], study, set(participant_ids))
+
+
+def _check_recording(recording, conditions):
+    """Recording settings that contradict each other or the study's conditions."""
+    for label, condition in recording["event_labels"].items():
+        if condition not in conditions:
+            raise ConfigError(
+                f"recording.event_labels.{label}: '{condition}' is not one of "
+                f"study.conditions {conditions}"
+            )
+    for name, meaning in recording["triggers"].items():
+        mapping = {"": meaning} if isinstance(meaning, str) else meaning
+        for level, condition in mapping.items():
+            key = f"recording.triggers.{name}" + (f".{level}" if level else "")
+            if condition not in conditions:
+                raise ConfigError(
+                    f"{key}: '{condition}' is not one of study.conditions {conditions}"
+                )
+            try:
+                float(level or 0)
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: the pulse level '{level}' is not a number"
+                ) from None
+    source = recording["event_source"]
+    if recording["triggers"] and source in ("annotations", "stim_channel"):
+        raise ConfigError(
+            f"recording.triggers is set but recording.event_source is {source}, which "
+            "would ignore it; remove one"
+        )
+    if source == "triggers" and not recording["triggers"]:
+        raise ConfigError(
+            "recording.event_source is triggers but recording.triggers is empty"
+        )
+    text = recording["text"]
+    if text["header"] and text["column_names"] is not None:
+        raise ConfigError(
+            "recording.text.column_names names the columns of a headerless file; set "
+            "recording.text.header: false, or remove column_names to use the header"
+        )
+
+
+def _check_file_pattern(pattern):
+    import string
+
+    fields = {field for _, field, _, _ in string.Formatter().parse(pattern) if field}
+    unknown = sorted(fields - {"participant_id", "group", "format"})
+    if unknown:
+        raise ConfigError(
+            f"source.file_pattern '{pattern}': unknown fields {unknown}; use "
+            "{participant_id}, {group} and {format}"
+        )
+
+
+def mimicry_contrast(study):
+    """The mimicry contrast's [first, second] conditions: study.mimicry_contrast, else
+    the first two of study.conditions."""
+    contrast = study.get("mimicry_contrast")
+    return list(contrast) if contrast is not None else list(study["conditions"][:2])
+
+
+def contrast_label(contrast):
+    """ "Happy - Angry" for the contrast [Happy, Angry]."""
+    first, second = contrast
+    return f"{first} - {second}"
+
+
+def study_design(study):
+    """study without mimicry_contrast, for the steps that never read it: changing the
+    contrast must not re-run preprocessing or sampling."""
+    return {key: value for key, value in study.items() if key != "mimicry_contrast"}
 
 
 def _check_simulation(simulation, study, participant_ids):
@@ -92,15 +300,23 @@ def _check_simulation(simulation, study, participant_ids):
         )
 
 
-def deep_merge(base, override):
-    """Snakemake's rule for --configfile: nested mappings merge, anything else replaces."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def validate_config(config, schema_path):
+    """Validate config against the schema in place and fill in its defaults.
+
+    Text spelling a number where the schema wants one becomes that number (Snakemake's
+    --config gives nested values as text); unknown keys are named with the closest known
+    key; anything else wrong gets snakemake.utils.validate's message.
+    """
+    from snakemake.utils import validate
+
+    from mimicry import config_schema
+
+    schema = config_schema.load_schema(schema_path)
+    config_schema.coerce_numbers(config, schema)
+    unknown = config_schema.unknown_key_messages(config, schema)
+    if unknown:
+        raise ConfigError("\n".join(unknown))
+    validate(config, str(schema_path))
 
 
 def load_config(*paths):
@@ -110,13 +326,13 @@ def load_config(*paths):
     workflow/rules/common.smk.
     """
     import yaml
-    from snakemake.utils import validate
+    from snakemake.utils import update_config
 
     config = {}
     for path in paths:
         with open(path) as handle:
-            config = deep_merge(config, yaml.safe_load(handle) or {})
-    validate(config, str(SCHEMA_DIR / "config.schema.yaml"))
+            update_config(config, yaml.safe_load(handle) or {})
+    validate_config(config, SCHEMA_DIR / "config.schema.yaml")
     return config
 
 

@@ -1,6 +1,8 @@
 rule download_archive:
     output:
         archive="resources/download/study.zip",
+        # Written only once the archive is verified: without it, it is fetched again.
+        verified="resources/download/study.zip.verified.json",
     log:
         "logs/download_archive.log",
     benchmark:
@@ -24,6 +26,7 @@ rule download_raw:
         unpack(study_archive),
     output:
         recording="resources/raw/{participant}.{extension}",
+        verified="resources/raw/{participant}.{extension}.verified.json",
     log:
         "logs/download_raw/{participant}.{extension}.log",
     benchmark:

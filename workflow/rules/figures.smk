@@ -21,7 +21,8 @@ rule figure1:
         mem_mb=2000,
         runtime=10,
     params:
-        study=config["study"],
+        study=study_design(),
+        methods=methods.caption_terms(config, "fig1"),
     script:
         "../scripts/figure1.py"
 
@@ -51,8 +52,9 @@ rule figure2:
         mem_mb=6000,
         runtime=10,
     params:
-        study=config["study"],
+        study=study_design(),
         settings=config["figures"]["fig2"],
+        methods=methods.caption_terms(config, "fig2"),
     script:
         "../scripts/figure2.py"
 
@@ -81,7 +83,8 @@ rule figure3:
         mem_mb=6000,
         runtime=10,
     params:
-        study=config["study"],
+        study=study_design(),
         rope=config["models"]["rope"],
+        methods=methods.caption_terms(config, "fig3"),
     script:
         "../scripts/figure3.py"

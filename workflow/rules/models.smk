@@ -15,7 +15,7 @@ rule prior_predictive:
         mem_mb=4000,
         runtime=30,
     params:
-        study=config["study"],
+        study=study_design(),
         model="pooled",
         prior_only=True,
         likelihood=config["models"]["likelihood"],
@@ -41,7 +41,7 @@ rule fit_model:
         mem_mb=8000,
         runtime=120,
     params:
-        study=config["study"],
+        study=study_design(),
         model="{model}",
         prior_only=False,
         likelihood=config["models"]["likelihood"],
@@ -79,6 +79,7 @@ rule summarize_model:
     params:
         thresholds=config["models"]["diagnostics"],
         max_treedepth=config["stan"]["max_treedepth"],
+        methods=methods.caption_terms(config, "model_summary"),
     script:
         "../scripts/summarize_model.py"
 
@@ -106,5 +107,6 @@ rule drug_contrasts:
         runtime=10,
     params:
         rope_half_width=config["models"]["rope"],
+        methods=methods.caption_terms(config, "contrasts"),
     script:
         "../scripts/drug_contrasts.py"

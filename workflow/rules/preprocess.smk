@@ -1,6 +1,8 @@
 rule preprocess:
     input:
         recording=raw_recording,
+        verified=raw_verification,
+        events=bids_events,
     output:
         table="results/preprocessed/{participant}.parquet",
         qc="results/qc/{participant}.json",

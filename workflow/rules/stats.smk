@@ -51,5 +51,6 @@ rule mixed_models:
     params:
         study=config["study"],
         random_effects=config["frequentist"]["random_effects"],
+        methods=methods.caption_terms(config, "stats"),
     script:
         "../scripts/mixed_models.py"

@@ -11,5 +11,6 @@ download(
     snakemake.output.archive,
     sha256=snakemake.params.sha256,
     participant="study archive",
+    sha256_key="source.archive_sha256",
     **snakemake.params.settings,
 )

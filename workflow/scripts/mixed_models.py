@@ -8,6 +8,7 @@ import pandas as pd
 
 from mimicry.frequentist import fit_mixed_models, write_tables
 from mimicry.logs import configure_logging
+from mimicry.study import mimicry_contrast
 
 configure_logging()
 study = snakemake.params.study
@@ -17,5 +18,6 @@ tables = fit_mixed_models(
     reference_group=study["reference_group"],
     conditions=study["conditions"],
     random_effects=snakemake.params.random_effects,
+    mimicry_contrast=mimicry_contrast(study),
 )
 write_tables(tables, Path(snakemake.output.lrt).parent)

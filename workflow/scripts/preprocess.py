@@ -11,5 +11,7 @@ table, qc = preprocess_participant(
     snakemake.wildcards.participant,
     snakemake.params.settings,
     file_format=snakemake.params.file_format,
+    # Only BIDS participants have an events.tsv input.
+    events_path=snakemake.input.events or None,
 )
 write_outputs(table, qc, snakemake.output.table, snakemake.output.qc)

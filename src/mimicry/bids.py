@@ -1,0 +1,283 @@
+"""EMG-BIDS input (config `source.kind: bids`).
+
+The sample sheet is the dataset's participants.tsv: ids keep their `sub-` prefix (the
+workflow's participant ids are the BIDS participant_id values, e.g. sub-01, so results
+and BIDS files share names) and the group comes from the column
+`source.bids.group_column`. Each participant's recording is the one
+`sub-<label>/[ses-<label>/]emg/sub-<label>_..._emg.<edf|bdf|vhdr>` that the entity
+selection (`source.bids.task`, `session`, `acquisition`, `run`) leaves, found and read
+through MNE-BIDS (datatype "emg"); its stimulus events come from the matching
+`*_events.tsv` (BIDS inheritance applies): `onset` in seconds from the first sample,
+`trial_type` the label that `recording.event_labels` maps to a condition (or the
+condition name itself).
+
+Discovery problems are `ConfigError`s naming the file and the config key; problems of
+one participant's files at read time are `RecordingError`s naming the participant and
+the file. MNE-BIDS and pandas are imported where needed, so that a workflow on another
+source never pays for them.
+"""
+
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mimicry.recordings import (
+    MICROVOLTS_PER_VOLT,
+    Recording,
+    RecordingError,
+    _label_events,
+    load_channels,
+    open_mne_raw,
+)
+from mimicry.study import ConfigError
+
+log = logging.getLogger(__name__)
+
+RECORDING_EXTENSIONS = (".edf", ".bdf", ".vhdr")
+# Keys under source.bids that select on the BIDSPath entity of the same name.
+SELECTION_KEYS = ("task", "session", "acquisition", "run")
+PARTICIPANT_ID = re.compile(r"^sub-[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class BidsStudy:
+    """What the workflow needs from a BIDS dataset, found once when the DAG is built."""
+
+    participants_tsv: Path
+    sheet: object  # pandas DataFrame: participant_id, group, format
+    recordings: dict  # participant -> recording path (below source.bids.root)
+    events: dict  # participant -> its events.tsv
+    missing: list  # participants without a recording (source.missing_raw: skip)
+
+
+def find_dataset(config):
+    """The sample sheet and every participant's recording and events.tsv."""
+    import mne_bids
+
+    source = config["source"]
+    settings = source["bids"]
+    if settings["root"] is None:
+        raise ConfigError(
+            "source.bids.root: required when source.kind is bids (the folder holding "
+            "dataset_description.json and participants.tsv)"
+        )
+    root = Path(settings["root"])
+    if not (root / "dataset_description.json").is_file():
+        raise ConfigError(
+            f"source.bids.root: {root} has no dataset_description.json, so it is not "
+            "the root of a BIDS dataset"
+        )
+    participants_tsv = root / "participants.tsv"
+    sheet = read_participants(participants_tsv, settings["group_column"], config)
+
+    found = mne_bids.find_matching_paths(
+        root,
+        datatypes="emg",
+        suffixes="emg",
+        extensions=list(RECORDING_EXTENSIONS),
+        ignore_json=True,
+        ignore_nosub=True,
+    )
+    by_subject = defaultdict(list)
+    for bids_path in sorted(found, key=lambda p: str(p.fpath)):
+        by_subject[bids_path.subject].append(bids_path)
+
+    recordings, events, missing, formats = {}, {}, [], []
+    for participant in sheet["participant_id"]:
+        candidates = by_subject.get(participant.removeprefix("sub-"), [])
+        matches = [p for p in candidates if _selected(p, settings)]
+        if not matches:
+            if source["missing_raw"] == "skip":
+                missing.append(participant)
+                formats.append(None)
+                continue
+            raise ConfigError(_no_recording_message(participant, root, candidates))
+        if len(matches) > 1:
+            raise ConfigError(
+                _ambiguous_message(participant, participants_tsv, matches)
+            )
+        bids_path = matches[0]
+        events_tsv = bids_path.find_matching_sidecar(
+            suffix="events", extension=".tsv", on_error="ignore"
+        )
+        if events_tsv is None:
+            raise ConfigError(
+                f"{participant}: recording {bids_path.fpath} has no events.tsv "
+                f"({bids_path.fpath.name.rsplit('_', 1)[0]}_events.tsv next to it, or "
+                "an inherited one higher up); the workflow takes stimulus onsets and "
+                "conditions from it"
+            )
+        recordings[participant] = str(bids_path.fpath)
+        events[participant] = str(events_tsv)
+        formats.append(bids_path.extension.lstrip("."))
+    sheet = sheet.assign(format=formats)
+    return BidsStudy(participants_tsv, sheet, recordings, events, missing)
+
+
+def read_participants(path, group_column, config):
+    """participant_id and group of every row of participants.tsv, checked."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise ConfigError(
+            f"source.bids.root: {path} does not exist; BIDS datasets list their "
+            "participants (participant_id and the group column) there"
+        )
+    # BIDS writes missing values as n/a; keep every cell as text.
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    table.columns = table.columns.str.strip()
+    for column, key in (("participant_id", None), (group_column, "group_column")):
+        if column not in table.columns:
+            which = f"source.bids.{key} '{column}'" if key else f"'{column}'"
+            raise ConfigError(
+                f"{path}: no column {which}; the columns are {list(table.columns)}"
+            )
+    groups = config["study"]["groups"]
+    for row, (participant, group) in enumerate(
+        zip(table["participant_id"].str.strip(), table[group_column].str.strip()), 1
+    ):
+        if not PARTICIPANT_ID.match(participant):
+            raise ConfigError(
+                f"{path}, row {row}: participant_id '{participant}' is not "
+                "sub-<label> with a letters-and-digits label, as BIDS requires"
+            )
+        if group not in groups:
+            raise ConfigError(
+                f"{path}, row {row} ({participant}): {group_column} '{group}' "
+                f"(source.bids.group_column) is not one of study.groups {groups}"
+            )
+    return pd.DataFrame(
+        {
+            "participant_id": table["participant_id"].str.strip(),
+            "group": table[group_column].str.strip(),
+        }
+    )
+
+
+def _selected(bids_path, settings):
+    for key in SELECTION_KEYS:
+        wanted, value = settings[key], getattr(bids_path, key)
+        if wanted is None:
+            continue
+        if key == "run":
+            # run-01 and run: 1 name the same run.
+            if value is None or int(value) != int(wanted):
+                return False
+        elif value != str(wanted):
+            return False
+    return True
+
+
+def _selection_text(keys):
+    return "/".join(f"source.bids.{key}" for key in keys)
+
+
+def _no_recording_message(participant, root, candidates):
+    message = (
+        f"{root / 'participants.tsv'}: {participant} has no EMG recording "
+        f"{root}/{participant}/[ses-<label>/]emg/{participant}_..._emg"
+        f".<{'|'.join(e.lstrip('.') for e in RECORDING_EXTENSIONS)}>"
+    )
+    if candidates:
+        names = [p.fpath.name for p in candidates]
+        selection = _selection_text(SELECTION_KEYS)
+        return f"{message} that the selection {selection} leaves; it has {names}"
+    return f"{message} (or set source.missing_raw: skip to go on without it)"
+
+
+def _ambiguous_message(participant, participants_tsv, matches):
+    differing = [
+        key for key in SELECTION_KEYS if len({getattr(p, key) for p in matches}) > 1
+    ]
+    keys = _selection_text(differing or SELECTION_KEYS)
+    names = [str(p.fpath) for p in matches]
+    return (
+        f"{participants_tsv}: {participant} has {len(matches)} EMG recordings that "
+        f"match the selection, {names}; set {keys} to select one"
+    )
+
+
+def read_events(path, participant):
+    """Onsets (s) and trial_type labels of a BIDS events.tsv, in file order."""
+    import pandas as pd
+
+    where = f"{participant}: {path}"
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except Exception as error:
+        raise RecordingError(
+            f"{where}: cannot read the events table: {error}"
+        ) from error
+    table.columns = table.columns.str.strip()
+    missing = [column for column in ("onset", "trial_type") if column not in table]
+    if missing:
+        raise RecordingError(
+            f"{where}: no column(s) {missing}; stimulus onsets (s) come from 'onset' "
+            "and conditions from 'trial_type' (mapped by recording.event_labels); the "
+            f"file has {list(table.columns)}"
+        )
+    onsets = pd.to_numeric(table["onset"].str.strip(), errors="coerce").to_numpy()
+    invalid = np.flatnonzero(~np.isfinite(onsets))
+    if len(invalid):
+        row = invalid[0]
+        raise RecordingError(
+            f"{where}, row {row + 1}: onset '{table['onset'].iloc[row]}' is not a "
+            "time in seconds"
+        )
+    return onsets, [label.strip() for label in table["trial_type"]]
+
+
+def read_bids_recording(path, events_path, participant, channels, conditions, settings):
+    """One participant's BIDS recording and its events as a `Recording`.
+
+    channels maps muscle -> channel name, conditions lists study.conditions and
+    settings is the config `recording` section (event_labels, ignore_labels; the
+    event source is always the events.tsv).
+    """
+    import mne_bids
+
+    path = Path(path)
+    where = f"{participant}: {path}"
+    events_where = f"{participant}: {events_path}"
+    label_map = {str(label): c for label, c in settings["event_labels"].items()}
+    label_map = label_map or {condition: condition for condition in conditions}
+    onsets_s, labels = read_events(events_path, participant)
+    raw = open_mne_raw(
+        where,
+        lambda: mne_bids.read_raw_bids(
+            mne_bids.get_bids_path_from_fname(path),
+            on_ch_mismatch="raise",
+            verbose="warning",
+        ),
+        "an EMG-BIDS recording (with its channels.tsv and sidecars)",
+        # The group and other study columns of participants.tsv have no MNE field.
+        ignored_warnings=("Unable to map the following",),
+    )
+    needed = list(channels.values())
+    bad = [name for name in needed if name in raw.info["bads"]]
+    if bad:
+        # The preprocessing's own channel checks decide whether the data are usable.
+        log.warning("%s: channels.tsv marks %s as bad; reading them anyway", where, bad)
+    load_channels(where, raw, needed)
+    sampling_rate_hz = float(raw.info["sfreq"])
+    onsets, event_conditions = _label_events(
+        events_where,
+        np.round(onsets_s * sampling_rate_hz),
+        labels,
+        label_map,
+        set(settings["ignore_labels"]),
+    )
+    return Recording(
+        participant=participant,
+        path=path,
+        sampling_rate_hz=sampling_rate_hz,
+        signals_uv=dict(
+            zip(channels, raw.get_data(picks=needed) * MICROVOLTS_PER_VOLT)
+        ),
+        onset_samples=onsets,
+        conditions=event_conditions,
+    )

@@ -1,0 +1,54 @@
+"""Cross-key checks of the `preprocess` settings that a JSON schema cannot express.
+
+`study.check_config` runs them once before any job, so an inconsistent setting stops
+the run with a message naming the keys. They live apart from `mimicry.preprocess`
+because every Snakemake start (and every cluster job) runs them, and importing the
+preprocessing module would add SciPy's and pyarrow's import time to each.
+"""
+
+from mimicry.simulate import ONSET_JITTER_S
+
+
+def setting_problems(preprocess, simulation=None):
+    """Messages, one per inconsistency, naming the config keys involved.
+
+    preprocess is the validated `preprocess` section; simulation, the `simulation`
+    section when the study is simulated (its trial spacing bounds the epoch).
+    """
+    low, high = preprocess["band_hz"]
+    if not low < high:
+        yield f"preprocess.band_hz {preprocess['band_hz']}: need low < high"
+    baseline_start, baseline_end = preprocess["baseline_s"]
+    response_start, response_end = preprocess["response_s"]
+    if not baseline_start < baseline_end <= response_start < response_end:
+        yield (
+            f"preprocess.baseline_s {preprocess['baseline_s']} must be an interval "
+            f"that ends before preprocess.response_s {preprocess['response_s']} starts"
+        )
+    n_bins = (response_end - response_start) / preprocess["bin_s"]
+    if abs(n_bins - round(n_bins)) > 1e-9 or round(n_bins) < 1:
+        yield (
+            f"preprocess.bin_s {preprocess['bin_s']} must divide the response window "
+            f"preprocess.response_s {preprocess['response_s']}"
+        )
+    rejection = preprocess["rejection"]
+    if rejection["transient_context_s"] < 2 * rejection["transient_window_s"]:
+        yield (
+            f"preprocess.rejection.transient_context_s "
+            f"{rejection['transient_context_s']:g} must be at least twice "
+            f"preprocess.rejection.transient_window_s "
+            f"{rejection['transient_window_s']:g}: the median around a window needs "
+            "at least five windows to stay at the surrounding level"
+        )
+    if simulation is not None:
+        span = response_end - baseline_start
+        gap = simulation["trial_onset_spacing_s"] - ONSET_JITTER_S
+        if span > gap:
+            yield (
+                f"preprocess.baseline_s {preprocess['baseline_s']} to "
+                f"preprocess.response_s {preprocess['response_s']} spans {span:g} s, "
+                f"more than the {gap:g} s between simulated onsets "
+                f"(simulation.trial_onset_spacing_s "
+                f"{simulation['trial_onset_spacing_s']:g} s minus {ONSET_JITTER_S:g} s "
+                "jitter): each epoch would reach into the next trial"
+            )

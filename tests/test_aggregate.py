@@ -1,0 +1,136 @@
+"""Aggregation of real per-participant results, and the errors when none is usable.
+
+Participants are simulated and preprocessed for real (quick study); the aggregation
+reads the files preprocessing wrote, as the workflow's aggregate rule does.
+"""
+
+import copy
+
+import pytest
+import yaml
+
+from mimicry.aggregate import AggregationError, aggregate, read_participant_outputs
+from mimicry.devtools import run_snakemake
+from mimicry.preprocess import preprocess_participant, write_outputs
+from mimicry.simulate import simulate_participant
+
+GROUPS = {"sub-001": "placebo", "sub-011": "naltrexone", "sub-012": "amisulpride"}
+EXTRA = "Neutral"
+
+
+def settings_of(config, conditions):
+    settings = {k: config[k] for k in ("study", "channels", "recording", "preprocess")}
+    settings = copy.deepcopy(settings)
+    settings["study"]["conditions"] = conditions
+    return settings
+
+
+@pytest.fixture(scope="module")
+def recordings(quick_config, tmp_path_factory):
+    """sub-001 ordinary, sub-011 with a flat channel, sub-012 with too few trials."""
+    directory = tmp_path_factory.mktemp("raw")
+    paths = {}
+    for participant, group in GROUPS.items():
+        paths[participant] = directory / f"{participant}.edf"
+        simulate_participant(quick_config, participant, group, paths[participant])
+    return paths
+
+
+def preprocessed(recordings, participants, settings, directory):
+    """Preprocess participants' recordings to files; read them back as aggregate does."""
+    tables, qcs = [], []
+    for participant in participants:
+        table, qc = preprocess_participant(
+            recordings[participant], participant, settings
+        )
+        tables.append(directory / f"{participant}.parquet")
+        qcs.append(directory / f"{participant}.json")
+        write_outputs(table, qc, tables[-1], qcs[-1])
+    return read_participant_outputs(tables, qcs)
+
+
+def test_usable_participants_make_cells(recordings, quick_config, tmp_path):
+    settings = settings_of(quick_config, quick_config["study"]["conditions"])
+    trials, qcs = preprocessed(recordings, GROUPS, settings, tmp_path)
+
+    cells, _, qc_table = aggregate(trials, qcs, GROUPS)
+
+    assert set(cells["participant"]) == {"sub-001"}
+    assert set(cells["condition"]) == set(quick_config["study"]["conditions"])
+    excluded = qc_table[qc_table["kind"] == "participant_excluded"]
+    assert set(excluded["participant"]) == {"sub-011", "sub-012"}
+
+
+def test_condition_no_recording_contains_is_an_error_naming_what_was_found(
+    recordings, quick_config, tmp_path
+):
+    conditions = quick_config["study"]["conditions"]
+    settings = settings_of(quick_config, [*conditions, EXTRA])
+    trials, qcs = preprocessed(recordings, ["sub-001", "sub-011"], settings, tmp_path)
+    per_condition = quick_config["simulation"]["trials_per_condition"] * 2
+
+    with pytest.raises(AggregationError) as raised:
+        aggregate(trials, qcs, GROUPS)
+
+    message = str(raised.value)
+    assert f"study.conditions lists '{EXTRA}'" in message
+    assert "none of the 2 recordings" in message
+    for condition in conditions:
+        assert f"{condition} ({per_condition} trials)" in message
+    assert "recording.event_labels" in message
+
+
+def test_no_usable_participant_is_an_error_naming_the_reasons(
+    recordings, quick_config, tmp_path
+):
+    settings = settings_of(quick_config, quick_config["study"]["conditions"])
+    flawed = ["sub-011", "sub-012"]
+    trials, qcs = preprocessed(recordings, flawed, settings, tmp_path)
+
+    with pytest.raises(AggregationError) as raised:
+        aggregate(trials, qcs, GROUPS | {"sub-013": "placebo"}, missing=["sub-013"])
+
+    message = str(raised.value)
+    assert "no usable participant: all 2 with results are excluded" in message
+    assert "flat_channel: 1" in message and "too_few_trials: 1" in message
+    assert "sub-011: flat_channel:" in message
+    assert "sub-012: too_few_trials:" in message
+    assert "1 without a raw file (sub-013)" in message
+
+
+def test_workflow_stops_when_a_configured_condition_is_in_no_recording(
+    workflow_copy, recordings, quick_config
+):
+    raw = workflow_copy / "own-raw"
+    raw.mkdir()
+    for participant in ("sub-001", "sub-011"):
+        (raw / f"{participant}.edf").write_bytes(recordings[participant].read_bytes())
+    sheet = workflow_copy / "extra.tsv"
+    sheet.write_text(
+        "participant_id\tgroup\nsub-001\tplacebo\nsub-011\tnaltrexone\n", "utf-8"
+    )
+    study = {**quick_config["study"]}
+    study["conditions"] = [*study["conditions"], EXTRA]
+    overrides = {
+        "participants": "extra.tsv",
+        "source": {"kind": "local", "local_dir": "own-raw"},
+        "study": study,
+    }
+    (workflow_copy / "extra.yaml").write_text(yaml.safe_dump(overrides))
+    cells = "results/aggregate/cells.parquet"
+
+    result = run_snakemake(
+        workflow_copy,
+        "--cores",
+        "2",
+        cells,
+        "--configfile",
+        "config/quick.yaml",
+        "extra.yaml",
+        check=False,
+    )
+
+    assert result.returncode != 0
+    log = (workflow_copy / "logs/aggregate.log").read_text()
+    assert f"study.conditions lists '{EXTRA}'" in log, log[-2000:]
+    assert not (workflow_copy / cells).exists()

@@ -1,0 +1,175 @@
+"""The configuration reference (config/README.md) and the descriptions it is built from."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from mimicry.config_reference import (
+    CONFIG_SCHEMA,
+    REFERENCE,
+    SHEET_SCHEMA,
+    allowed_text,
+    key_table,
+    literal,
+    render,
+    type_text,
+)
+from mimicry.config_schema import Key, keys, load_schema
+from mimicry.devtools import PROJECT_ROOT
+
+SCHEMAS = {"config": CONFIG_SCHEMA, "sample sheet": SHEET_SCHEMA}
+ANNOTATIONS = {"$schema", "$comment", "title", "description", "default", "examples"}
+KEYWORDS = set(Draft202012Validator.VALIDATORS) | {"then", "else"} | ANNOTATIONS
+
+
+def current_reference():
+    return render(load_schema(CONFIG_SCHEMA), load_schema(SHEET_SCHEMA))
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_every_schema_key_has_a_description(name):
+    undescribed = [
+        key.name
+        for key in keys(load_schema(SCHEMAS[name]))
+        if not key.schema.get("description")
+    ]
+    assert not undescribed, f"{name} schema keys without a description: {undescribed}"
+
+
+def subschemas(schema):
+    yield schema
+    children = [*schema.get("properties", {}).values()]
+    for keyword in ("additionalProperties", "items", "if", "then", "else", "not"):
+        if isinstance(schema.get(keyword), dict):
+            children.append(schema[keyword])
+    for keyword in ("oneOf", "anyOf", "allOf"):
+        children += schema.get(keyword, [])
+    for child in children:
+        yield from subschemas(child)
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_schema_uses_only_json_schema_keywords(name):
+    # An unquoted ", " in a YAML flow mapping splits a description into a stray key.
+    unknown = [
+        sorted(set(node) - KEYWORDS)
+        for node in subschemas(load_schema(SCHEMAS[name]))
+        if set(node) - KEYWORDS
+    ]
+    assert not unknown
+
+
+def test_keys_reach_mapping_entries_array_items_and_alternatives():
+    entry = {"type": "object", "properties": {"x": {}}}
+    schema = {
+        "type": "object",
+        "required": ["a"],
+        "properties": {
+            "a": {
+                "type": "object",
+                "additionalProperties": {**entry, "title": "muscle"},
+            },
+            "b": {"type": "array", "items": {"properties": {"y": {}}}},
+            "c": {"oneOf": [{"properties": {"z": {}}}, {"type": "string"}]},
+            "d": {"additionalProperties": entry},
+        },
+    }
+    found = list(keys(schema))
+    assert [key.name for key in found] == [
+        "a",
+        "a.<muscle>.x",
+        "b",
+        "b[].y",
+        "c",
+        "c.z",
+        "d",
+        "d.<name>.x",
+    ]
+    assert [key.name for key in found if key.required] == ["a"]
+
+
+def test_committed_reference_is_what_the_generator_writes_now():
+    assert (
+        REFERENCE.read_text() == current_reference()
+    ), "config/README.md is out of date: run `make config-reference`"
+
+
+def test_command_line_writes_the_reference(tmp_path):
+    output = tmp_path / "README.md"
+    subprocess.run(
+        [sys.executable, "-m", "mimicry.config_reference", str(output)], check=True
+    )
+    assert output.read_text() == current_reference()
+
+
+def test_reference_has_a_row_per_key_with_its_default_and_description():
+    lines = current_reference().splitlines()
+    for key in keys(load_schema(CONFIG_SCHEMA)):
+        if len(key.path) == 1 and "properties" in key.schema:
+            continue  # a section: a heading, not a row
+        rows = [line for line in lines if line.startswith(f"| `{key.name}` |")]
+        assert len(rows) == 1, key.name
+        row = rows[0]
+        # Table cells hold one line, with "|" escaped.
+        description = " ".join(key.schema.get("description", "").split())
+        assert description.replace("|", "\\|") in row, key.name
+        if "default" in key.schema and "properties" not in key.schema:
+            assert f"`{literal(key.schema['default'])}`" in row, key.name
+
+
+def test_reference_has_a_section_per_top_level_mapping():
+    text = current_reference()
+    schema = load_schema(CONFIG_SCHEMA)
+    for name, section in schema["properties"].items():
+        if "properties" in section:
+            assert f"\n## `{name}`\n" in text
+
+
+@pytest.mark.parametrize(
+    "schema, expected",
+    [
+        ({"type": ["null", "number"]}, "number or null"),
+        ({"type": "array", "items": {"type": "integer"}}, "array of integer"),
+        (
+            {"type": "object", "additionalProperties": {"type": "string"}},
+            "mapping of string",
+        ),
+        ({"enum": ["fail", "warn"]}, "string"),
+        ({"oneOf": [{"type": "integer"}, {"type": "string"}]}, "integer or string"),
+    ],
+)
+def test_type_in_words(schema, expected):
+    assert type_text(schema) == expected
+
+
+def test_allowed_values_in_words():
+    text = allowed_text(
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "enum": [0.5, 1]}
+    )
+    assert text.split("; ") == ["`0.5`, `1`", "> 0", "<= 1"]
+    pair = allowed_text({"type": "array", "minItems": 2, "maxItems": 2})
+    assert pair == "exactly 2 items"
+
+
+def test_a_pipe_in_a_description_does_not_split_the_row():
+    key = Key(("x",), {"type": "string", "description": "auto | manual"}, False)
+    row = key_table([key]).splitlines()[-1]
+    cells = [cell for cell in row.replace("\\|", "").split("|")][1:-1]
+    assert len(cells) == 5
+    assert cells[-1].strip() == "auto  manual"
+
+
+def test_workflow_catalog_settings_point_to_the_reference():
+    # The catalog lists a workflow as standardized only with config/README.md.
+    settings = yaml.safe_load(
+        (PROJECT_ROOT / ".snakemake-workflow-catalog.yml").read_text()
+    )
+    usage = settings["usage"]
+    assert set(usage["mandatory-flags"]) == {"desc", "flags"}
+    assert usage["software-stack-deployment"]["conda"] is True
+    assert usage["report"] is True
+    assert "config/README.md" in usage["mandatory-flags"]["desc"]
+    assert REFERENCE == PROJECT_ROOT / "config" / "README.md"
