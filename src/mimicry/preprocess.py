@@ -61,30 +61,44 @@ def preprocess_participant(
     events_path, a BIDS events.tsv, makes recording_path an EMG-BIDS recording
     (`mimicry.bids`). Returns (table, qc) as `preprocess_recording` does.
     """
-    options = settings["preprocess"]
+    recording = read_participant_recording(
+        recording_path, participant, settings, file_format, events_path
+    )
+    return preprocess_recording(
+        recording, settings["study"]["conditions"], settings["preprocess"]
+    )
+
+
+def read_participant_recording(
+    recording_path, participant, settings, file_format=None, events_path=None
+):
+    """The participant's `Recording`, as preprocessing and the QC figures read it.
+
+    settings holds the config sections `study`, `channels` and `recording`;
+    events_path, a BIDS events.tsv, makes recording_path an EMG-BIDS recording.
+    """
     muscles = settings["study"]["muscles"]
     channels = {muscle: settings["channels"][muscle] for muscle in muscles}
+    conditions = settings["study"]["conditions"]
     if events_path is not None:
         from mimicry.bids import read_bids_recording
 
-        recording = read_bids_recording(
+        return read_bids_recording(
             recording_path,
             events_path,
             participant,
             channels,
-            settings["study"]["conditions"],
+            conditions,
             settings["recording"],
         )
-        return preprocess_recording(recording, settings["study"]["conditions"], options)
-    recording = read_recording(
+    return read_recording(
         recording_path,
         participant,
         channels=channels,
-        conditions=settings["study"]["conditions"],
-        settings=settings.get("recording"),
+        conditions=conditions,
+        settings=settings["recording"],
         file_format=file_format,
     )
-    return preprocess_recording(recording, settings["study"]["conditions"], options)
 
 
 def preprocess_recording(recording, conditions, options):

@@ -36,8 +36,10 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy.signal import sosfiltfilt, welch  # noqa: E402
 
-from mimicry.preprocess import design_filter  # noqa: E402
-from mimicry.recordings import read_recording  # noqa: E402
+from mimicry.preprocess import (  # noqa: E402
+    design_filter,
+    read_participant_recording,
+)
 
 PNG_DPI = 90
 # Fixed metadata so that the same inputs give the same bytes (as mimicry.figures).
@@ -120,39 +122,6 @@ def save_png(figure, png_path, dpi=PNG_DPI):
 
 
 # Reading
-
-
-def read_participant_recording(
-    recording_path, participant, settings, file_format=None, events_path=None
-):
-    """The participant's `Recording`, read exactly as `preprocess_participant` reads it.
-
-    settings holds the config sections `study`, `channels` and `recording` (as the
-    preprocess rule gets them); events_path, a BIDS events.tsv, makes recording_path
-    an EMG-BIDS recording.
-    """
-    muscles = settings["study"]["muscles"]
-    channels = {muscle: settings["channels"][muscle] for muscle in muscles}
-    conditions = settings["study"]["conditions"]
-    if events_path is not None:
-        from mimicry.bids import read_bids_recording
-
-        return read_bids_recording(
-            recording_path,
-            events_path,
-            participant,
-            channels,
-            conditions,
-            settings["recording"],
-        )
-    return read_recording(
-        recording_path,
-        participant,
-        channels=channels,
-        conditions=conditions,
-        settings=settings.get("recording"),
-        file_format=file_format,
-    )
 
 
 def table_columns(table):
