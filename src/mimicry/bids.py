@@ -30,6 +30,7 @@ from mimicry.recordings import (
     Recording,
     RecordingError,
     _label_events,
+    event_label_map,
     load_channels,
     open_mne_raw,
 )
@@ -243,8 +244,7 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
     path = Path(path)
     where = f"{participant}: {path}"
     events_where = f"{participant}: {events_path}"
-    label_map = {str(label): c for label, c in settings["event_labels"].items()}
-    label_map = label_map or {condition: condition for condition in conditions}
+    label_map = event_label_map(settings, conditions)
     onsets_s, labels = read_events(events_path, participant)
     raw = open_mne_raw(
         where,

@@ -139,8 +139,7 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         # Triggers are labelled with condition names; a wrong name is an unknown label.
         label_map, ignored = {c: c for c in conditions}, set()
     else:
-        label_map = {str(label): c for label, c in recording["event_labels"].items()}
-        label_map = label_map or {c: c for c in conditions}
+        label_map = event_label_map(recording, conditions)
         ignored = set(recording["ignore_labels"])
     onsets, event_conditions = _label_events(where, onsets, labels, label_map, ignored)
     return Recording(
@@ -200,6 +199,13 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
     signals = dict(zip(channels, data_uv))
     return signals, float(raw.info["sfreq"]), onsets, labels
+
+
+def event_label_map(recording, conditions):
+    """Event label (or stim code, as text) -> condition, from recording.event_labels;
+    with none configured, the labels are the condition names."""
+    label_map = {str(label): c for label, c in recording["event_labels"].items()}
+    return label_map or {c: c for c in conditions}
 
 
 def open_mne_raw(where, open_raw, file_kind, ignored_warnings=()):
