@@ -490,7 +490,7 @@ def test_truncated_or_padded_local_recording_is_not_published(kind, tmp_path):
     destination = tmp_path / "raw" / f"sub-007.{kind}"
     for broken, complaint in [
         (body[:-1000], "is truncated"),
-        (body + b"\0" * 10, "has trailing bytes"),
+        (body + b"\0" * 10, "is longer than its header says"),
         (body[:100], "shorter than an"),
         (body[:236] + b"-1      " + body[244:], "-1 data records"),
     ]:
@@ -709,6 +709,8 @@ def test_workflow_fetches_again_what_was_never_verified(workflow_copy, tmp_path)
         (workflow_copy / "remote.yaml").write_text(
             "participants: remote.tsv\nsource: {kind: download}\n"
             "download: {attempts: 2, backoff_s: 0.01, timeout_s: 5.0}\n"
+            # The files are sampled at 500 Hz.
+            "preprocess: {band_hz: [20, 200]}\n"
         )
         # What preprocessing asks for: the marker, not only the file.
         targets = [f"resources/raw/sub-00{i}.edf.verified.json" for i in (1, 2)]

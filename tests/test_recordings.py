@@ -318,7 +318,9 @@ def test_corrupt_edf_header(quick_config, simulated, tmp_path):
     content[252:256] = b"x?#!"  # the number-of-signals field
     path = tmp_path / "corrupt.edf"
     path.write_bytes(bytes(content))
-    with pytest.raises(RecordingError, match="cannot read as EDF") as error:
+    with pytest.raises(
+        RecordingError, match="broken EDF header: number of signals is 'x\\?#!'"
+    ) as error:
         read(quick_config, path)
     assert_names_participant_and_file(error, path)
 
@@ -526,6 +528,29 @@ def test_preamble_comments_semicolons_and_decimal_commas(
     np.testing.assert_array_equal(recording.onset_samples, from_edf.onset_samples)
 
 
+def with_times(lines, retime):
+    """lines with the time field (first) of line i set to retime(i, time)."""
+    edited = []
+    for i, line in enumerate(lines):
+        time, rest = line.split("\t", 1)
+        edited.append(f"{retime(i, float(time)):.6f}\t{rest}")
+    return edited
+
+
+def clock_fast_from(line_index, rate=1.01):
+    """A retime for with_times: from line_index on, time runs rate times too fast."""
+    start = None
+
+    def retime(i, time):
+        nonlocal start
+        if i < line_index:
+            return time
+        start = time if start is None else start
+        return start + rate * (time - start)
+
+    return retime
+
+
 def with_field(lines, line, position, value):
     """lines with one field (1-based line and position) replaced."""
     fields = lines[line - 1].split("\t")
@@ -562,6 +587,46 @@ def with_field(lines, line, position, value):
             False,
             lambda lines: with_field(lines, 41, 3, ""),
             r"line 41, column 3 \('3'\): is empty",
+        ),
+        (
+            False,
+            lambda lines: with_field(lines, 41, 3, "inf"),
+            r"line 41, column 3 \('3'\): 'inf' is not a finite number",
+        ),
+        (
+            False,
+            lambda lines: with_field(lines, 41, 2, "NaN"),
+            r"line 41, column 2 \('2'\): 'NaN' is not a finite number",
+        ),
+        # One second of lines missing: a gap in the time column.
+        (
+            False,
+            lambda lines: lines[:1000] + lines[2000:],
+            r"column 1 \('1'\), the time column \(recording.text.time_column\), jumps "
+            r"from 0.999 to 2.0 at line 1001: a gap of 1.001 s \(about 99\d samples "
+            r"missing\)",
+        ),
+        # Stamps alternately late by 0.6 of a sample: jitter.
+        (
+            False,
+            lambda lines: with_times(lines, lambda i, t: t - 0.0006 * (i % 2)),
+            r"jumps from 0.0 to 0.0004 at line 2: a step of 0.0004 s where the "
+            r"samples are 0.001 s apart",
+        ),
+        # A clock running 1% fast from the middle on: each step is close to the
+        # interval, but the stamps drift off the even grid.
+        (
+            False,
+            lambda lines: with_times(lines, clock_fast_from(len(lines) // 2)),
+            r"drifts from an even 0.001\d* s grid by more than half a sample from line",
+        ),
+        # A one-sample spike on a trigger column before the first stimulus.
+        (
+            False,
+            lambda lines: with_field(lines, 501, 6, "12"),
+            r"a pulse on column 6 \('6'\) at 0.500 s \(line 501\) lasts 1 ms, "
+            r"shorter than recording.trigger_min_pulse_s 0.005 s; if such pulses are "
+            r"glitches, set recording.trigger_glitches: drop",
         ),
     ],
 )
@@ -888,3 +953,144 @@ def test_settings_a_participants_format_cannot_honour_name_the_row(
     )
     with pytest.raises(ConfigError, match=message):
         raw_formats(sheet, config)
+
+
+def edf_header_field(content, offset, width, value):
+    """content with one fixed-width EDF header field replaced."""
+    content[offset : offset + width] = f"{value:<{width}}".encode("ascii")
+    return content
+
+
+def test_edf_longer_than_its_header_says(quick_config, simulated, tmp_path):
+    _, _, source = simulated
+    path = tmp_path / "longer.edf"
+    path.write_bytes(source.read_bytes() + b"\0" * 4096)
+    with pytest.raises(
+        RecordingError, match=r"is longer than its header says .* but its EDF header "
+    ) as error:
+        read(quick_config, path)
+    assert "truncated" not in str(error.value)
+    assert_names_participant_and_file(error, path)
+
+
+def test_edf_header_with_a_wrong_record_duration(quick_config, simulated, tmp_path):
+    """Half the true record duration: the annotations lie after the data's end."""
+    _, _, source = simulated
+    content = bytearray(source.read_bytes())
+    duration = float(content[244:252].decode())
+    path = tmp_path / "halved.edf"
+    path.write_bytes(bytes(edf_header_field(content, 244, 8, f"{duration / 2:g}")))
+    with pytest.raises(
+        RecordingError,
+        match=r"annotations lie after the end of the data .*; the data end at .* "
+        r"data records of 0.5 s, per the header\), so the header's record duration or "
+        r"record count is probably wrong",
+    ) as error:
+        read(quick_config, path)
+    assert "truncated" not in str(error.value)
+    assert_names_participant_and_file(error, path)
+
+
+LEVEL_CODED = {"1.0": "AngryToHappy", "2.0": "HappyToAngry"}
+
+
+@pytest.fixture
+def level_coded_export(quick_config, export_columns, tmp_path):
+    """A CSV (time, ZM, CS, one level-coded trigger) with three 12 V pulses of a
+    stimulus's width between the stimuli; and the EDF reading."""
+    text, from_edf = export_columns
+    n = from_edf.n_samples
+    heights = {c: float(level) for level, c in LEVEL_CODED.items()}
+    trigger = np.zeros(n)
+    for onset, condition in zip(from_edf.onset_samples, from_edf.conditions):
+        trigger[onset : onset + 50] = heights[condition]
+    glitches = from_edf.onset_samples[:3] + 3000
+    for start in glitches:
+        trigger[start : start + 50] = 12.0
+    columns = [*text[:3], fields_of([trigger], "{:g}")[0]]
+    path = write_lines(
+        tmp_path / "sub-001.csv", ["t,zm,cs,trigger", *rows(columns, ",")]
+    )
+    settings = {
+        "text": {"time_column": "t"},
+        "trigger_threshold": 0.5,
+        "triggers": {"trigger": LEVEL_CODED},
+    }
+    return path, settings, from_edf, glitches
+
+
+def test_trigger_pulses_at_no_configured_level_stop_the_reader(
+    quick_config, level_coded_export
+):
+    path, settings, from_edf, glitches = level_coded_export
+    first = glitches[0] / from_edf.sampling_rate_hz
+    with pytest.raises(
+        RecordingError,
+        match=rf"a pulse on column 4 \('trigger'\) at {first:.3f} s \(line "
+        rf"{glitches[0] + 2}\) has height 12, more than 0.25 from every configured "
+        r"level \[1.0, 2.0\] \(recording.triggers.trigger\)",
+    ) as error:
+        read(quick_config, path, settings, channels={"ZM": "zm", "CS": "cs"})
+    assert_names_participant_and_file(error, path)
+
+
+def test_dropped_trigger_glitches_are_recorded_in_the_qc(
+    quick_config, level_coded_export
+):
+    path, settings, from_edf, glitches = level_coded_export
+    settings = {**settings, "trigger_glitches": "drop"}
+    channels = {"ZM": "zm", "CS": "cs"}
+    recording = read(quick_config, path, settings, channels=channels)
+    np.testing.assert_array_equal(recording.onset_samples, from_edf.onset_samples)
+    assert recording.conditions == from_edf.conditions
+    fs = from_edf.sampling_rate_hz
+    assert [p["time_s"] for p in recording.dropped_pulses] == [
+        round(g / fs, 6) for g in glitches
+    ]
+    assert all(p["height"] == 12.0 for p in recording.dropped_pulses)
+
+    config = configured(quick_config, recording=settings, channels=channels)
+    sections = ("study", "channels", "recording", "preprocess")
+    _, qc = preprocess_participant(
+        path, PARTICIPANT, {key: config[key] for key in sections}
+    )
+    assert qc["dropped_trigger_pulses"] == list(recording.dropped_pulses)
+    assert qc["n_trials"] == len(from_edf.conditions)
+
+
+def test_time_column_in_milliseconds(quick_config, export_columns, tmp_path):
+    text, from_edf = export_columns
+    in_ms = [f"{float(t) * 1000:.3f}" for t in text[0]]
+    path = write_lines(tmp_path / "sub-001.txt", rows([in_ms, *text[1:]]))
+    channels = {"ZM": 2, "CS": 3}
+    with pytest.raises(
+        RecordingError,
+        match=r"the time column implies 1.0 Hz, too slow for EMG \(below 100 Hz\); if "
+        r"the time column counts milliseconds, set recording.text.time_unit: ms",
+    ) as error:
+        read(quick_config, path, HEADERLESS, channels=channels)
+    assert_names_participant_and_file(error, path)
+
+    settings = {**HEADERLESS, "text": {**HEADERLESS["text"], "time_unit": "ms"}}
+    recording = read(quick_config, path, settings, channels=channels)
+    assert recording.sampling_rate_hz == from_edf.sampling_rate_hz
+    np.testing.assert_array_equal(recording.onset_samples, from_edf.onset_samples)
+
+
+def test_epochs_reaching_into_the_next_trial_stop_the_participant(
+    quick_config, simulated
+):
+    _, _, path = simulated
+    spacing = quick_config["simulation"]["trial_onset_spacing_s"]
+    config = configured(quick_config, preprocess={"response_s": [0.0, spacing + 1]})
+    sections = ("study", "channels", "recording", "preprocess")
+    with pytest.raises(
+        RecordingError,
+        match=r"the epoch from preprocess.baseline_s -1 s to preprocess.response_s "
+        rf"{spacing + 1:g} s spans {spacing + 2:g} s, but the stimuli at .* s apart "
+        r"\(\d+ such pairs\): each epoch would reach into the next trial",
+    ) as error:
+        preprocess_participant(
+            path, PARTICIPANT, {key: config[key] for key in sections}
+        )
+    assert_names_participant_and_file(error, path)

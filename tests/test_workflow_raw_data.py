@@ -100,9 +100,7 @@ def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_
         "sub-005",
         edit_plan=lambda p: dataclasses.replace(p, trials=()),
     )
-    slow = {**config, "simulation": {**config["simulation"], "sampling_rate_hz": 250}}
-    write_recording(raw / "sub-006.edf", slow, "sub-006")
-    rows = [{"participant_id": f"sub-00{i}", "group": "placebo"} for i in range(1, 7)]
+    rows = [{"participant_id": f"sub-00{i}", "group": "placebo"} for i in range(1, 6)]
     local = {"source": {"kind": "local", "local_dir": "bad-raw"}}
     args = write_config(workflow_copy, "bad", rows, **local)
 
@@ -117,7 +115,6 @@ def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_
         "sub-003": "Zyg",
         "sub-004": "Neutral",
         "sub-005": "no stimulus events",
-        "sub-006": "highest usable upper edge",
     }
     for participant, message in expected.items():
         log = log_text(workflow_copy, "preprocess", participant)
@@ -128,29 +125,77 @@ def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_
         ).exists()
 
 
+def test_settings_the_recordings_cannot_honour_stop_before_any_job(
+    workflow_copy, quick_config
+):
+    raw = workflow_copy / "slow-raw"
+    write_recording(raw / "sub-001.edf", quick_config, "sub-001")
+    slow = {
+        **quick_config,
+        "simulation": {**quick_config["simulation"], "sampling_rate_hz": 250},
+    }
+    write_recording(raw / "sub-002.edf", slow, "sub-002")
+    rows = [{"participant_id": p, "group": "placebo"} for p in ("sub-001", "sub-002")]
+    local = {"source": {"kind": "local", "local_dir": "slow-raw"}}
+    args = write_config(workflow_copy, "slow", rows, **local)
+    failed = run_snakemake(workflow_copy, "--cores", "2", CELLS, *args, check=False)
+    assert failed.returncode != 0
+    assert (
+        "preprocess.band_hz [20.0, 450.0]: the upper edge 450 Hz is at or above the "
+        "Nyquist frequency (half the sampling rate) of sub-002 (250 Hz, "
+        "slow-raw/sub-002.edf's header)"
+    ) in failed.stdout + failed.stderr, failed.stderr[-3000:]
+    assert not (workflow_copy / "results").exists()
+
+    # A field too many on one line of the sample sheet: no column is shifted.
+    sheet = workflow_copy / "slow.tsv"
+    lines = sheet.read_text().splitlines()
+    sheet.write_text("\n".join([*lines[:2], lines[2] + "\tnote", ""]))
+    failed = run_snakemake(workflow_copy, "-n", *args, check=False)
+    assert failed.returncode != 0
+    assert (
+        "sample sheet slow.tsv, line 3: 3 fields, but the header (line 1) has 2"
+    ) in failed.stdout + failed.stderr, failed.stdout[-3000:]
+
+
 def test_missing_raw_file_is_an_error_by_default_or_recorded_when_skipped(
     workflow_copy, quick_config
 ):
     raw = workflow_copy / "own-raw"
-    for participant in ("sub-001", "sub-002"):
-        write_recording(raw / f"{participant}.edf", quick_config, participant)
+    write_recording(raw / "sub-001.edf", quick_config, "sub-001")
+    # An extension in upper case is the same format.
+    write_recording(raw / "sub-002.EDF", quick_config, "sub-002")
     rows = [
         {"participant_id": p, "group": "placebo"}
-        for p in ("sub-001", "sub-002", "sub-003")
+        for p in ("sub-001", "sub-002", "sub-003", "sub-004")
     ]
     local = {"kind": "local", "local_dir": "own-raw"}
     args = write_config(workflow_copy, "strict", rows, source=local)
     failed = run_snakemake(workflow_copy, "--cores", "2", CELLS, *args, check=False)
     assert failed.returncode != 0
-    assert "own-raw/sub-003.edf" in failed.stdout + failed.stderr
+    said = failed.stdout + failed.stderr
+    assert "2 of 4 raw files are missing" in said, said[-3000:]
+    assert "own-raw/sub-003.edf, own-raw/sub-004.edf" in said
+    assert "set source.missing_raw: skip" in said and "sub-002" not in said
+    assert not (workflow_copy / "results").exists()
+
+    misspelled = {**local, "local_dir": "own-rwa", "missing_raw": "skip"}
+    args = write_config(workflow_copy, "misspelled", rows, source=misspelled)
+    failed = run_snakemake(workflow_copy, "-n", *args, check=False)
+    assert failed.returncode != 0
+    assert "source.local_dir 'own-rwa' is not a directory" in failed.stdout
 
     args = write_config(
         workflow_copy, "lenient", rows, source={**local, "missing_raw": "skip"}
     )
-    run_snakemake(workflow_copy, "--cores", "2", CELLS, *args)
+    done = run_snakemake(workflow_copy, "--cores", "2", CELLS, *args)
+    assert (
+        "source.missing_raw: skip: 2 of 4 participants have no raw file and are left "
+        "out (recorded in qc.tsv): sub-003, sub-004"
+    ) in done.stdout + done.stderr
     qc = pd.read_csv(workflow_copy / "results/aggregate/qc.tsv", sep="\t")
     missing = qc[qc["kind"] == "raw_missing"]
-    assert missing["participant"].tolist() == ["sub-003"]
+    assert missing["participant"].tolist() == ["sub-003", "sub-004"]
     cells = pd.read_parquet(workflow_copy / CELLS)
     assert sorted(cells["participant"].unique()) == ["sub-001", "sub-002"]
 

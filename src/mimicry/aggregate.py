@@ -63,6 +63,7 @@ def aggregate(trials, qcs, groups, missing=()):
         [
             _rejected_trials(trials),
             _excluded_participants(qcs, excluded, groups),
+            _dropped_trigger_pulses(qcs, groups),
             _missing_participants(missing, groups),
         ],
         ignore_index=True,
@@ -139,6 +140,21 @@ def _excluded_participants(qcs, excluded, groups):
         }
         for p in excluded
         for r in qcs[p]["exclusion_reasons"]
+    ]
+    return pd.DataFrame(rows, columns=QC_COLUMNS)
+
+
+def _dropped_trigger_pulses(qcs, groups):
+    rows = [
+        {
+            "participant": p,
+            "group": groups[p],
+            "kind": "trigger_pulse_dropped",
+            "reason": f"{pulse['trigger']} at {pulse['time_s']:g} s {pulse['problem']}",
+            "count": 1,
+        }
+        for p, qc in sorted(qcs.items())
+        for pulse in qc["dropped_trigger_pulses"]
     ]
     return pd.DataFrame(rows, columns=QC_COLUMNS)
 

@@ -34,6 +34,8 @@ from difflib import get_close_matches
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mimicry import edf_header
+
 log = logging.getLogger(__name__)
 
 SCHEMES = ("http", "https", "file")
@@ -44,9 +46,6 @@ USER_AGENT = "mimicry-workflow (python urllib)"
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 CONTENT_RANGE_PATTERN = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
 MARKER_SUFFIX = ".verified.json"
-# Bytes per sample of the formats whose header states the file's size.
-EDF_SAMPLE_BYTES = {".edf": 2, ".bdf": 3}
-EDF_VERSIONS = {".edf": b"0       ", ".bdf": b"\xffBIOSEMI"}
 HTML_STARTS = (b"<!doctype html", b"<html")
 SHEET_SHA256 = "the sample sheet's sha256 column"
 TOO_MANY_REQUESTS = 429
@@ -242,7 +241,7 @@ def _verify(partial, destination, expected_sha256, who, source, content_type, *,
         raise DownloadError(f"{who}: {source} is empty{unverified}")
     suffix = destination.suffix.lower()
     try:
-        if suffix in EDF_SAMPLE_BYTES:
+        if suffix[1:] in edf_header.SAMPLE_BYTES:
             return _check_edf_size(partial, suffix, size)
         if suffix == ".zip":
             return _check_zip(partial)
@@ -262,57 +261,15 @@ def _is_html(path):
 
 def _check_edf_size(path, suffix, size):
     """The size an EDF/BDF header announces (records x record bytes) against size."""
-    kind = suffix[1:].upper()
-    with open(path, "rb") as stream:
-        fixed = stream.read(256)
-        if len(fixed) < 256:
-            raise DownloadError(
-                f"is truncated: {size} bytes, shorter than an {kind} header (256 bytes)"
-            )
-        if fixed[:8] != EDF_VERSIONS[suffix]:
-            raise DownloadError(
-                f"is not an {kind} file: it starts with {fixed[:8]!r}, not "
-                f"{EDF_VERSIONS[suffix]!r}"
-            )
-        header_bytes = _header_int(fixed, 184, 8, "header bytes", kind)
-        n_records = _header_int(fixed, 236, 8, "number of data records", kind)
-        n_signals = _header_int(fixed, 252, 4, "number of signals", kind)
-        if n_signals < 1 or header_bytes != 256 * (n_signals + 1) or n_records < 0:
-            raise DownloadError(
-                f"has a header that cannot be checked ({header_bytes} header bytes for "
-                f"{n_signals} signals, {n_records} data records)"
-            )
-        signals = stream.read(256 * n_signals)
-    if len(signals) < 256 * n_signals:
-        raise DownloadError(
-            f"is truncated: {size} bytes, shorter than its header for {n_signals} "
-            "signals"
-        )
-    # The samples-per-record fields follow 216 bytes of other fields per signal.
-    samples = [
-        _header_int(signals, n_signals * 216 + 8 * i, 8, "samples per record", kind)
-        for i in range(n_signals)
-    ]
-    record_bytes = sum(samples) * EDF_SAMPLE_BYTES[suffix]
-    announced = header_bytes + n_records * record_bytes
-    if size != announced:
-        state = "is truncated" if size < announced else "has trailing bytes"
-        raise DownloadError(
-            f"{state}: {size} bytes, but its {kind} header announces {announced} "
-            f"({n_records} records of {record_bytes} bytes after {header_bytes} header "
-            "bytes)"
-        )
-    return f"no sha256 given; {kind} header's {n_records} records match the size"
-
-
-def _header_int(block, offset, width, field, kind):
-    text = block[offset : offset + width].decode("ascii", "replace").strip()
     try:
-        return int(text)
-    except ValueError:
-        raise DownloadError(
-            f"has a broken {kind} header: {field} is '{text}', not a number"
-        ) from None
+        header = edf_header.read_header(path, suffix[1:])
+        edf_header.check_size(header, size)
+    except edf_header.HeaderError as error:
+        raise DownloadError(str(error)) from None
+    return (
+        f"no sha256 given; {header.kind} header's {header.n_records} records match "
+        "the size"
+    )
 
 
 def _check_zip(path):

@@ -121,6 +121,7 @@ def preprocess_recording(recording, conditions, options):
 
     rectified = np.abs(sosfiltfilt(sos, signals, axis=-1))
     windows = EpochWindows(options, recording.sampling_rate_hz)
+    check_epochs_apart(recording, windows, options)
     prefix = np.zeros((len(muscles), rectified.shape[1] + 1))
     np.cumsum(rectified, axis=-1, out=prefix[:, 1:])
     baseline, bins, inside = windows.means(prefix, recording.onset_samples)
@@ -172,6 +173,15 @@ def preprocess_recording(recording, conditions, options):
         {muscle: qc["muscles"][muscle]["rejected_by_reason"] for muscle in muscles},
         qc["exclusion_reasons"] or "no",
     )
+    for pulse in recording.dropped_pulses:
+        log.warning(
+            "%s: trigger glitch dropped (recording.trigger_glitches: drop): the pulse "
+            "on %s at %.3f s %s",
+            recording.participant,
+            pulse["trigger"],
+            pulse["time_s"],
+            pulse["problem"],
+        )
     table = trial_table(recording, muscles, values, reasons, windows.bin_centres_s)
     return table, qc
 
@@ -248,6 +258,27 @@ def check_channel(muscle, mean_amplitude_uv, saturated_share, options):
             f"extremes > {options['saturation_share']:.2%}"
         )
     return check
+
+
+def check_epochs_apart(recording, windows, options):
+    """Raise when one trial's epoch (baseline start to response end) reaches into the
+    next's: the next stimulus's response would be read as this trial's."""
+    fs = recording.sampling_rate_hz
+    span = windows.stops.max() - windows.starts.min()
+    onsets = np.sort(recording.onset_samples)
+    spacing = np.diff(onsets)
+    if not (spacing < span).any():
+        return
+    first = int(np.argmax(spacing < span))
+    raise RecordingError(
+        f"{recording.participant}: {recording.path}: the epoch from "
+        f"preprocess.baseline_s {options['baseline_s'][0]:g} s to preprocess.response_s "
+        f"{options['response_s'][1]:g} s spans {span / fs:g} s, but the stimuli at "
+        f"{onsets[first] / fs:.3f} s and {onsets[first + 1] / fs:.3f} s are "
+        f"{spacing[first] / fs:.3f} s apart ({np.count_nonzero(spacing < span)} such "
+        "pairs): each epoch would reach into the next trial; shorten "
+        "preprocess.response_s or move preprocess.baseline_s"
+    )
 
 
 class EpochWindows:
@@ -504,6 +535,7 @@ def quality_report(
         "rejection": options["rejection"],
         "excluded": bool(exclusion_reasons),
         "exclusion_reasons": exclusion_reasons,
+        "dropped_trigger_pulses": list(recording.dropped_pulses),
         "muscles": per_muscle,
         "rejected_trials": [
             {

@@ -52,3 +52,30 @@ def setting_problems(preprocess, simulation=None):
                 f"{simulation['trial_onset_spacing_s']:g} s minus {ONSET_JITTER_S:g} s "
                 "jitter): each epoch would reach into the next trial"
             )
+
+
+def rate_problems(preprocess, declared_rates):
+    """Messages for recordings whose declared sampling rate the band-pass cannot use.
+
+    declared_rates: participant -> (rate in Hz, where the rate is declared: a config
+    key or a file's header).
+    """
+    high = preprocess["band_hz"][1]
+    too_slow = {}
+    for participant, (rate, origin) in sorted(declared_rates.items()):
+        if high >= rate / 2:
+            too_slow.setdefault((rate, origin), []).append(participant)
+    if not too_slow:
+        return
+    listed = [
+        f"{', '.join(names) if len(names) <= 3 else f'{len(names)} participants'} "
+        f"({rate:g} Hz, {origin})"
+        for (rate, origin), names in too_slow.items()
+    ]
+    more = len(listed) - 10
+    yield (
+        f"preprocess.band_hz {list(preprocess['band_hz'])}: the upper edge {high:g} Hz "
+        "is at or above the Nyquist frequency (half the sampling rate) of "
+        f"{'; '.join(listed[:10])}{f'; and {more} more' if more > 0 else ''}; set "
+        "preprocess.band_hz below half the lowest rate"
+    )

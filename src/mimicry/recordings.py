@@ -12,16 +12,26 @@ workflow/schemas/config.schema.yaml). MNE, bioread and pandas are imported insid
 functions that need them, so that importing this module costs nothing.
 """
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mimicry import edf_header
+
 MNE_FORMATS = ("edf", "bdf", "vhdr")
 TEXT_DELIMITERS = {"csv": ",", "tsv": "\t", "txt": "\t"}
 FORMATS = (*MNE_FORMATS, "acq", *TEXT_DELIMITERS)
 MICROVOLTS_PER_UNIT = {"uV": 1.0, "mV": 1e3, "V": 1e6}
+SECONDS_PER_TIME_UNIT = {"s": 1.0, "ms": 1e-3}
+# A time step this far (as a share of the sampling interval) from the interval is a gap
+# or jitter; exported stamps rounded to a tenth of the interval stay well within it.
+MAX_TIME_STEP_DEVIATION = 0.5
+# A time column implying a lower rate is in other units than seconds.
+MIN_EMG_RATE_HZ = 100
+
 # Unit names AcqKnowledge writes into channel headers.
 ACQ_MICROVOLTS_PER_UNIT = {
     "uv": 1.0,
@@ -37,9 +47,10 @@ MICROVOLTS_PER_VOLT = 1e6
 # Biosemi status words carry system bits above bit 16; trigger codes are the low 16 bits.
 STIM_CODE_MASK = 0xFFFF
 # MNE warnings that mean the file holds less data than its header or markers promise.
+ANNOTATIONS_AFTER_DATA = r"Omitted \d+ annotation\(s\) that were outside data range"
 TRUNCATION_WARNINGS = (
     "Number of records from the header does not match the file size",
-    r"Omitted \d+ annotation\(s\) that were outside data range",
+    ANNOTATIONS_AFTER_DATA,
 )
 # Channel identity checks (recording.check_channels). A raw EMG channel is signed and
 # centred near zero: rectified or integrated EMG has (almost) no negative samples and a
@@ -68,6 +79,8 @@ class Recording:
     signals_uv: dict  # muscle -> 1-D float64 array, microvolts
     onset_samples: np.ndarray  # int64 sample index of each stimulus onset
     conditions: tuple  # condition of each event
+    # Trigger glitches dropped under recording.trigger_glitches: drop (JSON-ready).
+    dropped_pulses: tuple = ()
 
     @property
     def onset_seconds(self):
@@ -124,15 +137,15 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         raise RecordingError(f"{participant}: recording {path} does not exist")
     source = event_source(recording, file_format)
     if file_format in TEXT_DELIMITERS:
-        signals, fs, onsets, labels = _read_text(
+        signals, fs, onsets, labels, dropped = _read_text(
             where, path, channels, recording, file_format
         )
     elif file_format == "acq":
-        signals, fs, onsets, labels = _read_acq(
+        signals, fs, onsets, labels, dropped = _read_acq(
             where, path, channels, recording, source
         )
     else:
-        signals, fs, onsets, labels = _read_with_mne(
+        signals, fs, onsets, labels, dropped = _read_with_mne(
             where, path, channels, recording, file_format, source
         )
     if source == "triggers":
@@ -142,6 +155,7 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         label_map = event_label_map(recording, conditions)
         ignored = set(recording["ignore_labels"])
     onsets, event_conditions = _label_events(where, onsets, labels, label_map, ignored)
+    _check_finite(where, signals, channels, fs)
     return Recording(
         participant=participant,
         path=path,
@@ -149,7 +163,22 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         signals_uv=signals,
         onset_samples=onsets,
         conditions=event_conditions,
+        dropped_pulses=dropped,
     )
+
+
+def _check_finite(where, signals, channels, fs):
+    """Raise at the first NaN or infinite sample: it would spread through the filter."""
+    for muscle, signal in signals.items():
+        bad = ~np.isfinite(signal)
+        if bad.any():
+            sample = int(np.argmax(bad))
+            raise RecordingError(
+                f"{where}: channel {channels[muscle]!r} (channels.{muscle}) has "
+                f"{np.count_nonzero(bad)} non-finite samples, the first ({signal[sample]}) "
+                f"at sample {sample} ({sample / fs:.3f} s); the filter would spread it "
+                "over the whole channel, so repair or cut the recording"
+            )
 
 
 def _read_with_mne(where, path, channels, recording, file_format, source):
@@ -161,17 +190,29 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
             f"{file_format.upper()} files; use annotations or stim_channel"
         )
     _check_named(where, channels, file_format)
+    if file_format in edf_header.SAMPLE_BYTES:
+        header = _edf_header(where, path, file_format)
     readers = {
         "edf": mne.io.read_raw_edf,
         "bdf": mne.io.read_raw_bdf,
         "vhdr": mne.io.read_raw_brainvision,
     }
     # Header only: check the channels, then load just the ones needed.
-    raw = open_mne_raw(
-        where,
-        lambda: readers[file_format](path, preload=False, verbose="warning"),
-        f"{file_format.upper()} (corrupt or not this format)",
-    )
+    try:
+        raw = open_mne_raw(
+            where,
+            lambda: readers[file_format](path, preload=False, verbose="warning"),
+            f"{file_format.upper()} (corrupt or not this format)",
+        )
+    except _AnnotationsAfterData as error:
+        if file_format not in edf_header.SAMPLE_BYTES:
+            raise
+        raise RecordingError(
+            f"{error}; the data end at "
+            f"{header.n_records * header.record_duration_s:g} s ({header.n_records} "
+            f"data records of {header.record_duration_s:g} s, per the header), so the "
+            "header's record duration or record count is probably wrong"
+        ) from None
 
     needed = list(channels.values())
     if source == "stim_channel":
@@ -198,7 +239,7 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
         labels = [str(label) for label in annotations.description]
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
     signals = dict(zip(channels, data_uv))
-    return signals, float(raw.info["sfreq"]), onsets, labels
+    return signals, float(raw.info["sfreq"]), onsets, labels, ()
 
 
 def event_label_map(recording, conditions):
@@ -222,9 +263,31 @@ def open_mne_raw(where, open_raw, file_kind, ignored_warnings=()):
                 warnings.filterwarnings("ignore", message=message)
             return open_raw()
     except RuntimeWarning as warning:
+        if re.match(ANNOTATIONS_AFTER_DATA, str(warning)):
+            raise _AnnotationsAfterData(
+                f"{where}: annotations lie after the end of the data ({warning})"
+            ) from warning
         raise RecordingError(f"{where}: truncated file ({warning})") from warning
     except Exception as error:
-        raise RecordingError(f"{where}: cannot read as {file_kind}: {error}") from error
+        # Some parsers fail with an exception that has no message.
+        reason = str(error) or f"{type(error).__name__} while parsing the file"
+        raise RecordingError(
+            f"{where}: cannot read as {file_kind}: {reason}"
+        ) from error
+
+
+class _AnnotationsAfterData(RecordingError):
+    """MNE dropped annotations past the data's end: the caller knows why it may be."""
+
+
+def _edf_header(where, path, file_format):
+    """The EDF/BDF header, checked against the file size before MNE reads it."""
+    try:
+        header = edf_header.read_header(path, file_format)
+        edf_header.check_size(header, path.stat().st_size)
+    except edf_header.HeaderError as error:
+        raise RecordingError(f"{where}: the file {error}") from None
+    return header
 
 
 def load_channels(where, raw, needed):
@@ -338,9 +401,15 @@ def _read_acq(where, path, channels, recording, source):
             where, trigger_data, recording, fs, lambda name: f"channel '{name}'"
         )
 
+    dropped = ()
     if source == "triggers":
-        onsets, labels = _trigger_onsets(
-            trigger_data, triggers, recording["trigger_threshold"]
+        onsets, labels, dropped = _trigger_onsets(
+            where,
+            trigger_data,
+            recording,
+            fs,
+            lambda name: f"channel '{name}'",
+            lambda sample: f"sample {sample}",
         )
     else:
         # Marker positions count samples at the file's base rate.
@@ -348,7 +417,7 @@ def _read_acq(where, path, channels, recording, source):
         markers = datafile.event_markers or []
         onsets = [round(m.sample_index * fs / base_rate) for m in markers]
         labels = [m.text for m in markers]
-    return signals, fs, onsets, labels
+    return signals, fs, onsets, labels, dropped
 
 
 @dataclass(frozen=True)
@@ -398,7 +467,9 @@ def _read_text(where, path, channels, recording, file_format):
         values = {position: table[position].to_numpy() for position in used}
     except (ValueError, pd.errors.ParserError):
         values = None
-    if values is None or any(np.isnan(column).any() for column in values.values()):
+    if values is None or not all(
+        np.isfinite(column).all() for column in values.values()
+    ):
         # The fast parser says little about where; find the first bad field.
         _raise_first_bad_field(where, path, layout, used, columns, text, delimiter)
     if len(layout.data_line_numbers) < 2:
@@ -413,7 +484,7 @@ def _read_text(where, path, channels, recording, file_format):
         name: values[position] for name, position in trigger_positions.items()
     }
     if text["time_column"] is not None:
-        time_s = values[time_position]
+        time_s = values[time_position] * SECONDS_PER_TIME_UNIT[text["time_unit"]]
         _check_time_column(where, time_s, layout, columns.describe(time_position))
         fs = _text_sampling_rate(where, time_s, text["sampling_rate_hz"])
     elif text["sampling_rate_hz"] is None:
@@ -435,10 +506,15 @@ def _read_text(where, path, channels, recording, file_format):
             fs,
             lambda name: columns.describe(trigger_positions[name]),
         )
-    onsets, labels = _trigger_onsets(
-        trigger_data, recording["triggers"], recording["trigger_threshold"]
+    onsets, labels, dropped = _trigger_onsets(
+        where,
+        trigger_data,
+        recording,
+        fs,
+        lambda name: columns.describe(trigger_positions[name]),
+        lambda sample: f"line {layout.data_line_numbers[sample]}",
     )
-    return signals, fs, onsets, labels
+    return signals, fs, onsets, labels, dropped
 
 
 class _TextColumns:
@@ -568,25 +644,61 @@ def _raise_first_bad_field(where, path, layout, used, columns, text, delimiter):
             for position in used:
                 field = fields[position].strip()
                 try:
-                    float(field.replace(text["decimal"], "."))
+                    finite = np.isfinite(float(field.replace(text["decimal"], ".")))
+                    problem = None if finite else f"'{field}' is not a finite number"
                 except ValueError:
                     problem = f"'{field}' is not a number" if field else "is empty"
+                if problem:
                     raise RecordingError(
                         f"{where}: line {number}, {columns.describe(position)}: "
                         f"{problem} (decimal mark '{text['decimal']}', "
-                        "recording.text.decimal)"
-                    ) from None
+                        "recording.text.decimal); every sample must be a finite number"
+                    )
     raise RecordingError(f"{where}: cannot parse the data lines")
 
 
 def _check_time_column(where, time_s, layout, column):
+    """Raise unless the time stamps step evenly: a gap or jitter would shift events."""
+    key = "recording.text.time_column"
     steps = np.diff(time_s)
     if (steps <= 0).any():
         row = int(np.flatnonzero(steps <= 0)[0]) + 1
         raise RecordingError(
-            f"{where}: {column}, the time column (recording.text.time_column), does not "
+            f"{where}: {column}, the time column ({key}), does not "
             f"increase at line {layout.data_line_numbers[row]} ({time_s[row - 1]} then "
-            f"{time_s[row]})"
+            f"{time_s[row]}); if its stamps are rounded coarser than the sampling "
+            f"interval, leave {key} null and set recording.text.sampling_rate_hz"
+        )
+    # Span over count, not the median step: stamps rounded coarser than a step make
+    # the steps take two values, neither of them the sampling interval.
+    step = (time_s[-1] - time_s[0]) / (len(time_s) - 1)
+    uneven = np.abs(steps - step) > MAX_TIME_STEP_DEVIATION * step
+    if uneven.any():
+        row = int(np.argmax(uneven)) + 1
+        missing = round(steps[row - 1] / step) - 1
+        what = (
+            f"a gap of {steps[row - 1]:.6g} s (about {missing} samples missing)"
+            if missing >= 1
+            else f"a step of {steps[row - 1]:.6g} s"
+        )
+        raise RecordingError(
+            f"{where}: {column}, the time column ({key}), jumps from {time_s[row - 1]} "
+            f"to {time_s[row]} at line {layout.data_line_numbers[row]}: {what} where "
+            f"the samples are {step:.4g} s apart; {np.count_nonzero(uneven)} steps are "
+            "uneven. The workflow needs evenly sampled recordings: export the recording "
+            "without gaps (or split it at the gap)"
+        )
+    # Rounded stamps stay within half a step of the even grid; drift does not.
+    grid = time_s[0] + step * np.arange(len(time_s))
+    drift = np.abs(time_s - grid)
+    if drift.max() > step / 2:
+        row = int(np.argmax(drift > step / 2))
+        raise RecordingError(
+            f"{where}: {column}, the time column ({key}), drifts from an even "
+            f"{step:.6g} s grid by more than half a sample from line "
+            f"{layout.data_line_numbers[row]} ({time_s[row]} s, the grid says "
+            f"{grid[row]:.6g} s): the sampling is jittered; the workflow needs evenly "
+            "sampled recordings"
         )
 
 
@@ -596,9 +708,24 @@ def _text_sampling_rate(where, time_s, configured):
     if configured is not None and not np.isclose(measured, configured, rtol=1e-3):
         raise RecordingError(
             f"{where}: the time column implies {measured} Hz but "
-            f"recording.text.sampling_rate_hz is {configured}"
+            f"recording.text.sampling_rate_hz is {configured}{_time_unit_hint(measured)}"
+        )
+    if measured < MIN_EMG_RATE_HZ:
+        raise RecordingError(
+            f"{where}: the time column implies {measured} Hz, too slow for EMG (below "
+            f"{MIN_EMG_RATE_HZ} Hz){_time_unit_hint(measured)}"
         )
     return measured
+
+
+def _time_unit_hint(measured_hz):
+    if measured_hz >= MIN_EMG_RATE_HZ:
+        return ""
+    return (
+        "; if the time column counts milliseconds, set recording.text.time_unit: ms, "
+        "if it counts samples, leave recording.text.time_column null and set "
+        "recording.text.sampling_rate_hz"
+    )
 
 
 CHECK_HINT = "or set recording.check_channels: false to skip this check"
@@ -669,30 +796,86 @@ def _check_triggers(where, trigger_data, recording, fs, describe):
             )
 
 
-def _trigger_onsets(trigger_data, triggers, threshold):
+def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
     """Rising threshold crossings on each trigger, labelled with a condition.
 
     trigger_data maps trigger name -> samples. A trigger mapped to a condition labels
     every pulse with it; one mapped to {level: condition} labels each pulse by the
     configured level nearest to the pulse's median height (robust to the ramp at
-    either end of an analog pulse).
+    either end of an analog pulse). A glitch, a pulse shorter than
+    recording.trigger_min_pulse_s or (level-coded) with a height no configured level
+    explains, is an error or, with recording.trigger_glitches: drop, dropped and
+    returned. describe(name) names a trigger's column, locate(sample) a sample.
+    Returns (onsets, labels, dropped pulses as JSON-ready dicts).
     """
-    onsets, labels = [], []
-    for name, meaning in triggers.items():
+    threshold = recording["trigger_threshold"]
+    min_width = max(1, round(recording["trigger_min_pulse_s"] * fs))
+    onsets, labels, glitches = [], [], []
+    for name, meaning in recording["triggers"].items():
         trigger = trigger_data[name]
         above = trigger >= threshold
         rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
-        onsets.append(rising)
-        if isinstance(meaning, str):
-            labels.extend([meaning] * len(rising))
-            continue
-        levels = np.array([float(level) for level in meaning])
-        level_conditions = list(meaning.values())
         pulse_ends = np.append(
             np.flatnonzero(above[:-1] & ~above[1:]) + 1, len(trigger)
         )
         ends = pulse_ends[np.searchsorted(pulse_ends, rising)]
+        if isinstance(meaning, str):
+            levels, level_conditions, tolerance = None, [meaning], None
+        else:
+            levels = np.array([float(level) for level in meaning])
+            level_conditions = list(meaning.values())
+            tolerance = _level_tolerance(levels, threshold)
         for start, end in zip(rising, ends):
-            height = np.median(trigger[start:end])
-            labels.append(level_conditions[int(np.argmin(np.abs(levels - height)))])
-    return np.concatenate(onsets) if onsets else np.array([], np.int64), labels
+            height = float(np.median(trigger[start:end]))
+            nearest = 0 if levels is None else int(np.argmin(np.abs(levels - height)))
+            problem = None
+            if end - start < min_width:
+                problem = (
+                    f"lasts {(end - start) / fs * 1000:.3g} ms, shorter than "
+                    f"recording.trigger_min_pulse_s {recording['trigger_min_pulse_s']:g} s"
+                )
+            elif levels is not None and abs(height - levels[nearest]) > tolerance:
+                problem = (
+                    f"has height {height:g}, more than {tolerance:g} from every "
+                    f"configured level {[float(level) for level in levels]} "
+                    f"({_trigger_key(name)})"
+                )
+            if problem is None:
+                onsets.append(start)
+                labels.append(level_conditions[nearest])
+                continue
+            glitches.append(
+                {
+                    "trigger": name,
+                    "sample": int(start),
+                    "time_s": round(start / fs, 6),
+                    "height": height,
+                    "width_s": round((end - start) / fs, 6),
+                    "problem": problem,
+                }
+            )
+            if recording["trigger_glitches"] == "error":
+                raise RecordingError(
+                    f"{where}: a pulse on {describe(name)} at {start / fs:.3f} s "
+                    f"({locate(start)}) {problem}; if such pulses are glitches, set "
+                    "recording.trigger_glitches: drop to drop them (each is recorded "
+                    "in qc.tsv and the participant's QC), else fix "
+                    f"{_trigger_key(name)} or recording.trigger_min_pulse_s"
+                )
+    order = np.argsort(onsets, kind="stable")
+    return (
+        np.asarray(onsets, dtype=np.int64)[order],
+        [labels[i] for i in order],
+        tuple(glitches),
+    )
+
+
+def _trigger_key(name):
+    return f"recording.triggers.{name}"
+
+
+def _level_tolerance(levels, threshold):
+    """How far a pulse may sit from its level: half the closest spacing between the
+    configured levels and the threshold, so that no height is ambiguous."""
+    marks = np.sort(np.append(levels, threshold))
+    return float(np.min(np.diff(marks))) / 2

@@ -1,5 +1,6 @@
 """The study's sample sheet and the checks that JSON schemas cannot express."""
 
+import csv
 from pathlib import Path
 
 import pandas as pd
@@ -25,13 +26,41 @@ def read_sample_sheet(path):
             f"config key 'participants': sample sheet {path} does not exist"
         )
     separator = "," if path.suffix.lower() == ".csv" else "\t"
-    sheet = pd.read_csv(path, sep=separator, dtype=str, comment="#")
+    _check_sheet_fields(path, separator)
+    # index_col=False: pandas would otherwise make a first column of ids the index
+    # of rows with one field more than the header, shifting every other column.
+    sheet = pd.read_csv(path, sep=separator, dtype=str, comment="#", index_col=False)
     sheet.columns = sheet.columns.str.strip()
     sheet = sheet.apply(lambda column: column.str.strip())
     for column in ("format", "sha256"):
         if column in sheet:
             sheet[column] = sheet[column].str.lower()
     return sheet
+
+
+def _check_sheet_fields(path, separator):
+    """Raise naming the first line whose field count differs from the header's (one
+    empty field after a trailing separator is not counted)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        lines = [
+            (number, fields)
+            for number, fields in enumerate(csv.reader(handle, delimiter=separator), 1)
+            if fields and "".join(fields).strip() and not fields[0].startswith("#")
+        ]
+    if not lines:
+        raise ConfigError(f"sample sheet {path} is empty")
+    header = lines[0][1]
+    n_fields = len(header) - (len(header) > 1 and header[-1] == "")
+    for number, fields in lines[1:]:
+        trailing = len(fields) == n_fields + 1 and fields[-1] == ""
+        if len(fields) != n_fields and not trailing:
+            name = "a tab" if separator == "\t" else f"'{separator}'"
+            raise ConfigError(
+                f"sample sheet {path}, line {number}: {len(fields)} fields, but the "
+                f"header (line {lines[0][0]}) has {n_fields}; fields are separated by {name} "
+                f"({'.csv' if separator == ',' else 'any other extension'}): "
+                f"{separator.join(fields)[:120]!r}"
+            )
 
 
 def raw_formats(sheet, config):
@@ -82,6 +111,83 @@ def _local_file_format(record, source, row):
             f"{[str(path) for path in found]}; give the format column"
         )
     return format_from_extension(found[0]) if found else None
+
+
+def local_raw_paths(sheet, config):
+    """Each participant's raw file in source.local_dir (kind local), in sheet order.
+
+    The file named by source.file_pattern, its extension in any case (sub-023.EDF is
+    sub-023's edf file); where none exists, the name it should have. An absent
+    local_dir, and missing files under source.missing_raw: error, stop the run here,
+    naming every missing file; under skip, the participants without a file are
+    logged by the workflow and recorded in qc.tsv.
+    """
+    from mimicry.recordings import format_from_extension
+
+    source = config["source"]
+    local_dir = Path(source["local_dir"])
+    if not local_dir.is_dir():
+        raise ConfigError(
+            f"source.local_dir '{local_dir}' is not a directory (relative to "
+            f"{Path.cwd()}); set source.local_dir to the folder with the raw files"
+        )
+    paths = []
+    for _, record in sheet.iterrows():
+        file_format = record["format"]
+        found = [
+            path
+            for path in sorted(local_dir.glob(raw_file_name(record, source, "*")))
+            if format_from_extension(path) == file_format
+        ]
+        expected = local_dir / raw_file_name(record, source, file_format)
+        paths.append(str(found[0] if found else expected))
+    missing = [path for path in paths if not Path(path).is_file()]
+    if missing and source["missing_raw"] == "error":
+        raise ConfigError(
+            f"{len(missing)} of {len(paths)} raw files are missing in "
+            f"source.local_dir {local_dir}: {', '.join(missing)} (named by "
+            "source.file_pattern); set source.missing_raw: skip to go on without "
+            "those participants (recorded in qc.tsv)"
+        )
+    if len(missing) == len(paths):
+        raise ConfigError(
+            f"source.missing_raw is skip, but none of the {len(paths)} participants "
+            f"has a raw file in source.local_dir {local_dir} (e.g. {missing[0]}, "
+            "named by source.file_pattern): check source.local_dir and "
+            "source.file_pattern"
+        )
+    return paths
+
+
+def check_declared_rates(config, sheet, paths):
+    """The preprocess settings against the sampling rates the recordings declare.
+
+    paths: participant -> raw file, for the files that exist. Declared rates: the
+    simulation's, a text export's recording.text.sampling_rate_hz, and an EDF/BDF
+    header's rate for the configured channels; other files are checked when read.
+    """
+    from mimicry import edf_header
+
+    declared = {}
+    if config["source"]["kind"] == "simulated":
+        rate = config["simulation"]["sampling_rate_hz"]
+        declared = {p: (rate, "simulation.sampling_rate_hz") for p in sheet.index}
+    text_rate = config["recording"]["text"]["sampling_rate_hz"]
+    channels = set(config["channels"].values())
+    for participant, path in paths.items():
+        file_format = sheet.loc[participant, "format"]
+        if file_format in ("csv", "tsv", "txt") and text_rate is not None:
+            declared[participant] = (text_rate, "recording.text.sampling_rate_hz")
+        if file_format in edf_header.SAMPLE_BYTES:
+            try:
+                rates = edf_header.read_header(path, file_format).sampling_rates_hz()
+            except (edf_header.HeaderError, OSError, ZeroDivisionError):
+                continue  # the reader says what is wrong with the file
+            configured = [rates[c] for c in channels if c in rates]
+            if configured:
+                declared[participant] = (min(configured), f"{path}'s header")
+    for problem in preprocess_checks.rate_problems(config["preprocess"], declared):
+        raise ConfigError(problem)
 
 
 def raw_file_name(record, source, file_format):

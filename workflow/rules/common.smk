@@ -3,6 +3,7 @@ import re
 
 import pandas as pd
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from mimicry import bids, methods, recordings, study
@@ -21,6 +22,8 @@ if config["source"]["kind"] != "bids":
     participants["format"] = study.raw_formats(participants, config)
 study.check_config(config, participants.index)
 study.check_sources(config, participants)
+if config["source"]["kind"] == "local":
+    participants["raw_path"] = study.local_raw_paths(participants, config)
 PARTICIPANTS = participants.index.tolist()
 SOURCE = config["source"]["kind"]
 # Relative to the working directory, so that no absolute path reaches the report.
@@ -79,11 +82,9 @@ def participant_groups():
 def raw_recording_path(participant):
     if SOURCE == "bids":
         return BIDS.recordings[participant]
-    record = participants.loc[participant]
     if SOURCE == "local":
-        name = study.raw_file_name(record, config["source"], record["format"])
-        return f"{config['source']['local_dir']}/{name}"
-    return f"resources/raw/{participant}.{record['format']}"
+        return participants.loc[participant, "raw_path"]
+    return f"resources/raw/{participant}.{participants.loc[participant, 'format']}"
 
 
 def raw_recording(wildcards):
@@ -134,9 +135,15 @@ def participants_without_raw_files():
     """Participants skipped for lack of a raw file (source.missing_raw: skip)."""
     if SOURCE == "bids":
         return BIDS.missing
-    if SOURCE != "local" or config["source"]["missing_raw"] == "error":
+    if SOURCE != "local":
         return []
     return [p for p in PARTICIPANTS if not os.path.exists(raw_recording_path(p))]
+
+
+def raw_file_readable(participant):
+    """The raw file is there and, when downloaded, verified."""
+    path = raw_recording_path(participant)
+    return os.path.exists(f"{path}.verified.json" if SOURCE == "download" else path)
 
 
 def participants_with_raw_files():
@@ -153,3 +160,20 @@ def sampler_settings():
 
 def prior_sampler_settings():
     return {**sampler_settings(), "draws": config["stan"]["prior_draws"]}
+
+
+study.check_declared_rates(
+    config,
+    participants,
+    {
+        p: raw_recording_path(p)
+        for p in participants_with_raw_files()
+        if raw_file_readable(p)
+    },
+)
+if participants_without_raw_files():
+    logger.warning(
+        f"source.missing_raw: skip: {len(participants_without_raw_files())} of "
+        f"{len(PARTICIPANTS)} participants have no raw file and are left out "
+        f"(recorded in qc.tsv): {', '.join(participants_without_raw_files())}"
+    )
