@@ -15,8 +15,10 @@ Sampler settings are a plain dict:
 - ``cache_dir`` (optional, CmdStanPy only): where compiled models are kept, default
   ``~/.cache/mimicry/cmdstan``.
 
-Compiled models are cached by a hash of the Stan source: PyStan's httpstan keys its
-own cache by the program code; CmdStanPy executables go to ``cache_dir/<sha256>/``.
+Compiled models are cached: PyStan's httpstan keys its own cache by the program code;
+CmdStanPy executables go to ``cache_dir/<key>/``, keyed by the source, the CmdStan
+installation and version, CmdStanPy's version and the compiler options, and checked to
+run before they are used.
 Both are guarded by a file lock, so parallel jobs never compile into the same place.
 """
 
@@ -27,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import warnings
@@ -41,6 +44,10 @@ BACKENDS = ("auto", "cmdstanpy", "pystan")
 PYSTAN_SAMPLER = "stan::services::sample::hmc_nuts_diag_e_adapt"
 DEFAULT_REFRESH = 100
 DEFAULT_CMDSTAN_CACHE = Path.home() / ".cache" / "mimicry" / "cmdstan"
+# Part of the cache key: a change of options builds a new executable.
+CMDSTAN_CPP_OPTIONS = {}
+# The most CmdStan writes: draws as exact as a double's text form allows.
+CMDSTAN_SIG_FIGS = 18
 DEFAULT_STAN_FILE = (
     Path(__file__).resolve().parents[3]
     / "workflow"
@@ -116,9 +123,42 @@ def file_lock(path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def source_hash(stan_file):
-    """SHA-256 of the Stan source: the compiled-model cache key."""
-    return hashlib.sha256(Path(stan_file).read_bytes()).hexdigest()
+def cmdstan_build_key(stan_file):
+    """SHA-256 of what a CmdStan executable depends on: the Stan source, the CmdStan
+    installation (path and version), CmdStanPy's version and the compiler options.
+
+    An executable built against another CmdStan may not even load (its TBB library
+    is gone), so it must not be found under the same key.
+    """
+    import cmdstanpy
+
+    build = {
+        "source_sha256": hashlib.sha256(Path(stan_file).read_bytes()).hexdigest(),
+        "cmdstan_path": str(Path(cmdstanpy.cmdstan_path()).resolve()),
+        "cmdstan_version": list(cmdstanpy.cmdstan_version() or ()),
+        "cmdstanpy_version": cmdstanpy.__version__,
+        "cpp_options": CMDSTAN_CPP_OPTIONS,
+    }
+    return hashlib.sha256(json.dumps(build, sort_keys=True).encode()).hexdigest()
+
+
+def _executable_runs(exe_file):
+    """Whether a compiled model starts: CmdStan executables answer `info`."""
+    try:
+        result = subprocess.run(
+            [str(exe_file), "info"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning("cached executable %s does not run: %s", exe_file, error)
+        return False
+    if result.returncode != 0:
+        log.warning(
+            "cached executable %s does not run (exit %d): %s",
+            exe_file,
+            result.returncode,
+            result.stderr.strip()[-500:],
+        )
+    return result.returncode == 0
 
 
 def _converter_arguments(model_input):
@@ -230,24 +270,28 @@ def _forget_pystan_fits(model, chains, sampler_arguments):
 def compile_cmdstan_model(stan_file, cache_dir=DEFAULT_CMDSTAN_CACHE):
     """CmdStanModel for ``stan_file``, compiled once per distinct source.
 
-    The executable lives in ``cache_dir/<sha256 of source>/``. A new one is compiled
-    in a temporary directory and renamed into place under a file lock, so parallel
-    jobs neither compile twice nor see a half-written executable.
+    The executable lives in ``cache_dir/<cmdstan_build_key>/``; a cached one that no
+    longer runs is rebuilt. A new one is compiled in a temporary directory and
+    renamed into place under a file lock, so parallel jobs neither compile twice nor
+    see a half-written executable.
     """
     import cmdstanpy
 
     cache_dir = Path(cache_dir)
-    digest = source_hash(stan_file)
+    digest = cmdstan_build_key(stan_file)
     model_dir = cache_dir / digest
     cached_stan = model_dir / "model.stan"
     cached_exe = model_dir / ("model" + (".exe" if os.name == "nt" else ""))
     with file_lock(cache_dir / f"{digest}.lock"):
-        if not cached_exe.exists():
+        if not (cached_exe.exists() and _executable_runs(cached_exe)):
             started = time.perf_counter()
             build_dir = Path(tempfile.mkdtemp(prefix=f"{digest}.", dir=cache_dir))
             try:
                 shutil.copyfile(stan_file, build_dir / cached_stan.name)
-                cmdstanpy.CmdStanModel(stan_file=build_dir / cached_stan.name)
+                cmdstanpy.CmdStanModel(
+                    stan_file=build_dir / cached_stan.name,
+                    cpp_options=CMDSTAN_CPP_OPTIONS,
+                )
                 shutil.rmtree(model_dir, ignore_errors=True)  # an interrupted job's
                 os.replace(build_dir, model_dir)
             finally:
@@ -273,6 +317,8 @@ def _sample_cmdstanpy(model_input, stan_file, settings):
         adapt_delta=settings["adapt_delta"],
         max_treedepth=settings["max_treedepth"],
         refresh=settings.get("refresh", DEFAULT_REFRESH),
+        # CmdStan writes 6 significant digits by default; PyStan's draws are exact.
+        sig_figs=CMDSTAN_SIG_FIGS,
         show_progress=False,
     )
     return az.from_cmdstanpy(
