@@ -3,22 +3,31 @@
     .venv/bin/python benchmarks/stan_drug.py                      # both likelihoods
     .venv/bin/python benchmarks/stan_drug.py --likelihood normal --recompile
     .venv/bin/python benchmarks/stan_drug.py --cells results/aggregate/cells.parquet
+    .venv/bin/python benchmarks/stan_drug.py --backend cmdstanpy \
+        --cells ../shared/benchmarks/cells_N130.csv
 
 Data: synthetic cells drawn from the simulator's participant plans for the sample
-sheet's participants (default), or an aggregated cells table. Prints compile seconds
-(a cache hit unless --recompile), sampling seconds (wall time of the whole sample
-call: sampling, PyStan's output transfer and the ArviZ conversion), the CPU seconds
-the chain processes used (wall time includes waiting for other users of the CPU),
-min bulk and tail ESS over a, b, c and the contrasts, bulk ESS per second,
-divergences, max R-hat, tree depths and step sizes. Targets: zero divergences, R-hat
-<= 1.01, min bulk ESS >= 800, >= 17 bulk ESS/s (Student-t) or 30 (normal).
+sheet's participants (default), or a cells table: the workflow's cells.parquet, or a
+CSV with columns participant, drug (the group), muscle, condition, t and y (bins are
+the sorted distinct t). --backend picks the sampler (auto: CmdStanPy when CmdStan is
+installed, else PyStan). Prints compile seconds (a cache hit unless --recompile),
+sampling seconds (wall time of the whole sample call: sampling, PyStan's output
+transfer and the ArviZ conversion), the CPU seconds of this process and of its
+children during sampling (getrusage for this process and for children that have
+exited, /proc for those still running, such as httpstan's chain workers; wall time
+includes waiting for other users of the CPU), min bulk and tail ESS over a, b, c and
+the contrasts, bulk ESS per second, divergences, max R-hat, tree depths and step
+sizes. Targets: zero divergences, R-hat <= 1.01, min bulk ESS >= 800, >= 17 bulk
+ESS/s (Student-t) or 30 (normal).
 """
 
 import argparse
 import logging
 import os
+import resource
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,8 +39,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mimicry.bayes import DEFAULT_STAN_FILE, build_model_input, sample  # noqa: E402
-from mimicry.bayes.backend import build_pystan_model, import_pystan  # noqa: E402
+from mimicry.bayes import (  # noqa: E402
+    DEFAULT_STAN_FILE,
+    build_model_input,
+    resolve_backend,
+    sample,
+)
+from mimicry.bayes.backend import (  # noqa: E402
+    BACKENDS,
+    DEFAULT_CMDSTAN_CACHE,
+    build_pystan_model,
+    compile_cmdstan_model,
+    import_pystan,
+)
 from mimicry.bayes.synthetic import synthetic_cells  # noqa: E402
 from mimicry.study import read_sample_sheet  # noqa: E402
 
@@ -40,9 +60,16 @@ TARGET_ESS_PER_SECOND = {"student_t": 17, "normal": 30}
 STUDENT_T_NOISE_DF = 4
 
 
-def child_cpu_seconds():
-    """CPU seconds used so far by this process's children (the chain workers)."""
-    total = 0.0
+def cpu_seconds():
+    """(this process, its children) CPU seconds so far.
+
+    Children that have exited and been waited for are in RUSAGE_CHILDREN; running
+    ones (httpstan's chain workers, CmdStan's chains while they sample) only in
+    /proc, as user + system ticks of every process whose parent is this one.
+    """
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    exited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    running = 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -52,12 +79,16 @@ def child_cpu_seconds():
         except OSError:
             continue
         if int(fields[1]) == os.getpid():
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+            running += (int(fields[11]) + int(fields[12])) / ticks
+    return own.ru_utime + own.ru_stime, exited.ru_utime + exited.ru_stime + running
 
 
 def load_cells(arguments, config, noise):
     """The cells table, or synthetic cells with Student-t (df 4) or Gaussian noise."""
+    if arguments.cells and arguments.cells.endswith(".csv"):
+        cells = pd.read_csv(arguments.cells).rename(columns={"drug": "group"})
+        bins = {t: k for k, t in enumerate(sorted(cells["t"].unique()))}
+        return cells.assign(bin=cells["t"].map(bins))
     if arguments.cells:
         return pd.read_parquet(arguments.cells)
     sheet = read_sample_sheet(ROOT / config["participants"])
@@ -69,8 +100,11 @@ def load_cells(arguments, config, noise):
     )
 
 
-def forget_compiled_model():
-    """Remove this program's compiled module from httpstan's cache."""
+def forget_compiled_model(sampler):
+    """Remove this program's compiled model from the backend's cache."""
+    if sampler["backend"] == "cmdstanpy":
+        sampler["cache_dir"] = tempfile.mkdtemp(prefix="stan-drug-benchmark-")
+        return
     import_pystan()
     import httpstan.cache
     import httpstan.models
@@ -82,14 +116,19 @@ def forget_compiled_model():
 def benchmark(cells, data_label, config, likelihood, sampler):
     model_input = build_model_input(cells, config["study"], "drug", likelihood)
     started = time.perf_counter()
-    build_pystan_model(DEFAULT_STAN_FILE, model_input.data, sampler["seed"])
+    if sampler["backend"] == "cmdstanpy":
+        compile_cmdstan_model(
+            DEFAULT_STAN_FILE, sampler.get("cache_dir") or DEFAULT_CMDSTAN_CACHE
+        )
+    else:
+        build_pystan_model(DEFAULT_STAN_FILE, model_input.data, sampler["seed"])
     compile_seconds = time.perf_counter() - started
 
-    cpu_before, load_before = child_cpu_seconds(), os.getloadavg()[0]
+    (own_before, children_before), load_before = cpu_seconds(), os.getloadavg()[0]
     started = time.perf_counter()
     inference_data = sample(model_input, sampler)
     sampling_seconds = time.perf_counter() - started
-    chain_cpu = child_cpu_seconds() - cpu_before
+    own_after, children_after = cpu_seconds()
 
     key = inference_data.posterior[KEY_PARAMETERS]
     ess_bulk = min(float(v.min()) for v in az.ess(key, method="bulk").values())
@@ -97,12 +136,14 @@ def benchmark(cells, data_label, config, likelihood, sampler):
     stats = inference_data.sample_stats
     depths = np.bincount(stats["tree_depth"].values.ravel())
     return {
+        "backend": sampler["backend"],
         "likelihood": likelihood,
         "data": data_label,
         "observations": model_input.data["n_obs"],
         "compile_s": round(compile_seconds, 1),
         "sampling_s": round(sampling_seconds, 1),
-        "chain_cpu_s": round(chain_cpu, 1),
+        "process_cpu_s": round(own_after - own_before, 1),
+        "children_cpu_s": round(children_after - children_before, 1),
         "load_average_before": load_before,
         "min_ess_bulk": round(ess_bulk),
         "min_ess_tail": round(ess_tail),
@@ -119,7 +160,10 @@ def benchmark(cells, data_label, config, likelihood, sampler):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cells", help="aggregated cells table instead of synthetic")
+    parser.add_argument(
+        "--cells", help="a cells table (.parquet, or .csv as described above)"
+    )
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
     parser.add_argument("--config", default=ROOT / "config" / "config.yaml")
     parser.add_argument(
         "--likelihood", choices=["student_t", "normal", "both"], default="both"
@@ -142,7 +186,7 @@ def main():
 
     config = yaml.safe_load(Path(arguments.config).read_text())
     sampler = {
-        "backend": "pystan",
+        "backend": resolve_backend(arguments.backend),
         "chains": arguments.chains,
         "warmup": arguments.warmup,
         "draws": arguments.draws,
@@ -151,7 +195,7 @@ def main():
         "seed": arguments.seed,
     }
     if arguments.recompile:
-        forget_compiled_model()
+        forget_compiled_model(sampler)
     likelihoods = (
         ["student_t", "normal"]
         if arguments.likelihood == "both"

@@ -24,7 +24,7 @@ from mimicry.bayes import (
     summary_table,
     write_netcdf,
 )
-from mimicry.bayes.backend import build_pystan_model
+from mimicry.bayes.backend import SamplingError, build_pystan_model
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from mimicry.simulate import group_cell_parameters
 
@@ -278,3 +278,20 @@ def test_normal_likelihood_from_sufficient_statistics_is_exact():
     assert likelihood_free_part(changed) == pytest.approx(
         likelihood_free_part(base), abs=1e-8
     )
+
+
+def test_stan_errors_name_the_projects_program_and_its_line(build_seconds):
+    """Bad data (a negative bin time) fails in the data block; the message points
+    into workflow/stan/asymptotic_regression.stan, not into a temporary copy."""
+    model_input = build_model_input(cells_for("normal"), STUDY, "drug")
+    model_input.data["t"] = [-1.0, *model_input.data["t"][1:]]
+    with pytest.raises(SamplingError) as raised:
+        sample(model_input, SAMPLER, DEFAULT_STAN_FILE)
+    message = str(raised.value)
+    declaration = next(
+        number
+        for number, line in enumerate(DEFAULT_STAN_FILE.read_text().splitlines(), 1)
+        if "vector<lower=0>[n_bins] t;" in line
+    )
+    assert f"'{DEFAULT_STAN_FILE}', line {declaration}" in message, message
+    assert "httpstan" not in message and "model.stan" not in message

@@ -20,7 +20,7 @@ MODEL_OUTPUTS = [
 
 
 def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
-    workflow_copy,
+    workflow_copy, quick_config
 ):
     run = run_snakemake(workflow_copy, "--cores", "2", *QUICK)
     ran = job_counts(run.stdout + run.stderr)
@@ -57,6 +57,10 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
     models = workflow_copy / "results" / "models"
     prior = az.from_netcdf(models / "prior" / "prior.nc")
     assert {"prior", "prior_predictive"} <= set(prior.groups())
+    # The simulated raw files are temporary: gone once read.
+    assert not list((workflow_copy / "resources" / "raw").glob("*.edf"))
+    chains, draws = quick_config["stan"]["chains"], quick_config["stan"]["draws"]
+    kept = quick_config["models"]["predictive_draws"]
     for model in ("pooled", "drug"):
         posterior = az.from_netcdf(models / model / "posterior.nc")
         assert {
@@ -66,6 +70,12 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
             "sample_stats",
             "observed_data",
         } <= set(posterior.groups())
+        # Stored compactly: float32, y_rep thinned, log_lik whole for LOO.
+        assert posterior.posterior["a"].dtype == "float32"
+        assert posterior.log_likelihood["log_lik"].sizes["draw"] == draws
+        y_rep = posterior.posterior_predictive["y_rep"]
+        assert y_rep.sizes["chain"] * y_rep.sizes["draw"] <= kept < chains * draws
+        assert posterior.observed_data["y"].dtype == "float64"
         report = json.loads((models / model / "diagnostics.json").read_text())
         assert report["passed"], report
         summary = pd.read_csv(models / model / "summary.tsv", sep="\t")

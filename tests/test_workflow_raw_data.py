@@ -55,7 +55,9 @@ def log_text(workdir, rule, participant):
 def test_quick_study_aggregates_and_a_changed_file_reruns_only_its_participant(
     workflow_copy, quick_config
 ):
-    run_snakemake(workflow_copy, "--cores", "2", CELLS, *QUICK)
+    # Kept, so that the test can change one (they are temporary by default).
+    keep = (*QUICK, "--config", "simulation={keep_raw: true}")
+    run_snakemake(workflow_copy, "--cores", "2", CELLS, *keep)
     cells = pd.read_parquet(workflow_copy / CELLS)
     qc = pd.read_csv(workflow_copy / "results/aggregate/qc.tsv", sep="\t")
     excluded = set(qc.loc[qc["kind"] == "participant_excluded", "participant"])
@@ -63,17 +65,17 @@ def test_quick_study_aggregates_and_a_changed_file_reruns_only_its_participant(
     assert cells["participant"].nunique() == 10
     assert not cells["participant"].isin(excluded).any()
 
-    again = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *QUICK)
+    again = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)
     assert job_counts(again.stdout) == {}, again.stdout
 
     # Snakemake compares checksums as well as times: a touch alone changes nothing,
     # new content (here: the recording of another session) re-runs what depends on it.
     raw = workflow_copy / "resources/raw/sub-003.edf"
     os.utime(raw)
-    touched = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *QUICK)
+    touched = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)
     assert job_counts(touched.stdout) == {}, touched.stdout
     write_recording(raw, {**quick_config, "seed": 1}, "sub-003")
-    changed = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *QUICK)
+    changed = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)
     assert job_counts(changed.stdout) == {"aggregate": 1, "preprocess": 1}
     assert "results/preprocessed/sub-003.parquet" in changed.stdout
 

@@ -71,8 +71,13 @@ def study_design():
 
 
 def simulation_config():
-    keys = ("seed", "study", "channels", "simulation")
-    return {key: config[key] for key in keys} | {"study": study_design()}
+    keys = ("seed", "study", "channels")
+    # keep_raw decides what happens to the files, not what they hold.
+    simulation = {k: v for k, v in config["simulation"].items() if k != "keep_raw"}
+    return {key: config[key] for key in keys} | {
+        "study": study_design(),
+        "simulation": simulation,
+    }
 
 
 def participant_groups():

@@ -20,6 +20,7 @@ rule prior_predictive:
         prior_only=True,
         likelihood=config["models"]["likelihood"],
         sampler=prior_sampler_settings(),
+        predictive_draws=config["models"]["predictive_draws"],
     script:
         "../scripts/sample_model.py"
 
@@ -46,6 +47,7 @@ rule fit_model:
         prior_only=False,
         likelihood=config["models"]["likelihood"],
         sampler=sampler_settings(),
+        predictive_draws=config["models"]["predictive_draws"],
     script:
         "../scripts/sample_model.py"
 

@@ -1,6 +1,10 @@
 rule simulate_raw:
     output:
-        recording="resources/raw/{participant}.edf",
+        recording=(
+            "resources/raw/{participant}.edf"
+            if config["simulation"]["keep_raw"]
+            else temp("resources/raw/{participant}.edf")
+        ),
     log:
         "logs/simulate_raw/{participant}.log",
     benchmark:

@@ -17,4 +17,4 @@ model_input = build_model_input(
 )
 settings = {**snakemake.params.sampler, "parallel_chains": snakemake.threads}
 inference_data = sample(model_input, settings, snakemake.input.program)
-write_netcdf(inference_data, snakemake.output[0])
+write_netcdf(inference_data, snakemake.output[0], snakemake.params.predictive_draws)

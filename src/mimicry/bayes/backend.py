@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -58,6 +59,21 @@ DEFAULT_STAN_FILE = (
 
 class BackendError(RuntimeError):
     """No usable Stan backend, or the requested one is not installed."""
+
+
+class SamplingError(RuntimeError):
+    """Compiling or sampling failed; the message names the project's Stan file."""
+
+
+# Where compiler and sampler messages name the program: the cached copy, or
+# httpstan's temporary file ("in '/tmp/httpstan_x/model_y.stan', line 156, ...").
+PROGRAM_REFERENCE = re.compile(r"""(?<=['"])[^'"\s]*\.stan(?=['"])""")
+
+
+def name_program(message, stan_file):
+    """message with every reference to a copy of the Stan program replaced by
+    stan_file, so that its line numbers point into the project's file."""
+    return PROGRAM_REFERENCE.sub(str(stan_file), message)
 
 
 def cmdstan_available():
@@ -106,7 +122,13 @@ def sample(model_input, settings, stan_file=DEFAULT_STAN_FILE):
     )
     sampler = _sample_cmdstanpy if backend == "cmdstanpy" else _sample_pystan
     started = time.perf_counter()
-    inference_data = sampler(model_input, Path(stan_file), settings)
+    try:
+        inference_data = sampler(model_input, Path(stan_file), settings)
+    except Exception as error:
+        named = name_program(str(error), stan_file)
+        if named == str(error):
+            raise
+        raise SamplingError(named) from error
     log.info("sampling and conversion took %.1f s", time.perf_counter() - started)
     return tidy_inference_data(inference_data, model_input)
 
