@@ -14,7 +14,7 @@ from acq_file import write_acq
 
 from mimicry.devtools import PROJECT_ROOT
 from mimicry.preprocess import preprocess_participant
-from mimicry.recordings import RecordingError, read_recording
+from mimicry.recordings import RecordingError, declared_sampling_rate, read_recording
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
 from mimicry.study import (
     ConfigError,
@@ -1093,4 +1093,38 @@ def test_epochs_reaching_into_the_next_trial_stop_the_participant(
         preprocess_participant(
             path, PARTICIPANT, {key: config[key] for key in sections}
         )
+    assert_names_participant_and_file(error, path)
+
+
+def test_headers_declare_the_rates_checked_before_any_job(
+    quick_config, simulated, brainvision, acq_export, tmp_path
+):
+    """The rate each format's header gives the configured channels, as the workflow's
+    start reads it; a broken header declares nothing (its reader names the fault)."""
+    _, _, edf_path = simulated
+    header, _ = brainvision
+    acq_path, _, _ = acq_export
+    channels = list(quick_config["channels"].values())
+    fs = quick_config["simulation"]["sampling_rate_hz"]
+    for path, file_format in ((edf_path, "edf"), (header, "vhdr"), (acq_path, "acq")):
+        assert declared_sampling_rate(path, file_format, channels) == fs, file_format
+        broken = tmp_path / f"broken.{file_format}"
+        broken.write_bytes(path.read_bytes()[:40])
+        assert declared_sampling_rate(broken, file_format, channels) is None
+    assert declared_sampling_rate(edf_path, "edf", ["Other"]) is None
+
+
+def test_edf_with_an_unknown_record_count(quick_config, simulated, tmp_path):
+    """-1 records (a recorder's 'unknown'): read whole, refused when cut mid-record."""
+    _, _, source = simulated
+    content = edf_header_field(bytearray(source.read_bytes()), 236, 8, "-1")
+    path = tmp_path / "unknown.edf"
+    path.write_bytes(bytes(content))
+    recording = read(quick_config, path)
+    np.testing.assert_array_equal(
+        recording.onset_samples, read(quick_config, source).onset_samples
+    )
+    path.write_bytes(bytes(content[:-100]))
+    with pytest.raises(RecordingError, match="is truncated mid-record") as error:
+        read(quick_config, path)
     assert_names_participant_and_file(error, path)

@@ -29,6 +29,7 @@ from mimicry.recordings import (
     MICROVOLTS_PER_VOLT,
     Recording,
     RecordingError,
+    check_finite,
     _label_events,
     event_label_map,
     load_channels,
@@ -271,13 +272,13 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         label_map,
         set(settings["ignore_labels"]),
     )
+    signals = dict(zip(channels, raw.get_data(picks=needed) * MICROVOLTS_PER_VOLT))
+    check_finite(where, signals, channels, sampling_rate_hz)
     return Recording(
         participant=participant,
         path=path,
         sampling_rate_hz=sampling_rate_hz,
-        signals_uv=dict(
-            zip(channels, raw.get_data(picks=needed) * MICROVOLTS_PER_VOLT)
-        ),
+        signals_uv=signals,
         onset_samples=onsets,
         conditions=event_conditions,
     )

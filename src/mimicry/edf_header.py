@@ -34,6 +34,12 @@ class EdfHeader:
     def announced_bytes(self):
         return self.header_bytes + self.n_records * self.record_bytes
 
+    def records_in(self, size):
+        """Data records in a file of size bytes: the header's count unless unknown."""
+        if self.n_records >= 0:
+            return self.n_records
+        return (size - self.header_bytes) // self.record_bytes
+
     def sampling_rates_hz(self):
         """Channel label -> the sampling rate the header declares."""
         return {
@@ -61,7 +67,8 @@ def read_header(path, file_format):
         n_records = _number(fixed, 236, 8, "number of data records", kind, int)
         duration_s = _number(fixed, 244, 8, "duration of a data record", kind, float)
         n_signals = _number(fixed, 252, 4, "number of signals", kind, int)
-        if n_signals < 1 or header_bytes != 256 * (n_signals + 1) or n_records < 0:
+        # -1 records: "unknown", as a recorder writes it until the recording ends.
+        if n_signals < 1 or header_bytes != 256 * (n_signals + 1) or n_records < -1:
             raise HeaderError(
                 f"has a header that cannot be checked ({header_bytes} header bytes for "
                 f"{n_signals} signals, {n_records} data records)"
@@ -85,7 +92,17 @@ def read_header(path, file_format):
 
 
 def check_size(header, size):
-    """Raise when size is not the size the header announces."""
+    """Raise when size is not the size the header announces (with an unknown record
+    count: when the data are not a whole number of records)."""
+    if header.n_records == -1:
+        data_bytes = size - header.header_bytes
+        if data_bytes < 0 or data_bytes % header.record_bytes:
+            raise HeaderError(
+                f"is truncated mid-record: {data_bytes} data bytes are not a whole "
+                f"number of {header.kind} data records of {header.record_bytes} bytes "
+                "(the header's record count is -1, unknown)"
+            )
+        return
     announced = header.announced_bytes
     if size == announced:
         return

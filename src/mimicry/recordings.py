@@ -48,10 +48,8 @@ MICROVOLTS_PER_VOLT = 1e6
 STIM_CODE_MASK = 0xFFFF
 # MNE warnings that mean the file holds less data than its header or markers promise.
 ANNOTATIONS_AFTER_DATA = r"Omitted \d+ annotation\(s\) that were outside data range"
-TRUNCATION_WARNINGS = (
-    "Number of records from the header does not match the file size",
-    ANNOTATIONS_AFTER_DATA,
-)
+RECORD_COUNT_MISMATCH = "Number of records from the header does not match the file size"
+TRUNCATION_WARNINGS = (RECORD_COUNT_MISMATCH, ANNOTATIONS_AFTER_DATA)
 # Channel identity checks (recording.check_channels). A raw EMG channel is signed and
 # centred near zero: rectified or integrated EMG has (almost) no negative samples and a
 # median of the order of its spread. Digital triggers take a handful of values; analog
@@ -155,7 +153,7 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         label_map = event_label_map(recording, conditions)
         ignored = set(recording["ignore_labels"])
     onsets, event_conditions = _label_events(where, onsets, labels, label_map, ignored)
-    _check_finite(where, signals, channels, fs)
+    check_finite(where, signals, channels, fs)
     return Recording(
         participant=participant,
         path=path,
@@ -167,7 +165,7 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
     )
 
 
-def _check_finite(where, signals, channels, fs):
+def check_finite(where, signals, channels, fs):
     """Raise at the first NaN or infinite sample: it would spread through the filter."""
     for muscle, signal in signals.items():
         bad = ~np.isfinite(signal)
@@ -190,8 +188,12 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
             f"{file_format.upper()} files; use annotations or stim_channel"
         )
     _check_named(where, channels, file_format)
+    ignored_warnings = ()
     if file_format in edf_header.SAMPLE_BYTES:
         header = _edf_header(where, path, file_format)
+        if header.n_records == -1:
+            # A whole number of records (checked): MNE counts them from the size.
+            ignored_warnings = (RECORD_COUNT_MISMATCH,)
     readers = {
         "edf": mne.io.read_raw_edf,
         "bdf": mne.io.read_raw_bdf,
@@ -203,15 +205,16 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
             where,
             lambda: readers[file_format](path, preload=False, verbose="warning"),
             f"{file_format.upper()} (corrupt or not this format)",
+            ignored_warnings,
         )
     except _AnnotationsAfterData as error:
         if file_format not in edf_header.SAMPLE_BYTES:
             raise
+        records = header.records_in(path.stat().st_size)
         raise RecordingError(
-            f"{error}; the data end at "
-            f"{header.n_records * header.record_duration_s:g} s ({header.n_records} "
-            f"data records of {header.record_duration_s:g} s, per the header), so the "
-            "header's record duration or record count is probably wrong"
+            f"{error}; the data end at {records * header.record_duration_s:g} s "
+            f"({records} data records of {header.record_duration_s:g} s, per the "
+            "header), so the header's record duration or record count is probably wrong"
         ) from None
 
     needed = list(channels.values())
@@ -240,6 +243,40 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
     signals = dict(zip(channels, data_uv))
     return signals, float(raw.info["sfreq"]), onsets, labels, ()
+
+
+def declared_sampling_rate(path, file_format, channels):
+    """The lowest sampling rate the file's header gives the named channels, read
+    from the header alone; None when the header does not say or cannot be read (the
+    reader then says what is wrong)."""
+    path = Path(path)
+    try:
+        if file_format in edf_header.SAMPLE_BYTES:
+            rates = edf_header.read_header(path, file_format).sampling_rates_hz()
+        elif file_format == "vhdr":
+            header = path.read_text(encoding="utf-8", errors="replace")
+            interval = re.search(r"^SamplingInterval\s*=\s*([0-9.]+)", header, re.M)
+            return 1e6 / float(interval.group(1)) if interval else None
+        elif file_format == "acq":
+            rates = _acq_header_rates(path)
+        else:
+            return None
+    except (edf_header.HeaderError, OSError, ValueError, ZeroDivisionError):
+        return None
+    named = [rates[channel] for channel in channels if channel in rates]
+    return min(named) if named else None
+
+
+def _acq_header_rates(path):
+    import bioread
+
+    try:
+        datafile = bioread.read_headers(str(path))
+    except Exception as error:  # bioread raises many kinds on a damaged file
+        raise ValueError(str(error)) from error
+    if datafile is None:  # bioread's answer to a file too short for a header
+        raise ValueError(f"{path}: no AcqKnowledge header")
+    return {channel.name: channel.samples_per_second for channel in datafile.channels}
 
 
 def event_label_map(recording, conditions):

@@ -163,29 +163,26 @@ def check_declared_rates(config, sheet, paths):
     """The preprocess settings against the sampling rates the recordings declare.
 
     paths: participant -> raw file, for the files that exist. Declared rates: the
-    simulation's, a text export's recording.text.sampling_rate_hz, and an EDF/BDF
-    header's rate for the configured channels; other files are checked when read.
+    simulation's, a text export's recording.text.sampling_rate_hz, and the rate an
+    EDF/BDF, BrainVision or AcqKnowledge header gives the configured channels.
     """
-    from mimicry import edf_header
+    from mimicry.recordings import TEXT_DELIMITERS, declared_sampling_rate
 
     declared = {}
     if config["source"]["kind"] == "simulated":
         rate = config["simulation"]["sampling_rate_hz"]
         declared = {p: (rate, "simulation.sampling_rate_hz") for p in sheet.index}
     text_rate = config["recording"]["text"]["sampling_rate_hz"]
-    channels = set(config["channels"].values())
+    channels = list(config["channels"].values())
     for participant, path in paths.items():
         file_format = sheet.loc[participant, "format"]
-        if file_format in ("csv", "tsv", "txt") and text_rate is not None:
-            declared[participant] = (text_rate, "recording.text.sampling_rate_hz")
-        if file_format in edf_header.SAMPLE_BYTES:
-            try:
-                rates = edf_header.read_header(path, file_format).sampling_rates_hz()
-            except (edf_header.HeaderError, OSError, ZeroDivisionError):
-                continue  # the reader says what is wrong with the file
-            configured = [rates[c] for c in channels if c in rates]
-            if configured:
-                declared[participant] = (min(configured), f"{path}'s header")
+        if file_format in TEXT_DELIMITERS:
+            if text_rate is not None:
+                declared[participant] = (text_rate, "recording.text.sampling_rate_hz")
+            continue
+        rate = declared_sampling_rate(path, file_format, channels)
+        if rate is not None:
+            declared[participant] = (rate, f"{path}'s header")
     for problem in preprocess_checks.rate_problems(config["preprocess"], declared):
         raise ConfigError(problem)
 
