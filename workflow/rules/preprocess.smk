@@ -10,6 +10,8 @@ rule preprocess:
         "logs/preprocess/{participant}.log",
     benchmark:
         "results/benchmarks/preprocess/{participant}.tsv"
+    # Before the next simulations: a temporary raw file is deleted once read.
+    priority: 1
     conda:
         "../../envs/preprocess.yaml"
     threads: 1

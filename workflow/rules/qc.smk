@@ -16,6 +16,8 @@ rule qc_participant:
         "logs/qc/{participant}.log",
     benchmark:
         "results/benchmarks/qc/{participant}.tsv"
+    # Before the next simulations: a temporary raw file is deleted once read.
+    priority: 1
     conda:
         "../../envs/figures.yaml"
     threads: 1
