@@ -127,6 +127,18 @@ TEXT_NUMBERS = {
         ("simulation", "cells", "ZM", "AngryToHappy", "a"),
         -0.2,
     ),
+    "boolean": ({"simulation": {"keep_raw": "true"}}, ("simulation", "keep_raw"), True),
+    "boolean in capitals": (
+        {"recording": {"check_channels": "False"}},
+        ("recording", "check_channels"),
+        False,
+    ),
+    "null": (
+        {"models": {"predictive_draws": "null"}},
+        ("models", "predictive_draws"),
+        None,
+    ),
+    "null as ~": ({"preprocess": {"mains_hz": "~"}}, ("preprocess", "mains_hz"), None),
 }
 
 

@@ -118,7 +118,16 @@ def test_damaged_exports_stop_their_participant_and_glitches_can_be_dropped(
     shifted = export_lines(synthesize(5))
     shifted[2001] = shifted[2001].replace(".", ",", 2)
     write_export(lab / "P05.csv", shifted)
-    participants = ["P01", "P02", "P03", "P04", "P05", "P06"]
+    # Time stamps alternately 0.6 of a sample early: jitter.
+    jittered = synthesize(7)
+    jittered["time"] = jittered["time"] - 0.6 / FS * (
+        np.arange(len(jittered["time"])) % 2
+    )
+    write_export(lab / "P07.csv", export_lines(jittered))
+    # Time in milliseconds where seconds are configured.
+    in_ms = synthesize(8)
+    write_export(lab / "P08.csv", export_lines({**in_ms, "time": in_ms["time"] * 1000}))
+    participants = ["P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08"]
     write_export(lab / "P06.csv", export_lines(synthesize(6)))
     args = write_study(workflow_copy, "strict", participants)
     tables = [f"results/preprocessed/{p}.parquet" for p in participants]
@@ -137,6 +146,10 @@ def test_damaged_exports_stop_their_participant_and_glitches_can_be_dropped(
         "P04": r"a pulse on column 4 \('trigger'\) at 5.000 s \(line 2502\) has height "
         r"12, more than 0.25 from every configured level",
         "P05": r"line 2002 has 6 fields, but the first data line \(2\) has 4",
+        "P07": r"jumps from 0.0 to 0.0008 at line 3: a step of 0.0008 s where the "
+        r"samples are 0.002 s apart",
+        "P08": r"the time column implies 0.5 Hz, too slow for EMG .* set "
+        r"recording.text.time_unit: ms",
     }
     for participant, message in expected.items():
         log = preprocess_log(workflow_copy, participant)

@@ -102,7 +102,16 @@ def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_
         "sub-005",
         edit_plan=lambda p: dataclasses.replace(p, trials=()),
     )
-    rows = [{"participant_id": f"sub-00{i}", "group": "placebo"} for i in range(1, 6)]
+    longer = write_recording(raw / "sub-006.edf", config, "sub-006")
+    longer.write_bytes(longer.read_bytes() + b"\0" * 4096)
+    # Half the record duration in the header: the annotations lie after the data.
+    halved = bytearray(
+        write_recording(raw / "sub-007.edf", config, "sub-007").read_bytes()
+    )
+    duration = float(halved[244:252].decode())
+    halved[244:252] = f"{duration / 2:<8g}".encode()
+    (raw / "sub-007.edf").write_bytes(bytes(halved))
+    rows = [{"participant_id": f"sub-00{i}", "group": "placebo"} for i in range(1, 8)]
     local = {"source": {"kind": "local", "local_dir": "bad-raw"}}
     args = write_config(workflow_copy, "bad", rows, **local)
 
@@ -117,6 +126,8 @@ def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_
         "sub-003": "Zyg",
         "sub-004": "Neutral",
         "sub-005": "no stimulus events",
+        "sub-006": "is longer than its header says",
+        "sub-007": "so the header's record duration or record count is probably wrong",
     }
     for participant, message in expected.items():
         log = log_text(workflow_copy, "preprocess", participant)

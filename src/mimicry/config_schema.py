@@ -14,6 +14,8 @@ import yaml
 
 INTEGER = re.compile(r"[-+]?\d+")
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+BOOLEANS = {"true": True, "false": False}
+NULLS = ("null", "Null", "NULL", "~")
 
 
 @dataclass(frozen=True)
@@ -103,30 +105,32 @@ def unknown_key_messages(config, schema):
     return sorted(messages)
 
 
-def coerce_numbers(value, schema):
-    """Text that spells a number where the schema wants one, as that number.
+def coerce_scalars(value, schema):
+    """Text that spells a number, a boolean or null where the schema wants one, as
+    that value (YAML spellings: true/false in any case, null or ~).
 
-    Snakemake's --config reads nested values as text (`stan={chains: 2}` gives '2').
-    Mappings and lists are converted in place; the converted value is returned.
+    Snakemake's --config reads nested values as text (`stan={chains: 2}` gives '2',
+    `simulation={keep_raw: true}` gives 'true'). Mappings and lists are converted in
+    place; the converted value is returned.
     """
     if isinstance(value, str):
-        return _number(value, _types(schema))
+        return _scalar(value, _types(schema))
     if isinstance(value, dict):
         for key, item in value.items():
             child = _child_schema(schema, key)
             if child is not None:
-                value[key] = coerce_numbers(item, child)
+                value[key] = coerce_scalars(item, child)
     elif isinstance(value, list):
         items = next(
             (b["items"] for b in _branches(schema) if isinstance(b.get("items"), dict)),
             None,
         )
         if items is not None:
-            value[:] = [coerce_numbers(item, items) for item in value]
+            value[:] = [coerce_scalars(item, items) for item in value]
     return value
 
 
-def _number(text, types):
+def _scalar(text, types):
     # Text the schema also accepts stays text.
     if "string" in types:
         return text
@@ -134,6 +138,10 @@ def _number(text, types):
         return int(text)
     if "number" in types and NUMBER.fullmatch(text):
         return float(text)
+    if "boolean" in types and text.lower() in BOOLEANS:
+        return BOOLEANS[text.lower()]
+    if "null" in types and text in NULLS:
+        return None
     return text
 
 

@@ -406,8 +406,8 @@ def _check_simulation(simulation, study, participant_ids):
 def validate_config(config, schema_path):
     """Validate config against the schema in place and fill in its defaults.
 
-    Text spelling a number where the schema wants one becomes that number (Snakemake's
-    --config gives nested values as text); unknown keys are named with the closest known
+    Text spelling a number, boolean or null where the schema wants one becomes that
+    value (Snakemake's --config gives nested values as text); unknown keys are named with the closest known
     key; anything else wrong gets snakemake.utils.validate's message.
     """
     from snakemake.utils import validate
@@ -415,7 +415,7 @@ def validate_config(config, schema_path):
     from mimicry import config_schema
 
     schema = config_schema.load_schema(schema_path)
-    config_schema.coerce_numbers(config, schema)
+    config_schema.coerce_scalars(config, schema)
     unknown = config_schema.unknown_key_messages(config, schema)
     if unknown:
         raise ConfigError("\n".join(unknown))
