@@ -266,6 +266,12 @@ def _check_edf_size(path, suffix, size):
         edf_header.check_size(header, size)
     except edf_header.HeaderError as error:
         raise DownloadError(str(error)) from None
+    if header.n_records == -1:
+        # A file cut at a record boundary would pass: only a checksum can tell.
+        raise DownloadError(
+            "has a header that cannot be checked (-1 data records, unknown), so its "
+            "size says nothing of whether it is complete"
+        )
     return (
         f"no sha256 given; {header.kind} header's {header.n_records} records match "
         "the size"
