@@ -801,12 +801,11 @@ def _check_triggers(where, trigger_data, recording, fs, describe):
     threshold = recording["trigger_threshold"]
     for name, trigger in trigger_data.items():
         column = describe(name)
-        key = f"recording.triggers.{name}"
+        key = _trigger_key(name)
         low, high = float(np.min(trigger)), float(np.max(trigger))
         rest = np.median(np.abs(trigger - np.median(trigger)))
         levels = len(np.unique(trigger[: 1 << 16]))
-        above = trigger >= threshold
-        n_rising = int(np.count_nonzero(above[1:] & ~above[:-1]))
+        n_rising = len(_pulse_bounds(trigger, threshold)[0])
         duration_s = len(trigger) / fs
         problem = None
         if levels > MAX_TRIGGER_LEVELS and rest > TRIGGER_REST_SHARE_OF_RANGE * (
@@ -843,19 +842,14 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
     recording.trigger_min_pulse_s or (level-coded) with a height no configured level
     explains, is an error or, with recording.trigger_glitches: drop, dropped and
     returned. describe(name) names a trigger's column, locate(sample) a sample.
-    Returns (onsets, labels, dropped pulses as JSON-ready dicts).
+    Returns (onsets, labels, dropped pulses as JSON-ready dicts), in trigger order.
     """
     threshold = recording["trigger_threshold"]
     min_width = max(1, round(recording["trigger_min_pulse_s"] * fs))
     onsets, labels, glitches = [], [], []
     for name, meaning in recording["triggers"].items():
         trigger = trigger_data[name]
-        above = trigger >= threshold
-        rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
-        pulse_ends = np.append(
-            np.flatnonzero(above[:-1] & ~above[1:]) + 1, len(trigger)
-        )
-        ends = pulse_ends[np.searchsorted(pulse_ends, rising)]
+        rising, ends = _pulse_bounds(trigger, threshold)
         if isinstance(meaning, str):
             levels, level_conditions, tolerance = None, [meaning], None
         else:
@@ -899,12 +893,17 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     "in qc.tsv and the participant's QC), else fix "
                     f"{_trigger_key(name)} or recording.trigger_min_pulse_s"
                 )
-    order = np.argsort(onsets, kind="stable")
-    return (
-        np.asarray(onsets, dtype=np.int64)[order],
-        [labels[i] for i in order],
-        tuple(glitches),
-    )
+    # In trigger order; _label_events sorts them.
+    return onsets, labels, tuple(glitches)
+
+
+def _pulse_bounds(trigger, threshold):
+    """Start (rising crossing of threshold) and end sample of every pulse that starts
+    inside the recording; a pulse still high at the end ends with the recording."""
+    above = trigger >= threshold
+    rising = np.flatnonzero(above[1:] & ~above[:-1]) + 1
+    falling = np.append(np.flatnonzero(above[:-1] & ~above[1:]) + 1, len(trigger))
+    return rising, falling[np.searchsorted(falling, rising)]
 
 
 def _trigger_key(name):

@@ -95,15 +95,23 @@ def raw_formats(sheet, config):
     return formats
 
 
-def _local_file_format(record, source, row):
+def _local_raw_files(record, source):
+    """The files in source.local_dir that source.file_pattern names for this
+    participant with any extension of a known format (in any case), sorted."""
     from mimicry.recordings import format_from_extension
 
     pattern = raw_file_name(record, source, "*")
-    found = sorted(
+    return sorted(
         path
         for path in Path(source["local_dir"]).glob(pattern)
         if format_from_extension(path)
     )
+
+
+def _local_file_format(record, source, row):
+    from mimicry.recordings import format_from_extension
+
+    found = _local_raw_files(record, source)
     if len(found) > 1:
         raise ConfigError(
             f"sample sheet row {row} ({record['participant_id']}): several raw files "
@@ -136,7 +144,7 @@ def local_raw_paths(sheet, config):
         file_format = record["format"]
         found = [
             path
-            for path in sorted(local_dir.glob(raw_file_name(record, source, "*")))
+            for path in _local_raw_files(record, source)
             if format_from_extension(path) == file_format
         ]
         expected = local_dir / raw_file_name(record, source, file_format)

@@ -176,9 +176,10 @@ study.check_declared_rates(
         if raw_file_readable(p)
     },
 )
-if participants_without_raw_files():
+SKIPPED = participants_without_raw_files()
+if SKIPPED:
     logger.warning(
-        f"source.missing_raw: skip: {len(participants_without_raw_files())} of "
-        f"{len(PARTICIPANTS)} participants have no raw file and are left out "
-        f"(recorded in qc.tsv): {', '.join(participants_without_raw_files())}"
+        f"source.missing_raw: skip: {len(SKIPPED)} of {len(PARTICIPANTS)} "
+        "participants have no raw file and are left out (recorded in qc.tsv): "
+        f"{', '.join(SKIPPED)}"
     )
