@@ -9,8 +9,11 @@ CORES ?= all
 # report is written with the same ones, since its captions come from the config.
 CONFIG ?=
 CONFIG_ARGS := $(if $(strip $(CONFIG)),--configfile $(CONFIG))
+# Cells table for bench-stan-vs-brms: a workflow cells.parquet or a CSV (see
+# benchmarks/stan_drug.py).
+CELLS ?= results/aggregate/cells.parquet
 
-.PHONY: install run test test-cluster lint lock config-reference clean bench-simulate bench-end-to-end reproduce-check
+.PHONY: install run test test-cluster lint lock config-reference clean bench-simulate bench-end-to-end bench-brms-setup bench-stan-vs-brms study-like-mine reproduce-check
 
 install: $(INSTALLED)
 
@@ -52,6 +55,19 @@ bench-simulate: install
 	$(BIN)/python benchmarks/simulate.py --cores 2
 
 # Deletes results/, logs/ and the simulated raw files, then times `make run` and re-runs.
+# Simulation settings estimated from a cells table (CELLS), written to results/study_like_mine.
+study-like-mine: install
+	$(BIN)/python -m mimicry.study_like_mine $(CELLS) --out results/study_like_mine
+
+# R, brms and rstan from Debian's packages, for benchmarks only (run as root).
+bench-brms-setup:
+	apt-get update
+	apt-get install -y --no-install-recommends r-base-core r-cran-brms r-cran-rstan r-cran-lme4
+
+# The drug model against the matched brms model, side by side on the same cells.
+bench-stan-vs-brms: install
+	$(BIN)/python benchmarks/stan_drug.py --vs-brms --cells $(CELLS)
+
 bench-end-to-end: install
 	$(BIN)/python benchmarks/end_to_end.py --cores 2
 

@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/stan_drug.py --cells results/aggregate/cells.parquet
     .venv/bin/python benchmarks/stan_drug.py --backend cmdstanpy \
         --cells ../shared/benchmarks/cells_N130.csv
+    .venv/bin/python benchmarks/stan_drug.py --cells results/aggregate/cells.parquet \
+        --vs-brms                      # also the matched brms model, and the ratio
 
 Data: synthetic cells drawn from the simulator's participant plans for the sample
 sheet's participants (default), or a cells table: the workflow's cells.parquet, or a
@@ -19,6 +21,11 @@ includes waiting for other users of the CPU), min bulk and tail ESS over a, b, c
 the contrasts, bulk ESS per second, divergences, max R-hat, tree depths and step
 sizes. Targets: zero divergences, R-hat <= 1.01, min bulk ESS >= 800, >= 17 bulk
 ESS/s (Student-t) or 30 (normal).
+
+--vs-brms then fits the same cells with benchmarks/brms_matched.R (brms with the
+same model and priors, sampled by rstan with the same chains, warmup and draws on 2
+cores) and prints its row and the ratio of bulk ESS per second (target >= 10). R,
+brms and rstan come from Debian's packages: `make bench-brms-setup` (as root).
 """
 
 import argparse
@@ -26,6 +33,7 @@ import logging
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +42,6 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -53,7 +60,10 @@ from mimicry.bayes.backend import (  # noqa: E402
     import_pystan,
 )
 from mimicry.bayes.synthetic import synthetic_cells  # noqa: E402
-from mimicry.study import read_sample_sheet  # noqa: E402
+from mimicry.study import load_config, read_sample_sheet  # noqa: E402
+
+BRMS_SCRIPT = ROOT / "benchmarks" / "brms_matched.R"
+BRMS_FAMILY = {"student_t": "student", "normal": "gaussian"}
 
 KEY_PARAMETERS = ["a", "b", "c", "contrast_a", "contrast_c"]
 TARGET_ESS_PER_SECOND = {"student_t": 17, "normal": 30}
@@ -158,13 +168,54 @@ def benchmark(cells, data_label, config, likelihood, sampler):
     }
 
 
+def brms_benchmark(cells, likelihood, sampler, workdir):
+    """Fit the matched brms model to the same cells; its metrics as one row."""
+    table = workdir / "cells.csv"
+    cells.rename(columns={"group": "drug"})[
+        ["participant", "drug", "muscle", "condition", "t", "y"]
+    ].to_csv(table, index=False)
+    prefix = workdir / f"brms_{likelihood}"
+    command = [
+        "Rscript",
+        str(BRMS_SCRIPT),
+        *("--data", str(table), "--family", BRMS_FAMILY[likelihood]),
+        *("--chains", str(sampler["chains"]), "--warmup", str(sampler["warmup"])),
+        *("--iter", str(sampler["draws"]), "--cores", "2"),
+        *("--seed", str(sampler["seed"]), "--out-prefix", str(prefix)),
+    ]
+    logging.info("running %s", " ".join(command))
+    subprocess.run(command, check=True)
+    metrics = pd.read_csv(f"{prefix}_metrics.csv").iloc[0]
+    return {
+        "backend": "brms+rstan",
+        "likelihood": likelihood,
+        "compile_s": round(float(metrics["compile_s"]), 1),
+        "sampling_s": round(float(metrics["sampling_s"]), 1),
+        "min_ess_bulk": round(float(metrics["min_ess_bulk_abc_contrasts"])),
+        "min_ess_tail": round(float(metrics["min_ess_tail_abc_contrasts"])),
+        "ess_bulk_per_s": round(float(metrics["ess_bulk_per_s"]), 2),
+        "divergences": int(metrics["divergences"]),
+        "max_rhat": round(float(metrics["max_rhat_key"]), 4),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--cells", help="a cells table (.parquet, or .csv as described above)"
     )
     parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--config", default=ROOT / "config" / "config.yaml")
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        default=[ROOT / "config" / "config.yaml"],
+        help="config files, later ones on top (synthetic cells only)",
+    )
+    parser.add_argument(
+        "--vs-brms",
+        action="store_true",
+        help="also fit the matched brms model to the same cells and print the ratio",
+    )
     parser.add_argument(
         "--likelihood", choices=["student_t", "normal", "both"], default="both"
     )
@@ -184,7 +235,7 @@ def main():
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    config = yaml.safe_load(Path(arguments.config).read_text())
+    config = load_config(*arguments.config)
     sampler = {
         "backend": resolve_backend(arguments.backend),
         "chains": arguments.chains,
@@ -201,14 +252,23 @@ def main():
         if arguments.likelihood == "both"
         else [arguments.likelihood]
     )
-    results = []
-    for likelihood in likelihoods:
-        noise = likelihood if arguments.noise == "matched" else arguments.noise
-        data_label = arguments.cells or f"synthetic-{noise}-residuals"
-        cells = load_cells(arguments, config, noise)
-        results.append(benchmark(cells, data_label, config, likelihood, sampler))
-    for result in results:
-        print(" ".join(f"{key}={value}" for key, value in result.items()), flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="stan-drug-benchmark-") as workdir:
+        for likelihood in likelihoods:
+            noise = likelihood if arguments.noise == "matched" else arguments.noise
+            data_label = arguments.cells or f"synthetic-{noise}-residuals"
+            cells = load_cells(arguments, config, noise)
+            ours = benchmark(cells, data_label, config, likelihood, sampler)
+            rows.append(ours)
+            if arguments.vs_brms:
+                brms = brms_benchmark(cells, likelihood, sampler, Path(workdir))
+                ratio = ours["ess_bulk_per_s"] / brms["ess_bulk_per_s"]
+                rows += [
+                    brms,
+                    {"likelihood": likelihood, "ess_per_s_ratio": round(ratio, 1)},
+                ]
+    for row in rows:
+        print(" ".join(f"{key}={value}" for key, value in row.items()), flush=True)
 
 
 if __name__ == "__main__":

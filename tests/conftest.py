@@ -18,6 +18,23 @@ def quick_config():
     )
 
 
+@pytest.fixture(scope="session")
+def clean_config():
+    """The default study with the clean simulation (config/clean.yaml)."""
+    return load_config(
+        *(PROJECT_ROOT / "config" / name for name in ("config.yaml", "clean.yaml"))
+    )
+
+
+@pytest.fixture(scope="session")
+def clean_quick_config():
+    """The quick study with the clean simulation: every participant mimics."""
+    return load_config(
+        *(PROJECT_ROOT / "config" / name for name in ("config.yaml", "clean.yaml")),
+        PROJECT_ROOT / "config" / "quick.yaml",
+    )
+
+
 @pytest.fixture
 def workflow_copy(tmp_path):
     return copy_workflow(tmp_path / "workflow-copy")

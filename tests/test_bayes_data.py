@@ -1,17 +1,14 @@
 """Stan data preparation from the cells table: layout, study-agnosticism, bad input."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from mimicry.bayes.data import CellsTableError, build_model_input
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.devtools import PROJECT_ROOT
+from mimicry.study import load_config
 
-CONFIG = yaml.safe_load(
-    (Path(__file__).parents[1] / "config" / "config.yaml").read_text()
-)
+CONFIG = load_config(PROJECT_ROOT / "config" / "config.yaml")
 STUDY = CONFIG["study"]
 
 

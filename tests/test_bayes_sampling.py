@@ -2,20 +2,21 @@
 
 The program compiles once per session (httpstan caches it by its code); each fit is
 2 chains x (300 warmup + 300 draws) on 36 participants (12 per group) unless stated.
-Synthetic cells come from the simulator's own participant plans (seed 20230721 from
-config/config.yaml) plus residual noise of sd 0.03 (noise seed 0 unless stated).
+Synthetic cells come from the simulator's own participant plans of the clean study
+(config/clean.yaml on config/config.yaml, seed 20230721: every participant mimics,
+normal deviations, so the truth is each group's curve) plus residual noise of sd 0.03
+(noise seed 0 unless stated).
 """
 
 import copy
 import hashlib
 import time
-from pathlib import Path
 
 import httpstan.cache
 import numpy as np
 import pytest
 import scipy.stats
-import yaml
+import xarray as xr
 from mimicry.bayes import (
     DEFAULT_STAN_FILE,
     build_model_input,
@@ -25,11 +26,14 @@ from mimicry.bayes import (
     write_netcdf,
 )
 from mimicry.bayes.backend import SamplingError, build_pystan_model
+from mimicry.bayes.predictive import log_likelihood
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.devtools import PROJECT_ROOT
+from mimicry.study import load_config, read_sample_sheet
 from mimicry.simulate import group_cell_parameters
 
-CONFIG = yaml.safe_load(
-    (Path(__file__).parents[1] / "config" / "config.yaml").read_text()
+CONFIG = load_config(
+    PROJECT_ROOT / "config" / "config.yaml", PROJECT_ROOT / "config" / "clean.yaml"
 )
 STUDY = CONFIG["study"]
 PARTICIPANTS = balanced_participants(STUDY["groups"], 36)
@@ -122,6 +126,29 @@ def test_drug_effect_is_recovered(effect_fit):
     assert hdi_covers(contrast, DRUG_EFFECT["value"]), f"{likelihood}: {contrast}"
 
 
+@pytest.mark.parametrize("likelihood", ["student_t", "normal"])
+def test_drug_effect_is_recovered_in_the_realistic_default_study(likelihood):
+    """The default study at its full size (130 participants with response types,
+    heavy-tailed deviations and outliers), naltrexone raising the ZM asymptote to
+    AngryToHappy by 0.5 (added to every participant's, so the group means differ by
+    exactly that): the contrast's HDI excludes 0 and covers 0.5."""
+    config = load_config(PROJECT_ROOT / "config" / "config.yaml")
+    effect = {**DRUG_EFFECT, "value": 0.5}
+    config["simulation"]["drug_effects"] = [effect]
+    sheet = read_sample_sheet(PROJECT_ROOT / config["participants"])
+    cells = synthetic_cells(
+        config,
+        list(zip(sheet["participant_id"], sheet["group"])),
+        noise_df=4 if likelihood == "student_t" else None,
+    )
+    inference_data = fit(cells, likelihood=likelihood)
+    report = diagnostics(inference_data, LENIENT, SAMPLER["max_treedepth"])
+    assert report["passed"], report["checks"]
+    table = summary_table(inference_data).set_index("parameter")
+    contrast = table.loc["contrast_a[naltrexone - placebo, ZM, AngryToHappy]"]
+    assert contrast["hdi_low"] > 0 and hdi_covers(contrast, effect["value"]), contrast
+
+
 def test_cell_parameters_cover_the_truth(effect_fit):
     """Each 95% HDI covers its truth with probability 0.95; of the 28 population
     parameters (a and c per group x cell, b per cell) at least 24 must cover it
@@ -193,7 +220,17 @@ def test_prior_run_draws_from_the_stated_priors():
     }
     prior = inference_data.prior
     assert prior["a"].dims == ("chain", "draw", "group", "muscle", "condition")
-    assert "participant_a" not in prior
+    # Participants' asymptotes drawn around a with the prior's participant sd.
+    spread = prior["participant_a"] - prior["a"].sel(group="placebo")
+    placebo = prior["participant_a"].sel(participant=["sub-001", "sub-002"])
+    assert placebo.dims == ("chain", "draw", "participant", "muscle", "condition")
+    assert (
+        abs(
+            float((spread / prior["participant_sd"]).sel(participant="sub-001").std())
+            - 1
+        )
+        < 0.1
+    )
     assert abs(float(prior["a"].std()) - 0.5) < 0.05
     assert abs(float(prior["b"].std()) - 0.2) < 0.02
     assert abs(float(np.log(prior["c"]).mean()) - np.log(0.5)) < 0.1
@@ -239,41 +276,114 @@ def test_fits_are_not_left_in_the_httpstan_cache(effect_fit):
     assert not fits.exists() or not any(fits.iterdir())
 
 
-def test_normal_likelihood_from_sufficient_statistics_is_exact():
-    """Changing only sigma and the series shifts changes lp (the model block's
-    sufficient-statistics likelihood + priors) exactly as much as the sum of the
-    pointwise normal_lpdf log_lik plus the priors those parameters enter."""
+def stan_values(model, unconstrained):
+    """Constrained values of one point, by Stan's names ("c.2.3", ...)."""
+    return dict(
+        zip(model.constrained_param_names, model.constrain_pars(list(unconstrained)))
+    )
+
+
+def named(values, name):
+    """The values of one Stan variable, in Stan's (column-major) order."""
+    return np.array([v for k, v in values.items() if k.split(".")[0] == name])
+
+
+def stan_draw(values):
+    """One point's constrained values as (chain, draw, ...) arrays."""
+    arrays = {}
+    for name in ("participant_a", "b", "c", "sigma", "nu"):
+        indices = {
+            tuple(int(i) - 1 for i in key.split(".")[1:]): value
+            for key, value in values.items()
+            if key.split(".")[0] == name
+        }
+        shape = np.max(list(indices), axis=0) + 1
+        array = np.empty(shape)
+        for index, value in indices.items():
+            array[index] = value
+        arrays[name] = xr.DataArray(array[None, None])
+    return arrays
+
+
+def curve_and_cell_priors(values, student_t):
+    """Log density of the priors on a, b, log c, the sds and nu, up to constants."""
+    norm = scipy.stats.norm
+    return sum(
+        (
+            norm.logpdf(named(values, "a"), 0, 0.5).sum(),
+            norm.logpdf(named(values, "b"), 0, 0.2).sum(),
+            norm.logpdf(named(values, "log_c"), np.log(0.5), 1).sum(),
+            norm.logpdf(named(values, "participant_sd"), 0, 0.3).sum(),
+            norm.logpdf(named(values, "sigma"), 0, 0.3).sum(),
+            (
+                scipy.stats.gamma.logpdf(named(values, "nu"), 2, scale=10).sum()
+                if student_t
+                else 0.0
+            ),
+        )
+    )
+
+
+def test_normal_model_integrates_the_series_asymptotes_out_exactly():
+    """Between two points, lp changes exactly as much as the priors plus every
+    series' multivariate normal density, covariance sigma^2 I + sd^2 rise rise':
+    the collapsed likelihood is the marginal of the hierarchical model."""
     model_input = build_model_input(
         cells_for("normal", participants=PARTICIPANTS[:6]), STUDY, "drug", "normal"
     )
     data = model_input.data
     model = build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
     n_cells, n_curves = data["n_cells"], data["n_groups"] * data["n_cells"]
+    y = np.asarray(data["y"]).reshape(data["n_series"], data["n_bins"])
+    t = np.asarray(data["t"])
+
+    def log_density(unconstrained):
+        values = stan_values(model, unconstrained)
+        series = 0.0
+        for s, (group, cell) in enumerate(
+            zip(data["series_group"], data["series_cell"])
+        ):
+            rise = -np.expm1(-values[f"c.{group}.{cell}"] * t)
+            mean = values[f"a.{group}.{cell}"] * rise + values[f"b.{cell}"] * (1 - rise)
+            covariance = values[f"sigma.{cell}"] ** 2 * np.eye(len(t)) + values[
+                f"participant_sd.{cell}"
+            ] ** 2 * np.outer(rise, rise)
+            series += scipy.stats.multivariate_normal.logpdf(y[s], mean, covariance)
+        return series + curve_and_cell_priors(values, student_t=False)
+
+    rng = np.random.default_rng(3)
+    base = 0.3 * rng.standard_normal(2 * n_curves + 3 * n_cells)
+    changed = base + 0.2 * rng.standard_normal(len(base))
+    lp_change = model.log_prob(list(changed), adjust_transform=False) - model.log_prob(
+        list(base), adjust_transform=False
+    )
+    assert lp_change == pytest.approx(
+        log_density(changed) - log_density(base), abs=1e-8
+    )
+
+
+def test_stored_log_lik_is_the_student_t_models_likelihood():
+    """Changing only sigma and nu changes lp exactly as much as the pointwise
+    log_lik computed from the draws (as stored for LOO) plus their priors."""
+    model_input = build_model_input(
+        cells_for("student_t", participants=PARTICIPANTS[:6]), STUDY, "drug"
+    )
+    data = model_input.data
+    model = build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
+    n_cells, n_curves = data["n_cells"], data["n_groups"] * data["n_cells"]
     sigma_start = n_curves + n_cells + n_curves + n_cells
     rng = np.random.default_rng(3)
-    base = 0.3 * rng.standard_normal(sigma_start + n_cells + data["n_series"])
+    base = 0.3 * rng.standard_normal(sigma_start + n_cells + 1 + data["n_series"])
     changed = base.copy()
-    changed[sigma_start:] += 0.2 * rng.standard_normal(len(base) - sigma_start)
+    changed[sigma_start : sigma_start + n_cells + 1] += 0.2 * rng.standard_normal(
+        n_cells + 1
+    )
 
     def likelihood_free_part(unconstrained):
-        """lp minus the pointwise log-likelihood minus the changed priors."""
-        names = model.constrained_param_names
-        values = dict(zip(names, model.constrain_pars(list(unconstrained))))
-        log_lik = sum(values[f"log_lik.{n}"] for n in range(1, data["n_obs"] + 1))
-        sigma = [values[f"sigma.{k}"] for k in range(1, n_cells + 1)]
-        hierarchy = sum(
-            scipy.stats.norm.logpdf(
-                values[f"participant_a.{s + 1}"],
-                values[f"a.{group}.{cell}"],
-                values[f"participant_sd.{cell}"],
-            )
-            for s, (group, cell) in enumerate(
-                zip(data["series_group"], data["series_cell"])
-            )
-        )
-        priors = hierarchy + scipy.stats.norm.logpdf(sigma, 0, 0.3).sum()
+        values = stan_values(model, unconstrained)
+        log_lik = log_likelihood(stan_draw(values), data).sum()
         lp = model.log_prob(list(unconstrained), adjust_transform=False)
-        return lp - log_lik - priors
+        return lp - log_lik - curve_and_cell_priors(values, student_t=True)
 
     assert likelihood_free_part(changed) == pytest.approx(
         likelihood_free_part(base), abs=1e-8

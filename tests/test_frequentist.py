@@ -26,7 +26,7 @@ from mimicry.frequentist import (
     write_tables,
 )
 from mimicry.devtools import PROJECT_ROOT
-from mimicry.simulate import group_cell_parameters
+from mimicry.simulate import plan_participant
 from mimicry.study import read_sample_sheet
 
 BIN_WIDTH_S = 0.5  # synthetic_cells' default
@@ -37,13 +37,17 @@ NOISE_SD = 0.01
 BASELINE_SHIFT_SD = 0.005
 NULL_SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
 EFFECT_SEEDS = (1, 2, 3)
-# A drug that raises the smile (ZM) asymptote to happy faces by 0.1 log units.
+# A drug that raises the smile (ZM) asymptote to happy faces by 0.5 log units (a 65%
+# larger amplitude, about 0.3 in the time-averaged mimicry contrast): with the
+# default study's heavy-tailed participant spread (sd of a participant's mimicry
+# 0.2-0.45 within a group) and 43 per group, about 5 standard errors; 0.35 was
+# missed in 2 of 3 seeds.
 INJECTED_EFFECT = {
     "group": "naltrexone",
     "muscle": "ZM",
     "condition": "AngryToHappy",
     "parameter": "a",
-    "value": 0.1,
+    "value": 0.5,
 }
 # GLS equals OLS for a saturated fixed part on a balanced design, so the only
 # difference from the raw cell means is floating-point round-off.
@@ -91,16 +95,31 @@ def default_study_size(config):
     return len(read_sample_sheet(PROJECT_ROOT / config["participants"]))
 
 
-def true_mimicry(config, group, muscle):
-    """Time-averaged first-minus-second condition difference of the population curve."""
-    simulation, study = config["simulation"], config["study"]
-    edges = np.arange(0.0, simulation["response_s"] + 1e-9, BIN_WIDTH_S)
-    cells = group_cell_parameters(simulation, study, group)[muscle]
-    first, second = (
-        binned_log_ratio(edges, **cells[condition]).mean()
-        for condition in study["conditions"][:2]
-    )
-    return first - second
+def true_mimicry(config, group, n_participants=2000):
+    """Time-averaged first-minus-second condition difference per muscle, averaged
+    over the population's participants (their response types, asymptotes and
+    rates): the mean over this many plans of participants not in the study."""
+    conditions = config["study"]["conditions"][:2]
+    edges = np.arange(0.0, config["simulation"]["response_s"] + 1e-9, BIN_WIDTH_S)
+    differences = {muscle: [] for muscle in config["study"]["muscles"]}
+    for index in range(n_participants):
+        plan = plan_participant(config, f"population-{index:05d}", group)
+        for muscle, values in differences.items():
+            first, second = (
+                binned_log_ratio(edges, **plan.cell_parameters[muscle][condition])
+                for condition in conditions
+            )
+            values.append(first.mean() - second.mean())
+    return {muscle: float(np.mean(values)) for muscle, values in differences.items()}
+
+
+@pytest.fixture(scope="module")
+def default_mimicry(default_config):
+    """true_mimicry of every group of the default study."""
+    return {
+        group: true_mimicry(default_config, group)
+        for group in default_config["study"]["groups"]
+    }
 
 
 def row(table, **keys):
@@ -110,6 +129,8 @@ def row(table, **keys):
 
 
 # --- exact checks on a balanced study --------------------------------------------
+# On the clean study: its only between-participant variation is each cell's
+# asymptote, the structure these checks derive their expectations from.
 
 
 @pytest.fixture(
@@ -124,14 +145,12 @@ def row(table, **keys):
     ],
     ids=lambda params: "-".join(map(str, params)),
 )
-def balanced_fit(request, default_config):
+def balanced_fit(request, clean_config):
     """One muscle of a balanced study and its tables."""
     structure, n_participants, baseline_shift_sd = request.param
-    cells = simulated_cells(
-        default_config, 1, n_participants, ["CS"], baseline_shift_sd
-    )
+    cells = simulated_cells(clean_config, 1, n_participants, ["CS"], baseline_shift_sd)
     tables = fit_mixed_models(
-        cells, **study_arguments(default_config), random_effects=structure
+        cells, **study_arguments(clean_config), random_effects=structure
     )
     return structure, cells, tables
 
@@ -169,9 +188,9 @@ def random_design(structure, conditions, bin_times):
     return z, len(conditions)
 
 
-def test_saturated_model_reproduces_raw_cell_means(balanced_fit, default_config):
+def test_saturated_model_reproduces_raw_cell_means(balanced_fit, clean_config):
     _, cells, tables = balanced_fit
-    study = default_config["study"]
+    study = clean_config["study"]
     reference = study["reference_group"]
     levels = {
         "group": [reference] + [g for g in study["groups"] if g != reference],
@@ -186,11 +205,11 @@ def test_saturated_model_reproduces_raw_cell_means(balanced_fit, default_config)
     )
 
 
-def test_contrasts_match_closed_forms(balanced_fit, default_config):
+def test_contrasts_match_closed_forms(balanced_fit, clean_config):
     """Estimates are raw differences; SEs follow from the fitted covariance."""
     structure, cells, tables = balanced_fit
-    first, second = default_config["study"]["conditions"][:2]
-    reference = default_config["study"]["reference_group"]
+    first, second = clean_config["study"]["conditions"][:2]
+    reference = clean_config["study"]["reference_group"]
     n_bins = cells["bin"].nunique()
     per_participant = (
         cells.groupby(["participant", "group", "condition"])["y"].mean().unstack()
@@ -365,8 +384,9 @@ def null_study_fits(default_config):
 
 
 def test_null_drug_effect_is_not_significant_in_most_seeds(null_study_fits):
-    # Observed: ZM p > 0.05 in 8 of 8 seeds, CS in 7 of 8 (seed 6: p = 0.006). A
-    # calibrated test fails this (3+ of 8 below 0.05) with probability 0.006.
+    # Observed on the default study: p > 0.05 in 7 of 8 seeds for each muscle (ZM
+    # seed 5: 0.010; CS seed 6: 0.001). A calibrated test fails this (3+ of 8 below
+    # 0.05) with probability 0.006.
     for muscle in ("ZM", "CS"):
         p_values = [
             row(tables["lrt"], muscle=muscle, test="drug_x_condition")["p"]
@@ -376,20 +396,26 @@ def test_null_drug_effect_is_not_significant_in_most_seeds(null_study_fits):
 
 
 def test_mimicry_is_clearly_significant(null_study_fits):
+    """Observed on the default study: the condition LRT p <= 3.3e-4 in every seed;
+    all 48 per-group mimicry contrasts (8 seeds x 3 groups x 2 muscles) of the right
+    sign, 46 with p < 0.01 (the others 0.024 and 0.107: heavy-tailed participants
+    in groups of 43)."""
     signs = {"ZM": 1, "CS": -1}  # ZM rises to happy faces, CS to angry ones
+    clear = 0
     for tables in null_study_fits.values():
         lrt = tables["lrt"]
-        assert (lrt.loc[lrt["test"] == "condition", "p"] < 1e-6).all()
+        assert (lrt.loc[lrt["test"] == "condition", "p"] < 1e-3).all()
         contrasts = tables["mimicry_contrasts"]
-        assert (contrasts["p"] < 1e-6).all()
         assert (np.sign(contrasts["estimate"]) == contrasts["muscle"].map(signs)).all()
+        clear += int((contrasts["p"] < 0.01).sum())
         assert all(table["converged"].all() for table in tables.values())
+    assert clear >= 44, clear
 
 
-def test_mimicry_contrasts_recover_the_truth(null_study_fits, default_config):
+def test_mimicry_contrasts_recover_the_truth(null_study_fits, default_mimicry):
     for tables in null_study_fits.values():
         for contrast in tables["mimicry_contrasts"].itertuples():
-            truth = true_mimicry(default_config, contrast.group, contrast.muscle)
+            truth = default_mimicry[contrast.group][contrast.muscle]
             assert abs(contrast.estimate - truth) < RECOVERY_SE * contrast.se
 
 
@@ -401,8 +427,8 @@ def test_injected_drug_effect_is_detected(default_config, seed):
     tables = fit_mixed_models(cells, **study_arguments(config))
     assert row(tables["lrt"], test="drug_x_condition")["p"] < 0.05
     drug = row(tables["drug_contrasts"], group="naltrexone")
-    truth = true_mimicry(config, "naltrexone", "ZM") - true_mimicry(
-        config, "placebo", "ZM"
+    truth = (
+        true_mimicry(config, "naltrexone")["ZM"] - true_mimicry(config, "placebo")["ZM"]
     )
     assert drug["p"] < 0.05
     assert abs(drug["estimate"] - truth) < RECOVERY_SE * drug["se"]
@@ -522,8 +548,10 @@ def three_condition_config(config):
     return config
 
 
-def test_named_mimicry_contrast_is_its_first_minus_its_second_condition(quick_config):
-    config = three_condition_config(quick_config)
+def test_named_mimicry_contrast_is_its_first_minus_its_second_condition(
+    clean_quick_config,
+):
+    config = three_condition_config(clean_quick_config)
     cells = simulated_cells(config, 3, 12)
     arguments = {**study_arguments(config), "random_effects": "intercept"}
     named = fit_mixed_models(cells, **arguments, mimicry_contrast=["Happy", "Angry"])
@@ -571,7 +599,15 @@ def test_structure_the_data_cannot_support_falls_back_to_a_simpler_one(
     config = three_condition_config(quick_config)
     update_config(
         config,
-        {"simulation": {"participant_asymptote_sd": 0.0, "trial_asymptote_sd": 0.0}},
+        {
+            "simulation": {
+                "response_type_shares": {"none": 0.0, "reverse": 0.0},
+                "participant_deviation": {"asymptote_sd": 0.0, "rate_log_sd": 0.0},
+                "outlier_participants": {"share": 0.0},
+                "trial_asymptote_sd": 0.0,
+                "outlier_trials": {"share": 0.0},
+            }
+        },
     )
     cells = simulated_cells(config, 1, 8, muscles=["CS"], baseline_shift_sd=0.0)
     with caplog.at_level(logging.WARNING, logger="mimicry.frequentist"):

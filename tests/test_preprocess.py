@@ -412,9 +412,10 @@ STRONG_ZM_HAPPY = {"a": 1.5, "b": 0.0, "c": 1.0}
 
 @pytest.mark.parametrize("trials_per_condition", [4, 40])
 def test_strong_responder_keeps_every_trial(
-    quick_config, tmp_path, trials_per_condition
+    clean_quick_config, tmp_path, trials_per_condition
 ):
-    config = three_condition_config(quick_config, trials_per_condition)
+    # Clean: this participant's asymptote is STRONG_ZM_HAPPY's, give or take 0.06.
+    config = three_condition_config(clean_quick_config, trials_per_condition)
     config["simulation"]["cells"]["ZM"]["AngryToHappy"] = STRONG_ZM_HAPPY
     path = tmp_path / "sub-001.edf"
     simulate_participant(config, "sub-001", "placebo", path)

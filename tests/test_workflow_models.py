@@ -101,9 +101,10 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
 
 
 def test_an_injected_drug_effect_is_recovered_through_the_whole_workflow(workflow_copy):
-    """36 simulated participants (seed from config/config.yaml), naltrexone raising
-    the ZM asymptote to AngryToHappy by 0.15: that contrast's 95% HDI excludes 0 and
-    covers 0.15."""
+    """36 participants of the clean simulated study (config/clean.yaml; seed from
+    config/config.yaml), naltrexone raising the ZM asymptote to AngryToHappy by 0.15:
+    that contrast's 95% HDI excludes 0 and covers 0.15. (Recovery under the default
+    study's realistic spread, at its full size: tests/test_bayes_sampling.py.)"""
     groups = ["placebo", "naltrexone", "amisulpride"]
     sheet = "participant_id\tgroup\n" + "".join(
         f"sub-{i:03d}\t{groups[i % 3]}\n" for i in range(1, 37)
@@ -130,6 +131,7 @@ def test_an_injected_drug_effect_is_recovered_through_the_whole_workflow(workflo
         "2",
         "results/models/drug/contrasts.tsv",
         *QUICK,
+        "config/clean.yaml",
         "recovery.yaml",
     )
     contrasts = pd.read_csv(

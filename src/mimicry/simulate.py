@@ -4,6 +4,11 @@ Each participant's recording depends only on the global seed, the participant id
 the configuration, so the per-participant jobs are independent. Randomness comes in two
 streams per participant: the *plan* (trial order, onsets, deviations, artifacts), which
 the ground truth lists, and the *signal* (noise samples), which only the recording holds.
+
+Participants differ as in real facial-EMG studies: each one's response type (mimics,
+does not respond, or responds in reverse) scales the population asymptotes; their own
+asymptote and rate deviations are Student-t (heavy tails); a few outlier participants
+deviate several times more; each trial deviates again, a few trials far more.
 """
 
 import json
@@ -22,6 +27,8 @@ PHYSICAL_RANGE_UV = 4000.0
 BASELINE_S = 1.0
 RETURN_TIME_CONSTANT_S = 0.5
 ONSET_JITTER_S = 1.0
+# What a participant's response type multiplies the population asymptotes by.
+RESPONSE_FACTORS = {"mimic": 1.0, "none": 0.0, "reverse": -1.0}
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Trial:
     condition: str
     onset_s: float
     asymptote_deviation: dict  # muscle -> shift of a in this trial
+    outlier: bool  # deviation drawn with simulation.outlier_trials.sd
     artifact: Artifact | None
 
 
@@ -47,6 +55,8 @@ class ParticipantPlan:
     group: str
     flaw: str | None
     flat_muscle: str | None
+    response_type: str  # one of RESPONSE_FACTORS
+    outlier: bool  # deviations scaled by simulation.outlier_participants.scale
     baseline_amplitude_uv: dict  # muscle -> RMS at rest
     cell_parameters: dict  # muscle -> condition -> {a, b, c} incl. own deviation
     trials: tuple
@@ -67,11 +77,15 @@ def participant_streams(seed, participant_id):
     return np.random.default_rng(plan_sequence), np.random.default_rng(signal_sequence)
 
 
-def group_cell_parameters(simulation, study, group):
-    """Population a, b, c per muscle and condition for one group, drug effects applied."""
+def group_cell_parameters(simulation, study, group, response_factor=1.0):
+    """Population a, b, c per muscle and condition for one group, its asymptotes
+    times a response type's factor (1: mimicry), drug effects applied after it."""
     cells = {
         muscle: {
-            condition: dict(simulation["cells"][muscle][condition])
+            condition: {
+                **simulation["cells"][muscle][condition],
+                "a": response_factor * simulation["cells"][muscle][condition]["a"],
+            }
             for condition in study["conditions"]
         }
         for muscle in study["muscles"]
@@ -100,11 +114,24 @@ def plan_participant(config, participant_id, group):
         muscle: float(amplitude["median"] * np.exp(amplitude["log_sd"] * rng.normal()))
         for muscle in muscles
     }
-    cells = group_cell_parameters(simulation, study, group)
+    response_type = _draw_response_type(rng, simulation["response_type_shares"])
+    outliers = simulation["outlier_participants"]
+    outlier = bool(rng.uniform() < outliers["share"])
+    scale = outliers["scale"] if outlier else 1.0
+    cells = group_cell_parameters(
+        simulation, study, group, RESPONSE_FACTORS[response_type]
+    )
+    deviations = simulation["participant_deviation"]
     for muscle in muscles:
         for condition in conditions:
-            deviation = rng.normal(0.0, simulation["participant_asymptote_sd"])
-            cells[muscle][condition]["a"] += float(deviation)
+            cell = cells[muscle][condition]
+            a_deviation, log_c_deviation = _heavy_tailed(rng, deviations["df"], size=2)
+            cell["a"] = float(
+                cell["a"] + scale * deviations["asymptote_sd"] * a_deviation
+            )
+            cell["c"] = float(
+                cell["c"] * np.exp(scale * deviations["rate_log_sd"] * log_c_deviation)
+            )
 
     order = rng.permutation(np.repeat(conditions, simulation["trials_per_condition"]))
     spacing = simulation["trial_onset_spacing_s"]
@@ -115,9 +142,14 @@ def plan_participant(config, participant_id, group):
         if flaw == "too_few_trials"
         else simulation["artifact_trial_share"]
     )
+    outlier_trials = simulation["outlier_trials"]
     trials = []
     for index, (condition, onset) in enumerate(zip(order, onsets)):
-        deviation = rng.normal(0.0, simulation["trial_asymptote_sd"], size=len(muscles))
+        outlier_trial = bool(rng.uniform() < outlier_trials["share"])
+        trial_sd = (
+            outlier_trials["sd"] if outlier_trial else simulation["trial_asymptote_sd"]
+        )
+        deviation = rng.normal(0.0, trial_sd, size=len(muscles))
         artifact = None
         if rng.uniform() < artifact_share:
             artifact = _draw_artifact(rng, muscles, simulation)
@@ -127,6 +159,7 @@ def plan_participant(config, participant_id, group):
                 condition=str(condition),
                 onset_s=round(float(onset), 3),
                 asymptote_deviation=dict(zip(muscles, map(float, deviation))),
+                outlier=outlier_trial,
                 artifact=artifact,
             )
         )
@@ -135,11 +168,31 @@ def plan_participant(config, participant_id, group):
         group=group,
         flaw=flaw,
         flat_muscle=muscles[-1] if flaw == "flat_channel" else None,
+        response_type=response_type,
+        outlier=outlier,
         baseline_amplitude_uv=baseline,
         cell_parameters=cells,
         trials=tuple(trials),
         duration_s=int(np.ceil(onsets[-1] + spacing)),
     )
+
+
+def _draw_response_type(rng, shares):
+    """ "mimic", or "none"/"reverse" with the configured probabilities."""
+    draw, cumulative = rng.uniform(), 0.0
+    for response_type in ("none", "reverse"):
+        cumulative += shares[response_type]
+        if draw < cumulative:
+            return response_type
+    return "mimic"
+
+
+def _heavy_tailed(rng, df, size):
+    """Student-t draws with df degrees of freedom scaled to unit sd (df > 2), or
+    standard normal ones when df is None."""
+    if df is None:
+        return rng.standard_normal(size)
+    return rng.standard_t(df, size=size) * np.sqrt((df - 2) / df)
 
 
 def _draw_artifact(rng, muscles, simulation):

@@ -403,6 +403,12 @@ def _check_simulation(simulation, study, participant_ids):
                 f"simulation.flawed_participants.{flaw}: {unknown} are not in the "
                 "sample sheet"
             )
+    shares = simulation["response_type_shares"]
+    if shares["none"] + shares["reverse"] > 1:
+        raise ConfigError(
+            "simulation.response_type_shares: none + reverse is "
+            f"{shares['none'] + shares['reverse']:g}, more than all participants"
+        )
     window = 1.0 + simulation["response_s"] + 1.0
     if simulation["trial_onset_spacing_s"] < window:
         raise ConfigError(

@@ -25,8 +25,14 @@
 //   the mean least-squares value of its series plus a sampled shift; the shifts hardly
 //   correlate with c. Given (b, c) the map from shifts to asymptotes is a translation,
 //   so its Jacobian is 1 and the priors below apply to a and the asymptotes as stated.
-// - The normal likelihood needs no per-observation term: a series' residual sum of
-//   squares is its least-squares minimum plus shift^2 * sum((1 - exp(-c t))^2).
+// - The normal model integrates the series asymptotes out exactly. Given b and c a
+//   series is y = asymptote * rise + b * (1 - rise) + noise, rise = 1 - exp(-c t), so
+//   its least-squares asymptote is normal around the curve's a with variance
+//   participant_sd^2 + sigma^2 / sum(rise^2), and its residual sum of squares about
+//   that fit is independent of it (sigma^2 chi-square, n_bins - 1 df). Sufficient
+//   statistics, no per-observation term, and no series parameters: the sampler sees
+//   only the curve and cell parameters, whatever the ratio of participant to bin
+//   noise. The asymptotes are drawn from their conditional posterior afterwards.
 functions {
   // sum_j y[j, s] * decay[j, k] for every series s of every curve k.
   vector series_decay_products(matrix decay, data matrix y,
@@ -50,6 +56,19 @@ functions {
     vector[cols(rise)] rise_square = columns_dot_self(rise)';
     return (y_sum - y_decay - b[series_cell] .* decay_rise[series_curve])
            ./ rise_square[series_curve];
+  }
+
+  // Residual sum of squares of every series about its least-squares fit.
+  vector least_squares_residual(vector b, matrix rise, data vector y_square_sum,
+                                vector y_decay, vector fitted,
+                                data array[] int series_curve,
+                                data array[] int series_cell) {
+    vector[cols(rise)] decay_square = columns_dot_self(1 - rise)';
+    vector[cols(rise)] rise_square = columns_dot_self(rise)';
+    vector[rows(fitted)] b_series = b[series_cell];
+    return y_square_sum - 2 * b_series .* y_decay
+           + square(b_series) .* decay_square[series_curve]
+           - square(fitted) .* rise_square[series_curve];
   }
 
   // Each curve's asymptote: the mean least-squares asymptote of its series plus
@@ -121,10 +140,10 @@ parameters {
   // Degrees of freedom shared by all cells: tail weight is a property of the
   // recording and outlier process, and one nu is far better identified than twelve.
   array[student_t] real<lower=1> nu;
-  // Series asymptote minus its least-squares value; prior stated on the asymptote.
-  // Without data there is nothing to centre on: prior-only draws of the asymptotes
-  // come from the hierarchical prior in generated quantities instead.
-  vector[prior_only ? 0 : n_series] participant_a_shift;
+  // Series asymptote minus its least-squares value (Student-t model only); prior
+  // stated on the asymptote. Without data there is nothing to centre on: prior-only
+  // draws of the asymptotes come from the hierarchical prior in generated quantities.
+  vector[prior_only || !student_t ? 0 : n_series] participant_a_shift;
 }
 model {
   // 1 - exp(-c t), accurate also where c t is tiny.
@@ -151,91 +170,75 @@ model {
   // Juarez & Steel (2010), also brms' default: from near-Cauchy tails to near-normal.
   nu ~ gamma(2, 0.1);
 
-  if (!prior_only) {
+  if (!prior_only && student_t) {
     vector[n_series] participant_a = fitted + participant_a_shift;
     participant_a ~ normal(to_vector(a)[series_curve], participant_sd[series_cell]);
-    if (student_t) {
-      int start = 1;
-      for (k in 1 : n_curves) {
-        int end = start + curve_n_series[k] - 1;
-        int cell = curve_cell[k];
-        to_vector(y_matrix[ : , start : end])
-        ~ student_t(nu[1],
-                    to_vector(curve_mean(participant_a[start : end], b[cell],
-                                         1 - rise[ : , k])),
-                    sigma[cell]);
-        start = end + 1;
-      }
-    } else {
-      // Residual sum of squares of each series = its minimum over the asymptote
-      // (given b and c) + shift^2 * sum(rise^2).
-      vector[n_curves] curve_rise_square = columns_dot_self(rise)';
-      vector[n_curves] curve_decay_square = columns_dot_self(1 - rise)';
-      vector[n_series] b_series = b[series_cell];
-      vector[n_series] rise_square = curve_rise_square[series_curve];
-      vector[n_series] residual_square_sum
-        = y_square_sum - 2 * b_series .* y_decay
-          + square(b_series) .* curve_decay_square[series_curve]
-          - square(fitted) .* rise_square
-          + square(participant_a_shift) .* rise_square;
-      vector[n_series] series_sigma = sigma[series_cell];
-      target += -n_bins * sum(log(series_sigma))
-                - 0.5 * sum(residual_square_sum ./ square(series_sigma));
+    int start = 1;
+    for (k in 1 : n_curves) {
+      int end = start + curve_n_series[k] - 1;
+      int cell = curve_cell[k];
+      to_vector(y_matrix[ : , start : end])
+      ~ student_t(nu[1],
+                  to_vector(curve_mean(participant_a[start : end], b[cell],
+                                       1 - rise[ : , k])),
+                  sigma[cell]);
+      start = end + 1;
     }
+  } else if (!prior_only) {
+    vector[n_curves] curve_rise_square = columns_dot_self(rise)';
+    vector[n_series] rise_square = curve_rise_square[series_curve];
+    vector[n_series] series_sigma = sigma[series_cell];
+    // The least-squares asymptote's spread: participants plus the fit's own error.
+    target += normal_lupdf(fitted | to_vector(a)[series_curve],
+                                    sqrt(square(participant_sd[series_cell])
+                                         + square(series_sigma) ./ rise_square));
+    // The rest of the series' likelihood: its residual sum of squares about the fit,
+    // and the Jacobian of the fit, 1 / sqrt(sum(rise^2)).
+    target += -(n_bins - 1) * sum(log(series_sigma))
+              - 0.5 * sum(least_squares_residual(b, rise, y_square_sum, y_decay,
+                                                 fitted, series_curve, series_cell)
+                          ./ square(series_sigma))
+              - 0.5 * sum(log(rise_square));
   }
 }
 generated quantities {
-  vector[prior_only ? 0 : n_series] participant_a;
+  // Series asymptotes; in prior-only mode drawn from the hierarchical prior. y_rep and
+  // log_lik follow from these, b, c, sigma and nu: computed outside the sampler
+  // (src/mimicry/bayes/predictive.py), whose output they would multiply tenfold.
+  vector[n_series] participant_a;
   matrix[n_groups, n_cells] a;
   matrix[n_groups, n_cells] c = exp(log_c);
   matrix[n_groups - 1, n_cells] contrast_a;
   matrix[n_groups - 1, n_cells] contrast_c;
-  vector[n_obs] y_rep;
-  vector[prior_only ? 0 : n_obs] log_lik;
-  {
+  if (prior_only) {
+    a = a_shift;
+    participant_a = to_vector(normal_rng(to_vector(a)[series_curve],
+                                         participant_sd[series_cell]));
+  } else {
     matrix[n_bins, n_curves] rise = -expm1(-t * to_vector(c)');
     vector[n_series] fitted
       = least_squares_asymptote(b, rise, y_sum,
                                 series_decay_products(1 - rise, y_matrix,
                                                       curve_n_series),
                                 series_curve, series_cell);
-    vector[n_series] asymptote;
-    if (prior_only) {
-      a = a_shift;
-      asymptote = to_vector(normal_rng(to_vector(a)[series_curve],
-                                       participant_sd[series_cell]));
-    } else {
-      a = curve_asymptote(a_shift, fitted, curve_n_series);
+    a = curve_asymptote(a_shift, fitted, curve_n_series);
+    if (student_t) {
       participant_a = fitted + participant_a_shift;
-      asymptote = participant_a;
-    }
-    contrast_a = a[contrast_group] - rep_matrix(a[reference_group], n_groups - 1);
-    contrast_c = c[contrast_group] - rep_matrix(c[reference_group], n_groups - 1);
-
-    int start = 1;
-    for (k in 1 : n_curves) {
-      int end = start + curve_n_series[k] - 1;
-      int cell = curve_cell[k];
-      int first_obs = (start - 1) * n_bins + 1;
-      int last_obs = end * n_bins;
-      vector[n_bins * curve_n_series[k]] mu = to_vector(curve_mean(asymptote[start : end],
-                                                                   b[cell],
-                                                                   1 - rise[ : , k]));
-      if (student_t) {
-        y_rep[first_obs : last_obs] = to_vector(student_t_rng(nu[1], mu, sigma[cell]));
-      } else {
-        y_rep[first_obs : last_obs] = to_vector(normal_rng(mu, sigma[cell]));
-      }
-      // Stan has no pointwise vectorised lpdf; this loop runs once per draw, not per
-      // gradient, so it costs little.
-      if (!prior_only) {
-        for (n in 1 : rows(mu)) {
-          int i = first_obs + n - 1;
-          log_lik[i] = student_t ? student_t_lpdf(y[i] | nu[1], mu[n], sigma[cell])
-                       : normal_lpdf(y[i] | mu[n], sigma[cell]);
-        }
-      }
-      start = end + 1;
+    } else {
+      // Conditional posterior of each asymptote: its prior and its fit, weighted by
+      // their precisions.
+      vector[n_curves] curve_rise_square = columns_dot_self(rise)';
+      vector[n_series] fit_precision = curve_rise_square[series_curve]
+                                       ./ square(sigma[series_cell]);
+      vector[n_series] prior_precision = inv_square(participant_sd[series_cell]);
+      vector[n_series] precision = fit_precision + prior_precision;
+      participant_a = to_vector(normal_rng((fit_precision .* fitted
+                                            + prior_precision
+                                              .* to_vector(a)[series_curve])
+                                           ./ precision,
+                                           inv_sqrt(precision)));
     }
   }
+  contrast_a = a[contrast_group] - rep_matrix(a[reference_group], n_groups - 1);
+  contrast_c = c[contrast_group] - rep_matrix(c[reference_group], n_groups - 1);
 }

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import arviz as az
 from mimicry.bayes.inference_data import tidy_inference_data
+from mimicry.bayes.predictive import add_predictions
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ def sample(model_input, settings, stan_file=DEFAULT_STAN_FILE):
 
     Returns InferenceData with groups posterior (prior), posterior_predictive
     (prior_predictive) holding y_rep, log_likelihood holding log_lik (posterior only),
-    sample_stats (sample_stats_prior) and observed_data.
+    sample_stats (sample_stats_prior) and observed_data. y_rep and log_lik are
+    computed from the draws (:mod:`mimicry.bayes.predictive`), not by the sampler.
     """
     backend = resolve_backend(settings.get("backend", "auto"))
     run = "prior" if model_input.prior_only else "posterior"
@@ -129,7 +131,11 @@ def sample(model_input, settings, stan_file=DEFAULT_STAN_FILE):
         if named == str(error):
             raise
         raise SamplingError(named) from error
-    log.info("sampling and conversion took %.1f s", time.perf_counter() - started)
+    add_predictions(inference_data, model_input, settings["seed"])
+    log.info(
+        "sampling, conversion and predictions took %.1f s",
+        time.perf_counter() - started,
+    )
     return tidy_inference_data(inference_data, model_input)
 
 
@@ -184,15 +190,7 @@ def _executable_runs(exe_file):
 
 
 def _converter_arguments(model_input):
-    return {
-        "coords": model_input.coords(),
-        "dims": model_input.dims(),
-        **(
-            {"prior_predictive": "y_rep"}
-            if model_input.prior_only
-            else {"posterior_predictive": "y_rep", "log_likelihood": "log_lik"}
-        ),
-    }
+    return {"coords": model_input.coords(), "dims": model_input.dims()}
 
 
 # --- PyStan 3 ---------------------------------------------------------------------

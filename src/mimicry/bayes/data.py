@@ -82,8 +82,6 @@ class ModelInput:
             "contrast_a": ["contrast", "cell"],
             "contrast_c": ["contrast", "cell"],
             "y": ["obs"],
-            "y_rep": ["obs"],
-            "log_lik": ["obs"],
         }
 
 

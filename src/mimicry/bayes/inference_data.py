@@ -8,7 +8,7 @@ participant x cell. Here they get the study's own names:
 - contrast_a, contrast_c: (contrast, muscle, condition), drug model only, contrast
   labels like "naltrexone - placebo";
 - participant_a: (participant, muscle, condition), NaN where a participant has no
-  data for a cell; absent from prior runs;
+  data for a cell; in prior runs drawn from the hierarchical prior;
 - y_rep, log_lik and the observed y: (obs), with participant, group, muscle,
   condition, bin and t as coordinates along obs.
 """
