@@ -28,6 +28,11 @@ TINY = {
         "flawed_participants": {"flat_channel": [], "too_few_trials": []},
     },
 }
+# The clean simulation (every participant mimics), so that six participants show
+# the sign of the curves below.
+CLEAN_SIMULATION = yaml.safe_load((PROJECT_ROOT / "config" / "clean.yaml").read_text())[
+    "simulation"
+]
 # Angry, Happy, Neutral by position, the contrast named the other way round.
 OTHER = {
     "study": {
@@ -35,6 +40,7 @@ OTHER = {
         "mimicry_contrast": ["Happy", "Angry"],
     },
     "simulation": {
+        **CLEAN_SIMULATION,
         "cells": {
             muscle: {
                 condition: {"a": a, "b": 0.0, "c": 0.5}
@@ -44,7 +50,7 @@ OTHER = {
                 "ZM": (-0.08, 0.15, 0.0),
                 "CS": (0.15, -0.10, 0.0),
             }.items()
-        }
+        },
     },
     "preprocess": {"mains_hz": None},
     "frequentist": {"random_effects": "intercept"},
