@@ -3,7 +3,7 @@
 import pytest
 
 from mimicry.devtools import PROJECT_ROOT, copy_workflow
-from mimicry.study import load_config
+from mimicry.study import load_config, read_sample_sheet
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,13 @@ def clean_quick_config():
         *(PROJECT_ROOT / "config" / name for name in ("config.yaml", "clean.yaml")),
         PROJECT_ROOT / "config" / "quick.yaml",
     )
+
+
+@pytest.fixture(scope="session")
+def default_participants(default_config):
+    """(participant id, group) of the default sample sheet, in its order."""
+    sheet = read_sample_sheet(PROJECT_ROOT / default_config["participants"])
+    return list(zip(sheet["participant_id"], sheet["group"]))
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ from scipy import signal
 
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
-from mimicry.devtools import PROJECT_ROOT
 from mimicry.simulate import simulate_participant, study_truth
-from mimicry.study import read_sample_sheet
 
 BIN_EDGES_S = np.arange(0.0, 6.01, 0.5)
 # Mean of ~40 trials of log(bin mean / baseline mean): sampling noise of each trial's
@@ -188,22 +186,21 @@ def test_configured_drug_effect_shifts_only_its_group(quick_config):
     assert truth["group_cells"]["amisulpride"] == cells
 
 
-def participant_cell_means(config):
-    """Each default-study participant's 0-6 s mean per muscle x condition, from the
-    curves its plan gives its recording (the files follow them: see the envelope
-    test above), without the noise of preprocessing."""
-    sheet = read_sample_sheet(PROJECT_ROOT / config["participants"])
-    cells = synthetic_cells(
-        config, list(zip(sheet["participant_id"], sheet["group"])), noise_sd=0.0
-    )
+def participant_cell_means(config, participants):
+    """Each participant's 0-6 s mean per muscle x condition, from the curves its
+    plan gives its recording (the files follow them: see the envelope test above),
+    without the noise of preprocessing."""
+    cells = synthetic_cells(config, participants, noise_sd=0.0)
     keys = ["participant", "muscle", "condition"]
     return cells.groupby(keys)["y"].mean().unstack("condition")
 
 
-def test_default_study_varies_as_real_recordings_do(default_config):
+def test_default_study_varies_as_real_recordings_do(
+    default_config, default_participants
+):
     """Targets from a real facial-mimicry study (sd of participant cell means
     0.16-0.45) and the paper (means beyond its axes, clear group-level mimicry)."""
-    means = participant_cell_means(default_config)
+    means = participant_cell_means(default_config, default_participants)
     spread = means.groupby("muscle").std()
     assert ((spread > 0.10) & (spread < 0.30)).all().all(), spread
     assert (means.abs() > 0.5).sum().sum() >= 3
@@ -214,6 +211,7 @@ def test_default_study_varies_as_real_recordings_do(default_config):
     assert default_config["simulation"]["drug_effects"] == []
 
 
-def test_clean_study_is_clean(clean_config):
-    spread = participant_cell_means(clean_config).groupby("muscle").std()
+def test_clean_study_is_clean(clean_config, default_participants):
+    means = participant_cell_means(clean_config, default_participants)
+    spread = means.groupby("muscle").std()
     assert (spread < 0.06).all().all(), spread

@@ -11,7 +11,7 @@ from snakemake.utils import update_config
 
 from mimicry.bayes.synthetic import synthetic_cells
 from mimicry.devtools import PROJECT_ROOT
-from mimicry.study import load_config, read_sample_sheet
+from mimicry.study import load_config
 from mimicry.study_like_mine import estimate_simulation
 
 # Within this many standard errors of the truth (deterministic runs: a bias check).
@@ -28,9 +28,7 @@ def truth(clean_config):
     return config
 
 
-def study_cells(config):
-    sheet = read_sample_sheet(PROJECT_ROOT / config["participants"])
-    participants = list(zip(sheet["participant_id"], sheet["group"]))
+def study_cells(config, participants):
     return synthetic_cells(
         config, participants, n_trials=config["simulation"]["trials_per_condition"]
     )
@@ -52,8 +50,10 @@ def assert_recovers(estimate, truth, n_participants):
     assert estimate["trials_per_condition"] == truth["trials_per_condition"]
 
 
-def test_estimate_recovers_the_simulation_and_its_own_resimulation(truth):
-    cells = study_cells(truth)
+def test_estimate_recovers_the_simulation_and_its_own_resimulation(
+    truth, default_participants
+):
+    cells = study_cells(truth, default_participants)
     n_participants = cells["participant"].nunique()
     estimate, sheet = estimate_simulation(cells, truth["study"])
     assert_recovers(estimate, truth["simulation"], n_participants)
@@ -63,13 +63,17 @@ def test_estimate_recovers_the_simulation_and_its_own_resimulation(truth):
 
     like_mine = copy.deepcopy(truth)
     update_config(like_mine, {"simulation": estimate})
-    again, _ = estimate_simulation(study_cells(like_mine), truth["study"])
+    again, _ = estimate_simulation(
+        study_cells(like_mine, default_participants), truth["study"]
+    )
     assert_recovers(again, estimate, n_participants)
 
 
-def test_command_writes_a_config_the_workflow_accepts(truth, tmp_path):
+def test_command_writes_a_config_the_workflow_accepts(
+    truth, default_participants, tmp_path
+):
     cells_path = tmp_path / "cells.parquet"
-    study_cells(truth).to_parquet(cells_path)
+    study_cells(truth, default_participants).to_parquet(cells_path)
     subprocess.run(
         [sys.executable, "-m", "mimicry.study_like_mine", str(cells_path)]
         + ["--out", str(tmp_path / "mine")],

@@ -15,7 +15,12 @@ def binned_log_ratio(bin_edges_s, a, b, c, samples_per_bin=200):
     Log of the mean over each bin, not mu at the bin centre: that is what binning a
     rectified signal measures.
     """
+    t = bin_sample_times(bin_edges_s, samples_per_bin)
+    return np.log(np.exp(asymptotic_curve(t, a, b, c)).mean(axis=1))
+
+
+def bin_sample_times(bin_edges_s, samples_per_bin=200):
+    """Evenly spaced times inside each bin (bins x samples), for bin means."""
     edges = np.asarray(bin_edges_s, dtype=float)
     fractions = (np.arange(samples_per_bin) + 0.5) / samples_per_bin
-    t = edges[:-1, None] + np.diff(edges)[:, None] * fractions[None, :]
-    return np.log(np.exp(asymptotic_curve(t, a, b, c)).mean(axis=1))
+    return edges[:-1, None] + np.diff(edges)[:, None] * fractions[None, :]

@@ -31,9 +31,9 @@ import pandas as pd
 import yaml
 from scipy import optimize
 
-from mimicry.asymptotic import binned_log_ratio
-
-SERIES_KEYS = ["participant", "muscle", "condition"]
+from mimicry.asymptotic import bin_sample_times, binned_log_ratio
+from mimicry.bayes.data import SERIES_KEYS
+from mimicry.study import load_config
 
 
 def bin_edges(times):
@@ -56,11 +56,9 @@ def fit_curve(edges, mean_by_bin):
     return {"a": float(a), "b": float(b), "c": float(np.exp(log_c))}
 
 
-def bin_rise(edges, c, samples_per_bin=200):
+def bin_rise(edges, c):
     """Mean of 1 - exp(-c t) over each bin: how far the curve has risen."""
-    fractions = (np.arange(samples_per_bin) + 0.5) / samples_per_bin
-    t = edges[:-1, None] + np.diff(edges)[:, None] * fractions[None, :]
-    return 1 - np.exp(-c * t).mean(axis=1)
+    return 1 - np.exp(-c * bin_sample_times(edges)).mean(axis=1)
 
 
 def participant_asymptote_variance(series, edges, curve):
@@ -146,8 +144,6 @@ def main():
         help="config files whose study section names muscles and conditions",
     )
     arguments = parser.parse_args()
-    from mimicry.study import load_config
-
     study = load_config(*arguments.config)["study"]
     for path in write_study_like_mine(
         pd.read_parquet(arguments.cells), study, arguments.out

@@ -28,31 +28,34 @@ def observation_means(draws, data):
     return means.reshape(*means.shape[:2], -1)
 
 
-def _observation_scale(draws, data):
+def likelihood_terms(draws, data):
+    """(means, scales, degrees of freedom or None) of every observation's
+    likelihood in every draw."""
     cell = np.repeat(np.asarray(data["series_cell"]) - 1, data["n_bins"])
-    return draws["sigma"].values[:, :, cell]
+    scale = draws["sigma"].values[:, :, cell]
+    df = (
+        draws["nu"].values.reshape(*draws["nu"].shape[:2], 1)
+        if data["student_t"]
+        else None
+    )
+    return observation_means(draws, data), scale, df
 
 
-def _degrees_of_freedom(draws):
-    return draws["nu"].values.reshape(*draws["nu"].shape[:2], 1)
+def log_likelihood(y, terms):
+    """Pointwise log density of the observations y given likelihood_terms."""
+    means, scale, df = terms
+    if df is None:
+        return scipy.stats.norm.logpdf(y, means, scale)
+    return scipy.stats.t.logpdf(y, df, means, scale)
 
 
-def log_likelihood(draws, data):
-    """Pointwise log density of the observed y in every draw."""
-    means, scale = observation_means(draws, data), _observation_scale(draws, data)
-    y = np.asarray(data["y"], dtype=float)
-    if data["student_t"]:
-        return scipy.stats.t.logpdf(y, _degrees_of_freedom(draws), means, scale)
-    return scipy.stats.norm.logpdf(y, means, scale)
-
-
-def replicated_data(draws, data, rng):
+def replicated_data(terms, rng):
     """One replicated data set per draw, from the likelihood at that draw."""
-    means, scale = observation_means(draws, data), _observation_scale(draws, data)
-    if data["student_t"]:
-        noise = rng.standard_t(_degrees_of_freedom(draws), size=means.shape)
-    else:
+    means, scale, df = terms
+    if df is None:
         noise = rng.standard_normal(means.shape)
+    else:
+        noise = rng.standard_t(df, size=means.shape)
     return means + scale * noise
 
 
@@ -68,16 +71,18 @@ def add_predictions(inference_data, model_input, seed):
         "obs": np.arange(data["n_obs"]),
     }
     dims = ("chain", "draw", "obs")
+    terms = likelihood_terms(draws, data)
     # Its own stream: the sampler's seed also seeds Stan's chains.
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     groups = {
         f"{run}_predictive": xr.Dataset(
-            {"y_rep": (dims, replicated_data(draws, data, rng))}, coords=coordinates
+            {"y_rep": (dims, replicated_data(terms, rng))}, coords=coordinates
         )
     }
     if not model_input.prior_only:
+        y = np.asarray(data["y"], dtype=float)
         groups["log_likelihood"] = xr.Dataset(
-            {"log_lik": (dims, log_likelihood(draws, data))}, coords=coordinates
+            {"log_lik": (dims, log_likelihood(y, terms))}, coords=coordinates
         )
     inference_data.add_groups(groups)
     return inference_data
