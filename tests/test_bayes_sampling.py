@@ -20,6 +20,7 @@ import xarray as xr
 from mimicry.bayes import (
     DEFAULT_STAN_FILE,
     build_model_input,
+    cmdstan_available,
     diagnostics,
     sample,
     summary_table,
@@ -172,6 +173,19 @@ def test_cell_parameters_cover_the_truth(effect_fit):
     assert sum(covered) >= 24, f"{likelihood}: {sum(covered)} of 28 HDIs cover truth"
 
 
+def hdis_excluding_zero(tables, variables=("contrast_a", "contrast_c")):
+    """'replicate: parameter' of every contrast whose 95% HDI excludes 0."""
+    excluding = []
+    for replicate, table in tables.items():
+        contrasts = table[table["variable"].isin(variables)]
+        assert len(contrasts) == 8 * len(variables)
+        outside = (contrasts["hdi_low"] > 0) | (contrasts["hdi_high"] < 0)
+        excluding += [
+            f"{replicate}: {name}" for name in contrasts["parameter"][outside]
+        ]
+    return excluding
+
+
 def test_null_drug_contrasts_are_calibrated():
     """Null truth: the 95% HDIs of the contrasts should exclude 0 about 5% of the time.
 
@@ -180,19 +194,54 @@ def test_null_drug_contrasts_are_calibrated():
     noise seeds 0-5, sampler seed 20230721): at most 10 of the 96 HDIs may exclude 0
     (more happens with probability 0.9% under Binomial(96, 0.05)).
     """
-    excluding = []
+    tables = {}
     for replicate in range(6):
         config = study_config([])
         config["seed"] = 1000 + replicate
         cells = synthetic_cells(config, PARTICIPANTS, noise_df=4, noise_seed=replicate)
-        table = summary_table(fit(cells))
-        contrasts = table[table["variable"].isin(["contrast_a", "contrast_c"])]
-        assert len(contrasts) == 16
-        outside = (contrasts["hdi_low"] > 0) | (contrasts["hdi_high"] < 0)
-        excluding += [
-            f"{replicate}: {name}" for name in contrasts["parameter"][outside]
-        ]
+        tables[replicate] = summary_table(fit(cells))
+    excluding = hdis_excluding_zero(tables)
     assert len(excluding) <= 10, excluding
+
+
+REALISTIC_NULL_SEEDS = (1, 2, 3, 4, 5, 6)
+
+
+@pytest.fixture(scope="module")
+def realistic_null_tables(default_config, default_participants):
+    """Summaries of the drug model (normal likelihood, 2 x (500 + 500)) on the
+    realistic default study at full size, no drug effect, for each seed (simulation
+    and noise seed alike)."""
+    tables = {}
+    for seed in REALISTIC_NULL_SEEDS:
+        config = copy.deepcopy(default_config)
+        config["seed"] = seed
+        cells = synthetic_cells(config, default_participants, noise_seed=seed)
+        inference_data = fit(cells, likelihood="normal", warmup=500, draws=500)
+        tables[seed] = summary_table(inference_data)
+    return tables
+
+
+def test_null_asymptote_contrasts_are_calibrated_in_the_realistic_default_study(
+    realistic_null_tables,
+):
+    """Observed: 1 of the 48 contrast_a HDIs (6 seeds x 8) excludes 0. More than 7
+    happens with probability 1.0% under Binomial(48, 0.05)."""
+    excluding = hdis_excluding_zero(realistic_null_tables, ["contrast_a"])
+    assert len(excluding) <= 7, excluding
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 13): the model has no participant deviations of the "
+    "rate, which the realistic default study has, so the c contrasts are "
+    "overconfident (observed: 19 of 48 HDIs exclude 0)",
+)
+def test_null_rate_contrasts_are_calibrated_in_the_realistic_default_study(
+    realistic_null_tables,
+):
+    excluding = hdis_excluding_zero(realistic_null_tables, ["contrast_c"])
+    assert len(excluding) <= 7, excluding
 
 
 def test_pooled_model_recovers_the_cells():
@@ -407,3 +456,32 @@ def test_stan_errors_name_the_projects_program_and_its_line(build_seconds):
     )
     assert f"'{DEFAULT_STAN_FILE}', line {declaration}" in message, message
     assert "httpstan" not in message and "model.stan" not in message
+
+
+@pytest.mark.skipif(
+    not cmdstan_available(),
+    reason="no CmdStan installation (cmdstanpy.cmdstan_path() fails); the CmdStanPy "
+    "path samples for real wherever one is installed",
+)
+def test_cmdstanpy_and_pystan_give_the_same_posterior(effect_fit):
+    """The same program, data and seed through CmdStan: the same InferenceData layout,
+    clean diagnostics, and posterior means within 5 Monte Carlo standard errors of
+    PyStan's for every named parameter."""
+    likelihood, pystan_fit = effect_fit
+    cmdstan_fit = fit(
+        cells_for(likelihood, [DRUG_EFFECT]),
+        likelihood=likelihood,
+        backend="cmdstanpy",
+    )
+    assert set(cmdstan_fit.groups()) == set(pystan_fit.groups())
+    for group in pystan_fit.groups():
+        ours, theirs = cmdstan_fit[group], pystan_fit[group]
+        assert set(ours.data_vars) == set(theirs.data_vars), group
+        assert ours.sizes == theirs.sizes, group
+    report = diagnostics(cmdstan_fit, LENIENT, SAMPLER["max_treedepth"])
+    assert report["passed"], report["checks"]
+    pystan_table = summary_table(pystan_fit).set_index("parameter")
+    cmdstan_table = summary_table(cmdstan_fit).set_index("parameter")
+    mcse = np.hypot(pystan_table["mcse_mean"], cmdstan_table["mcse_mean"])
+    distance = (pystan_table["mean"] - cmdstan_table["mean"]).abs() / mcse
+    assert (distance < 5).all(), distance.sort_values().tail()

@@ -33,11 +33,22 @@ COORDS = {
 }
 
 
+ROPE = {"a_share_of_mimicry": 0.25, "c_share": 0.2}
+# The reference group's asymptotes (muscle x condition) and rate: mimicry 0.4 on ZM
+# and 0.2 on CS, so the a ROPE half-widths are about 0.1 and 0.05 and the c ones 0.1.
+PLACEBO_A = np.array([[0.2, -0.2], [-0.1, 0.1]])
+PLACEBO_C = 0.5
+
+
 def fake_fit(seed=0, divergent_draws=0, deep_trees=0):
     """Independent normal draws shaped like a drug-model posterior."""
     rng = np.random.default_rng(seed)
     cell = (CHAINS, DRAWS, 2, 2)
-    contrast_a = 0.05 + 0.01 * rng.standard_normal((CHAINS, DRAWS, 1, 2, 2))
+    a = rng.standard_normal((CHAINS, DRAWS, 2, 2, 2))
+    a[:, :, 0] = PLACEBO_A + 0.001 * rng.standard_normal(cell)
+    c = np.exp(rng.standard_normal((CHAINS, DRAWS, 2, 2, 2)))
+    c[:, :, 0] = PLACEBO_C * np.exp(0.01 * rng.standard_normal(cell))
+    contrast_a = 0.3 + 0.01 * rng.standard_normal((CHAINS, DRAWS, 1, 2, 2))
     contrast_a[:, :, 0, 1, 1] = 0.001 * rng.standard_normal((CHAINS, DRAWS))
     diverging = np.zeros((CHAINS, DRAWS), dtype=bool)
     diverging.flat[:divergent_draws] = True
@@ -45,7 +56,8 @@ def fake_fit(seed=0, divergent_draws=0, deep_trees=0):
     tree_depth.flat[:deep_trees] = 10
     return az.from_dict(
         posterior={
-            "a": rng.standard_normal((CHAINS, DRAWS, 2, 2, 2)),
+            "a": a,
+            "c": c,
             "b": rng.standard_normal(cell),
             "nu": 5 + rng.standard_normal((CHAINS, DRAWS)),
             "contrast_a": contrast_a,
@@ -59,6 +71,7 @@ def fake_fit(seed=0, divergent_draws=0, deep_trees=0):
         coords=COORDS,
         dims={
             "a": ["group", "muscle", "condition"],
+            "c": ["group", "muscle", "condition"],
             "b": ["muscle", "condition"],
             "contrast_a": ["contrast", "muscle", "condition"],
             "contrast_c": ["contrast", "muscle", "condition"],
@@ -68,7 +81,7 @@ def fake_fit(seed=0, divergent_draws=0, deep_trees=0):
 
 def test_summary_has_one_labelled_row_per_scalar():
     table = summary_table(fake_fit())
-    assert len(table) == 8 + 4 + 1 + 4 + 4
+    assert len(table) == 8 + 8 + 4 + 1 + 4 + 4
     row = table.set_index("parameter").loc["a[naltrexone, CS, HappyToAngry]"]
     assert (row["group"], row["muscle"], row["condition"]) == (
         "naltrexone",
@@ -105,17 +118,48 @@ def test_gate_names_the_failed_checks_and_what_to_try(caplog):
     assert "max_treedepth" in caplog.text
 
 
-def test_contrasts_report_direction_and_equivalence():
-    table = contrasts_table(fake_fit(), {"a": 0.02, "c": 0.1}).set_index(
-        ["parameter", "muscle", "condition"]
+def fake_contrasts(fit):
+    return (
+        contrasts_table(fit, ROPE, "placebo", ["AngryToHappy", "HappyToAngry"])
+        .set_index(["parameter", "muscle", "condition"])
+        .sort_index()
     )
+
+
+def test_contrasts_report_direction_and_equivalence():
+    table = fake_contrasts(fake_fit())
     clear_effect = table.loc[("a", "ZM", "AngryToHappy")]
     assert clear_effect["p_greater_than_zero"] > 0.99
-    assert clear_effect["p_in_rope"] < 0.01 and clear_effect["hdi_low"] > 0.02
+    assert clear_effect["p_in_rope"] < 0.01 and clear_effect["hdi_low"] > 0.1
     null_effect = table.loc[("a", "CS", "HappyToAngry")]
     assert null_effect["p_in_rope"] == 1.0
     assert null_effect["contrast"] == "naltrexone - placebo"
-    assert set(table["rope_half_width"]) == {0.02, 0.1}
+    for muscle, conditions in zip(["ZM", "CS"], PLACEBO_A):
+        mimicry = abs(conditions[0] - conditions[1])
+        expected = ROPE["a_share_of_mimicry"] * mimicry
+        widths = table.loc[("a", muscle), "rope_half_width"]
+        np.testing.assert_allclose(widths, expected, rtol=0.02)
+    np.testing.assert_allclose(
+        table.loc["c", "rope_half_width"], ROPE["c_share"] * PLACEBO_C, rtol=0.02
+    )
+
+
+@pytest.mark.parametrize("multiple, inside", [(0.9, 1.0), (1.1, 0.0)])
+def test_each_draw_is_compared_with_its_own_rope(multiple, inside):
+    """A contrast at 0.9 (1.1) times each draw's own half-width is inside (outside)
+    the ROPE in every draw, however widely the half-width itself varies."""
+    fit = fake_fit()
+    posterior = fit["posterior"]
+    placebo_c = posterior["c"].sel(group="placebo")
+    posterior["c"].loc[{"group": "placebo"}] = placebo_c * np.exp(
+        np.random.default_rng(1).standard_normal(placebo_c.shape)
+    )
+    widths = ROPE["c_share"] * posterior["c"].sel(group="placebo", drop=True)
+    posterior["contrast_c"][:] = multiple * widths.expand_dims(
+        contrast=posterior["contrast"]
+    ).transpose(*posterior["contrast_c"].dims)
+    table = fake_contrasts(fit)
+    assert (table.loc["c", "p_in_rope"] == inside).all()
 
 
 def test_netcdf_bytes_depend_only_on_the_draws(tmp_path):

@@ -17,10 +17,10 @@ from mimicry import figures
 from mimicry.asymptotic import asymptotic_curve
 from mimicry.bayes.summaries import contrasts_table
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.study import mimicry_contrast
 
 CHAINS, DRAWS = 2, 100
 N_PARTICIPANTS = 9
-ROPE = {"a": 0.02, "c": 0.1}
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,13 @@ def drug(study):
 
 
 @pytest.fixture(scope="module")
-def contrasts(drug):
-    return contrasts_table(drug, ROPE)
+def contrasts(drug, quick_config, study):
+    return contrasts_table(
+        drug,
+        quick_config["models"]["rope"],
+        study["reference_group"],
+        mimicry_contrast(study),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +135,7 @@ def figure2_drawn(cells, prior, pooled, study, prior_curves):
 
 @pytest.fixture(scope="module")
 def figure3_drawn(drug, contrasts, study):
-    figure, table = figures.figure3(drug, contrasts, study, ROPE)
+    figure, table = figures.figure3(drug, contrasts, study)
     yield figure, table
     plt.close(figure)
 
@@ -403,9 +408,16 @@ def test_figure3_contrasts_come_from_the_table_with_the_rope_around_zero(
                 & (contrasts["contrast"] == f"{line.get_label()} - {reference}")
             ]
             np.testing.assert_allclose(line.get_xdata(), rows["mean"])
-        (rope,) = [patch for patch in ax.patches if isinstance(patch, Rectangle)]
-        x0, x1 = rope.get_x(), rope.get_x() + rope.get_width()
-        assert (x0, x1) == pytest.approx((-ROPE[parameter], ROPE[parameter]))
+        bands = [patch for patch in ax.patches if isinstance(patch, Rectangle)]
+        cells = contrasts[contrasts["parameter"] == parameter].drop_duplicates(
+            ["muscle", "condition"]
+        )
+        assert len(bands) == len(cells)
+        for band, half_width in zip(
+            sorted(bands, key=Rectangle.get_y), cells["rope_half_width"]
+        ):
+            x0, x1 = band.get_x(), band.get_x() + band.get_width()
+            assert (x0, x1) == pytest.approx((-half_width, half_width))
         assert ax.get_xlabel().startswith("difference in")
     drawn = table[table["panel"] == "contrast"]
     assert len(drawn) == len(contrasts)
@@ -440,7 +452,7 @@ def test_same_inputs_give_the_same_png_and_pdf_bytes(
     arguments = {
         "figure1": (cells, study),
         "figure2": (cells, prior, pooled, study, prior_curves),
-        "figure3": (drug, contrasts, study, ROPE),
+        "figure3": (drug, contrasts, study),
     }[name]
     foreign_style = {"font.size": 17, "axes.facecolor": "red", "savefig.dpi": 50}
     outputs = []

@@ -54,7 +54,7 @@ OTHER = {
     },
     "preprocess": {"mains_hz": None},
     "frequentist": {"random_effects": "intercept"},
-    "models": {"likelihood": "normal"},
+    "models": {"likelihood": "normal", "rope": {"a_share_of_mimicry": 0.4}},
 }
 DEFAULT_TARGETS = (
     "results/report/workflow.rst",
@@ -145,7 +145,7 @@ def assert_text_follows_config(config, description, captions):
     for rule in preprocess["rejection"]["rules"]:
         assert f"{rule}:" in description
     rope = config["models"]["rope"]
-    assert f"+/- {rope['a']:g} for a" in description
+    assert f"+/- {rope['a_share_of_mimicry']:.0%} of the" in description
     stan = config["stan"]
     assert f"{stan['chains']} chains of {stan['warmup']} warm-up" in description
 

@@ -489,13 +489,13 @@ def figure3_table(drug, contrasts, study):
 
 
 @_styled
-def figure3(drug, contrasts, study, rope):
+def figure3(drug, contrasts, study):
     """Drug model fixed effects (top) and drug - reference contrasts (bottom).
 
     One column per parameter (a, c); muscle x condition cells on the y-axis; a point
     at the posterior mean and a line over the 95% HDI per drug, coloured by drug (a
-    contrast takes its drug's colour). The ROPE (``rope``: parameter -> half-width)
-    is shaded around 0 in the contrast panels. Returns the figure and
+    contrast takes its drug's colour). Each cell's ROPE (``rope_half_width`` of
+    ``contrasts``) is shaded around 0 in the contrast panels. Returns the figure and
     ``figure3_table``.
     """
     table = figure3_table(drug, contrasts, study)
@@ -515,16 +515,17 @@ def figure3(drug, contrasts, study, rope):
     reference = study["reference_group"]
     for column, parameter in enumerate(parameters):
         estimate_ax, contrast_ax = axes[:, column]
-        for panel, ax in (("estimate", estimate_ax), ("contrast", contrast_ax)):
-            rows = table[(table["panel"] == panel) & (table["parameter"] == parameter)]
-            _forest(ax, rows, cell_labels, palette)
+        rows = {
+            panel: table[(table["panel"] == panel) & (table["parameter"] == parameter)]
+            for panel in ("estimate", "contrast")
+        }
+        _forest(estimate_ax, rows["estimate"], cell_labels, palette)
+        _forest(contrast_ax, rows["contrast"], cell_labels, palette)
         estimate_ax.set_title(f"{PARAMETER_NAMES[parameter]} per drug group")
         estimate_ax.set_xlabel(parameter_label(parameter))
         contrast_ax.set_title(f"{PARAMETER_NAMES[parameter]}: drug − {reference}")
         contrast_ax.set_xlabel(parameter_label(parameter, prefix="difference in "))
-        contrast_ax.axvspan(
-            -rope[parameter], rope[parameter], color="0.88", zorder=0, label="ROPE"
-        )
+        _rope_bands(contrast_ax, rows["contrast"], cell_labels)
         contrast_ax.axvline(0, color="0.5", linewidth=0.8, zorder=0)
     axes[0, 0].set_yticks(range(len(cell_labels)), cell_labels)
     axes[0, 0].invert_yaxis()  # first cell on top
@@ -540,6 +541,21 @@ def figure3(drug, contrasts, study, rope):
 def _cell_label(muscle, condition):
     """Category label of a muscle x condition cell (works on columns too)."""
     return muscle + ", " + condition
+
+
+def _rope_bands(ax, rows, cell_labels):
+    """One grey band per cell over -ROPE..ROPE (contrast rows of figure3_table)."""
+    position = {label: index for index, label in enumerate(cell_labels)}
+    bands = rows.drop_duplicates(["muscle", "condition"])
+    half_width = bands["rope_half_width"]
+    ax.barh(
+        _cell_label(bands["muscle"], bands["condition"]).map(position),
+        2 * half_width,
+        left=-half_width,
+        height=0.9,
+        color="0.88",
+        zorder=0,
+    )
 
 
 def _forest(ax, rows, cell_labels, palette):

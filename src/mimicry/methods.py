@@ -214,9 +214,15 @@ def bayesian(config):
 
 
 def rope(config):
-    a, c = (config["models"]["rope"][name] for name in ("a", "c"))
-    unit = RESPONSE_UNITS[config["preprocess"]["value"]]
-    return f"+/- {a:g} for a ({unit}) and +/- {c:g} 1/s for c (models.rope)"
+    shares = config["models"]["rope"]
+    first, second = mimicry_contrast(config["study"])
+    reference = config["study"]["reference_group"]
+    return (
+        f"+/- {shares['a_share_of_mimicry']:.0%} of the {reference} group's mimicry on "
+        f"the muscle (its {first} - {second} asymptote difference) for a, and +/- "
+        f"{shares['c_share']:.0%} of the {reference} group's rate in the cell for c "
+        "(models.rope)"
+    )
 
 
 def terms(config):

@@ -84,7 +84,6 @@ rule figure3:
         runtime=10,
     params:
         study=study_design(),
-        rope=config["models"]["rope"],
         methods=methods.caption_terms(config, "fig3"),
     script:
         "../scripts/figure3.py"

@@ -108,7 +108,9 @@ rule drug_contrasts:
         mem_mb=2000,
         runtime=10,
     params:
-        rope_half_width=config["models"]["rope"],
+        rope=config["models"]["rope"],
+        reference_group=config["study"]["reference_group"],
+        mimicry_conditions=study.mimicry_contrast(config["study"]),
         methods=methods.caption_terms(config, "contrasts"),
     script:
         "../scripts/drug_contrasts.py"

@@ -9,5 +9,10 @@ from mimicry.logs import configure_logging
 
 configure_logging()
 inference_data = az.from_netcdf(snakemake.input.posterior)
-table = contrasts_table(inference_data, snakemake.params.rope_half_width)
+table = contrasts_table(
+    inference_data,
+    snakemake.params.rope,
+    snakemake.params.reference_group,
+    snakemake.params.mimicry_conditions,
+)
 table.to_csv(snakemake.output.contrasts, sep="\t", index=False)

@@ -11,7 +11,6 @@ figure, table = figure3(
     az.from_netcdf(snakemake.input.drug),
     pd.read_csv(snakemake.input.contrasts, sep="\t"),
     snakemake.params.study,
-    snakemake.params.rope,
 )
 save_figure(figure, snakemake.output.png, snakemake.output.pdf)
 table.to_csv(snakemake.output.table, sep="\t", index=False)

@@ -8,7 +8,8 @@ Typical use from a rule script::
     summary_table(inference_data).to_csv(output.summary, sep="\\t", index=False)
     report = diagnostics(inference_data, thresholds, config["stan"]["max_treedepth"])
     check_diagnostics(report, thresholds["mode"])
-    contrasts_table(inference_data, rope_half_width)  # drug model
+    contrasts_table(inference_data, config["models"]["rope"], reference_group,
+                    mimicry_conditions)  # drug model
 
 For the prior predictive check build the input with ``prior_only=True``: the result
 holds the groups prior, prior_predictive and sample_stats_prior instead.

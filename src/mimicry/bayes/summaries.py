@@ -179,17 +179,39 @@ def check_diagnostics(report, mode):
     return report
 
 
-def contrasts_table(inference_data, rope_half_width):
+def rope_half_widths(posterior, rope, reference_group, mimicry_conditions):
+    """Draws of each contrasted parameter's ROPE half-width (config ``models.rope``).
+
+    a: ``a_share_of_mimicry`` times the reference group's mimicry on the muscle,
+    |a[first condition] - a[second condition]|; c: ``c_share`` times the reference
+    group's rate in the cell. Shares of the reference's own draws, so the region
+    carries the uncertainty of what it is a share of.
+    """
+    first, second = mimicry_conditions
+    reference = posterior["a"].sel(group=reference_group, drop=True)
+    mimicry = abs(
+        reference.sel(condition=first, drop=True)
+        - reference.sel(condition=second, drop=True)
+    )
+    return {
+        "a": rope["a_share_of_mimicry"] * mimicry,
+        "c": rope["c_share"] * posterior["c"].sel(group=reference_group, drop=True),
+    }
+
+
+def contrasts_table(inference_data, rope, reference_group, mimicry_conditions):
     """Drug contrasts: mean, 95% HDI, P(> 0) and P(|contrast| < ROPE) per cell.
 
-    ``rope_half_width`` maps the contrasted parameter ("a", "c") to the half-width of
-    its region of practical equivalence, in that parameter's units.
+    ``rope`` is config ``models.rope`` (see ``rope_half_widths``); P(in ROPE) compares
+    each draw of a contrast with the same draw's half-width, and ``rope_half_width``
+    is the half-width's posterior mean.
     """
     posterior = inference_data["posterior"]
+    half_widths = rope_half_widths(posterior, rope, reference_group, mimicry_conditions)
     tables = []
     for name, parameter in CONTRASTS.items():
         draws = posterior[name]
-        rope = rope_half_width[parameter]
+        half_width = half_widths[parameter]
         hdi = az.hdi(draws, hdi_prob=HDI_PROB)[name]
         statistics = xr.Dataset(
             {
@@ -197,13 +219,13 @@ def contrasts_table(inference_data, rope_half_width):
                 "hdi_low": hdi.sel(hdi="lower", drop=True),
                 "hdi_high": hdi.sel(hdi="higher", drop=True),
                 "p_greater_than_zero": (draws > 0).mean(("chain", "draw")),
-                "p_in_rope": (abs(draws) < rope).mean(("chain", "draw")),
+                "p_in_rope": (abs(draws) < half_width).mean(("chain", "draw")),
+                "rope_half_width": half_width.mean(("chain", "draw")),
             }
         )
         table = statistics.to_dataframe(
             dim_order=["contrast", "muscle", "condition"]
         ).reset_index()
         table.insert(0, "parameter", parameter)
-        table["rope_half_width"] = rope
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
