@@ -4,12 +4,13 @@
 #   y ~ a + (b - a) * exp(-exp(logc) * t)
 #   a     ~ 0 + cell + (1 | gr(pmc, by = mc))  per-cell (mc) participant sd
 #   b     ~ 0 + mc
-#   logc  ~ 0 + cell
+#   logc  ~ 0 + cell [+ (1 | gr(pmc, by = mc)) with --rate-deviations 1]
 #   sigma ~ 0 + mc                             per-cell residual sigma, identity link, lb = 0
 #   (cell = drug:muscle:condition, mc = muscle:condition, pmc = participant:muscle:condition)
 #
 # Priors (as in the project): a ~ normal(0, 0.5); b ~ normal(0, 0.2);
-# logc ~ normal(log 0.5, 1); sd ~ normal(0, 0.3) (half, lb 0); sigma ~ normal(0, 0.3) (lb 0,
+# logc ~ normal(log 0.5, 1); sd ~ normal(0, 0.3) (half, lb 0); the rate deviations' sd
+# ~ normal(0, 0.5) (half; uncorrelated with the asymptote deviations, as in the project); sigma ~ normal(0, 0.3) (lb 0,
 # identity link so it is the prior on sigma itself, like the project's vector<lower=0> sigma);
 # student: one nu ~ gamma(2, 0.1), lb 1 (brms default bound, = project's real<lower=1> nu).
 # Differences left: brms' random effects are non-centred (z * sd); the project samples
@@ -22,7 +23,7 @@
 # -> rstan::sampling (wall) -> rename_pars.
 #
 # Usage: Rscript brms_matched.R --data cells.csv --family gaussian|student --out-prefix P
-#        [--chains 4 --warmup 1000 --iter 1000 --cores 2 --seed 1234]
+#        [--chains 4 --warmup 1000 --iter 1000 --cores 2 --seed 1234 --rate-deviations 0|1]
 
 parse_args <- function(args, defaults) {
   out <- defaults; i <- 1
@@ -35,10 +36,11 @@ parse_args <- function(args, defaults) {
 }
 opt <- parse_args(commandArgs(trailingOnly = TRUE), list(
   data = "cells.csv", family = "gaussian", chains = "4", warmup = "1000", iter = "1000",
-  cores = "2", seed = "1234", "out-prefix" = "brms_matched", "code-only" = "0"))
+  cores = "2", seed = "1234", "out-prefix" = "brms_matched", "code-only" = "0", "rate-deviations" = "0"))
 chains <- as.integer(opt$chains); warmup <- as.integer(opt$warmup)
 iter <- as.integer(opt$iter); cores <- as.integer(opt$cores); seed <- as.integer(opt$seed)
 out_prefix <- opt[["out-prefix"]]
+rate_deviations <- opt[["rate-deviations"]] == "1"
 
 suppressPackageStartupMessages({ library(brms); library(rstan); library(posterior) })
 options(mc.cores = cores)
@@ -63,10 +65,11 @@ d$pmc <- factor(paste(d$participant, d$muscle, d$condition, sep = "_"))
 cat(sprintf("data: %s, %d rows, %d participants, %d cells, %d pmc\n", opt$data, nrow(d),
             length(unique(d$participant)), nlevels(d$cell), nlevels(d$pmc)))
 
+logc_formula <- if (rate_deviations) logc ~ 0 + cell + (1 | gr(pmc, by = mc)) else logc ~ 0 + cell
 form <- bf(y ~ a + (b - a) * exp(-exp(logc) * t),
            a ~ 0 + cell + (1 | gr(pmc, by = mc)),
            b ~ 0 + mc,
-           logc ~ 0 + cell,
+           logc_formula,
            sigma ~ 0 + mc,
            nl = TRUE)
 fam <- brmsfamily(if (opt$family == "gaussian") "gaussian" else "student", link_sigma = "identity")
@@ -75,6 +78,7 @@ priors <- c(prior(normal(0, 0.5), nlpar = "a"),
             prior(normal(-0.6931471805599453, 1), nlpar = "logc"),
             prior(normal(0, 0.3), class = "sd", nlpar = "a"),
             prior(normal(0, 0.3), class = "b", dpar = "sigma", lb = 0))
+if (rate_deviations) priors <- c(priors, prior(normal(0, 0.5), class = "sd", nlpar = "logc"))
 if (opt$family == "student") priors <- c(priors, prior(gamma(2, 0.1), class = "nu"))
 
 t0 <- proc.time()[["elapsed"]]

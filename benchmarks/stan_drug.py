@@ -124,7 +124,10 @@ def forget_compiled_model(sampler):
 
 
 def benchmark(cells, data_label, config, likelihood, sampler):
-    model_input = build_model_input(cells, config["study"], "drug", likelihood)
+    rate_deviations = config["models"]["rate_deviations"]
+    model_input = build_model_input(
+        cells, config["study"], "drug", likelihood, rate_deviations=rate_deviations
+    )
     started = time.perf_counter()
     if sampler["backend"] == "cmdstanpy":
         compile_cmdstan_model(
@@ -148,6 +151,7 @@ def benchmark(cells, data_label, config, likelihood, sampler):
     return {
         "backend": sampler["backend"],
         "likelihood": likelihood,
+        "rate_deviations": rate_deviations,
         "data": data_label,
         "observations": model_input.data["n_obs"],
         "compile_s": round(compile_seconds, 1),
@@ -168,7 +172,7 @@ def benchmark(cells, data_label, config, likelihood, sampler):
     }
 
 
-def brms_benchmark(cells, likelihood, sampler, workdir):
+def brms_benchmark(cells, likelihood, rate_deviations, sampler, workdir):
     """Fit the matched brms model to the same cells; its metrics as one row."""
     table = workdir / "cells.csv"
     cells.rename(columns={"group": "drug"})[
@@ -182,6 +186,7 @@ def brms_benchmark(cells, likelihood, sampler, workdir):
         *("--chains", str(sampler["chains"]), "--warmup", str(sampler["warmup"])),
         *("--iter", str(sampler["draws"]), "--cores", "2"),
         *("--seed", str(sampler["seed"]), "--out-prefix", str(prefix)),
+        *("--rate-deviations", str(int(rate_deviations))),
     ]
     logging.info("running %s", " ".join(command))
     subprocess.run(command, check=True)
@@ -189,6 +194,7 @@ def brms_benchmark(cells, likelihood, sampler, workdir):
     return {
         "backend": "brms+rstan",
         "likelihood": likelihood,
+        "rate_deviations": rate_deviations,
         "compile_s": round(float(metrics["compile_s"]), 1),
         "sampling_s": round(float(metrics["sampling_s"]), 1),
         "min_ess_bulk": round(float(metrics["min_ess_bulk_abc_contrasts"])),
@@ -209,7 +215,14 @@ def main():
         "--config",
         nargs="+",
         default=[ROOT / "config" / "config.yaml"],
-        help="config files, later ones on top (synthetic cells only)",
+        help="config files, later ones on top (the study; models.rate_deviations; "
+        "and for synthetic cells the simulation)",
+    )
+    parser.add_argument(
+        "--rate-deviations",
+        choices=["config", "on", "off"],
+        default="config",
+        help="participant rate deviations in both models (default: the config's)",
     )
     parser.add_argument(
         "--vs-brms",
@@ -236,6 +249,8 @@ def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
     config = load_config(*arguments.config)
+    if arguments.rate_deviations != "config":
+        config["models"]["rate_deviations"] = arguments.rate_deviations == "on"
     sampler = {
         "backend": resolve_backend(arguments.backend),
         "chains": arguments.chains,
@@ -261,7 +276,13 @@ def main():
             ours = benchmark(cells, data_label, config, likelihood, sampler)
             rows.append(ours)
             if arguments.vs_brms:
-                brms = brms_benchmark(cells, likelihood, sampler, Path(workdir))
+                brms = brms_benchmark(
+                    cells,
+                    likelihood,
+                    config["models"]["rate_deviations"],
+                    sampler,
+                    Path(workdir),
+                )
                 ratio = ours["ess_bulk_per_s"] / brms["ess_bulk_per_s"]
                 rows += [
                     brms,

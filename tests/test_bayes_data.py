@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from mimicry.bayes.data import CellsTableError, build_model_input
+from mimicry.bayes.data import CellsTableError, build_model_input, rate_centring
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from mimicry.devtools import PROJECT_ROOT
 from mimicry.study import load_config
@@ -18,7 +18,7 @@ def cells():
 
 
 def test_layout_matches_the_stan_program(cells):
-    model_input = build_model_input(cells, STUDY, "drug")
+    model_input = build_model_input(cells, STUDY, "drug", rate_deviations=False)
     data = model_input.data
     n_bins = cells["bin"].nunique()
     assert data["n_obs"] == len(cells) == data["n_series"] * n_bins
@@ -41,14 +41,16 @@ def test_layout_matches_the_stan_program(cells):
 
 
 def test_pooled_model_has_one_group(cells):
-    data = build_model_input(cells, STUDY, "pooled").data
+    data = build_model_input(cells, STUDY, "pooled", rate_deviations=False).data
     assert data["n_groups"] == 1
     assert set(data["series_group"]) == {1}
 
 
 def test_flags_for_likelihood_and_prior(cells):
-    data = build_model_input(cells, STUDY, "drug", "normal", prior_only=True).data
-    assert (data["student_t"], data["prior_only"]) == (0, 1)
+    data = build_model_input(
+        cells, STUDY, "drug", "normal", prior_only=True, rate_deviations=True
+    ).data
+    assert (data["student_t"], data["prior_only"], data["rate_deviations"]) == (0, 1, 1)
 
 
 def test_other_study_design_fits_unchanged(cells):
@@ -62,7 +64,7 @@ def test_other_study_design_fits_unchanged(cells):
         "muscles": ["CS", "ZM"],
         "conditions": ["Smile", "Frown"],
     }
-    model_input = build_model_input(renamed, study, "drug")
+    model_input = build_model_input(renamed, study, "drug", rate_deviations=False)
     assert model_input.data["n_groups"] == 2
     assert model_input.data["reference_group"] == 2
     assert model_input.contrast_labels == ["naltrexone - placebo"]
@@ -73,13 +75,13 @@ def test_participant_missing_a_cell_is_accepted(cells):
     dropped = cells[
         ~((cells["participant"] == "sub-001") & (cells["condition"] == "HappyToAngry"))
     ]
-    model_input = build_model_input(dropped, STUDY, "drug")
+    model_input = build_model_input(dropped, STUDY, "drug", rate_deviations=False)
     assert model_input.data["n_series"] == 36 - 2
 
 
 def _bad(cells, message, study=STUDY, model="drug"):
     with pytest.raises(CellsTableError, match=message):
-        build_model_input(cells, study, model)
+        build_model_input(cells, study, model, rate_deviations=False)
 
 
 def test_rejects_missing_column(cells):
@@ -124,7 +126,7 @@ def test_rejects_cell_without_data(cells):
         ~((cells["group"] == "naltrexone") & (cells["muscle"] == "ZM"))
     ]
     _bad(no_group_cell, "group x muscle x condition cells \\[\\('naltrexone', 'ZM'")
-    build_model_input(no_group_cell, STUDY, "pooled")
+    build_model_input(no_group_cell, STUDY, "pooled", rate_deviations=False)
 
 
 def test_rejects_incomplete_series_and_inconsistent_bins(cells):
@@ -147,3 +149,18 @@ def test_rejects_participant_in_two_groups(cells):
     mixed = cells[~(zm & (cells["participant"] == "sub-001"))].copy()
     mixed.loc[zm & (mixed["participant"] == "sub-002"), "participant"] = "sub-001"
     _bad(mixed, "participants \\['sub-001'\\] appear in several groups")
+
+
+def test_rate_centring_follows_how_well_each_series_fixes_its_rate():
+    """Series with a clear response (amplitude 0.3, noise sd 0.02) are sampled
+    mostly centred, flat ones non-centred, small responses in between."""
+    t = np.arange(0.25, 6.0, 0.5)
+    rng = np.random.default_rng(1)
+    amplitudes = np.repeat([0.3, 0.0, 0.03], 20)
+    curves = amplitudes[:, None] * -np.expm1(-0.5 * t)
+    y = curves + 0.02 * rng.standard_normal(curves.shape)
+    centring = rate_centring(y.ravel(), t, np.zeros(len(amplitudes), dtype=int))
+    clear, flat, small = np.split(centring, 3)
+    assert ((0 <= centring) & (centring <= 1)).all()
+    assert clear.min() > 0.7 and flat.max() < 0.1
+    assert flat.mean() < small.mean() < clear.mean()

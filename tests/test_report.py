@@ -203,7 +203,11 @@ def test_other_config_changes_captions_and_names_its_contrast(workflow_copy):
 def test_the_stan_program_states_the_priors_the_methods_name():
     program = (PROJECT_ROOT / "workflow/stan/asymptotic_regression.stan").read_text()
     code = " ".join(re.sub(r"//.*", "", program).split())
-    for prior in (*methods.PRIORS, methods.STUDENT_T_PRIOR):
+    for prior in (
+        *methods.PRIORS,
+        methods.STUDENT_T_PRIOR,
+        methods.RATE_DEVIATION_PRIOR,
+    ):
         name, distribution = prior.split(" ~ ")
         assert re.search(rf"{name}\)? ~ {re.escape(distribution)};", code), prior
 

@@ -35,6 +35,7 @@ PRIORS = (
     "sigma ~ normal(0, 0.3)",
 )
 STUDENT_T_PRIOR = "nu ~ gamma(2, 0.1)"
+RATE_DEVIATION_PRIOR = "rate_sd ~ normal(0, 0.5)"
 RANDOM_EFFECTS = {
     "condition_shape": (
         "per participant a random weight of the response shape 1 - exp(-t / 2 s) for "
@@ -198,10 +199,17 @@ def bayesian(config):
     priors = list(PRIORS)
     if models["likelihood"] == "student_t":
         priors.append(STUDENT_T_PRIOR)
+    deviations = "asymptote around its cell's a"
+    if models["rate_deviations"]:
+        priors.append(RATE_DEVIATION_PRIOR)
+        deviations = (
+            "asymptote around its cell's a and log rate around its cell's log c "
+            "(models.rate_deviations)"
+        )
     return (
         "Bayesian asymptotic regression mu(t) = a + (b - a) exp(-c t) in Stan, one "
-        "curve per participant x muscle x condition with a participant-level asymptote "
-        "around its cell's a, a residual scale per cell and "
+        f"curve per participant x muscle x condition with a participant-level "
+        f"{deviations}, a residual scale per cell and "
         f"{LIKELIHOODS[models['likelihood']]} (models.likelihood: "
         f"{models['likelihood']}); the pooled model ignores drug, the drug model has a "
         "and c per drug group. Priors (workflow/stan/asymptotic_regression.stan): "

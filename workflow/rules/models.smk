@@ -19,6 +19,7 @@ rule prior_predictive:
         model="pooled",
         prior_only=True,
         likelihood=config["models"]["likelihood"],
+        rate_deviations=config["models"]["rate_deviations"],
         sampler=prior_sampler_settings(),
         predictive_draws=config["models"]["predictive_draws"],
     script:
@@ -46,6 +47,7 @@ rule fit_model:
         model="{model}",
         prior_only=False,
         likelihood=config["models"]["likelihood"],
+        rate_deviations=config["models"]["rate_deviations"],
         sampler=sampler_settings(),
         predictive_draws=config["models"]["predictive_draws"],
     script:

@@ -14,6 +14,7 @@ model_input = build_model_input(
     snakemake.params.model,
     snakemake.params.likelihood,
     prior_only=snakemake.params.prior_only,
+    rate_deviations=snakemake.params.rate_deviations,
 )
 settings = {**snakemake.params.sampler, "parallel_chains": snakemake.threads}
 inference_data = sample(model_input, settings, snakemake.input.program)

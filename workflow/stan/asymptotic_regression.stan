@@ -9,11 +9,18 @@
 // "curve") and b per cell; the pooled model is the same program with every participant
 // in one group. Each participant x cell "series" has its own asymptote, normal around
 // its curve's a with a per-cell sd (muscles and conditions differ in how much
-// participants vary, and 40+ participants per cell identify each sd well).
+// participants vary, and 40+ participants per cell identify each sd well). With
+// rate_deviations each series also has its own log rate, normal around its curve's
+// log_c with a per-cell sd: participants differ in how fast they respond, and a model
+// that gives them one rate per group takes the group's rate to be far better known
+// than it is (without them, null c contrasts' 95% HDIs exclude 0 in 19 of 48 cases
+// on the realistic simulated study).
 //
 // Parameterisation, chosen for sampling speed (benchmarks/stan_drug.py):
-// - exp(-c t) takes only bins x curves distinct values: one small matrix per
-//   evaluation. Each curve's series are one contiguous block of columns of y.
+// - Each curve's series are one contiguous block of columns of y. A series' fit
+//   needs only three sums over its bins (of rise, rise^2 and y * rise, rise = 1 -
+//   exp(-c t)), computed once per evaluation: over curves, or over series with
+//   rate deviations.
 // - With ~12 bins per series the data pin each series asymptote down (posterior sd
 //   ~0.015) much more tightly than the participant sd spreads them (~0.06): the
 //   regime where the centred form (asymptote ~ normal(a, sd)) mixes well and the
@@ -22,72 +29,91 @@
 //   with c. Sampled directly, the asymptotes and c form a ridge that forces long
 //   trajectories (tree depth 5, a third of the effective sample size). So each series
 //   asymptote is its least-squares value plus a sampled shift, and each curve's a is
-//   the mean least-squares value of its series plus a sampled shift; the shifts hardly
-//   correlate with c. Given (b, c) the map from shifts to asymptotes is a translation,
-//   so its Jacobian is 1 and the priors below apply to a and the asymptotes as stated.
+//   the precision-weighted mean least-squares value of its series plus a sampled
+//   shift (the precisions differ between series only with rate deviations); the
+//   shifts hardly correlate with c. Given the other parameters the map from shifts
+//   to asymptotes is a translation, so its Jacobian is 1 and the priors below apply
+//   to a and the asymptotes as stated.
+// - With rate deviations the data pin some series' rates down and say little about
+//   others' (no response, or noise): no one form mixes for all. Each series log rate
+//   is partially non-centred (Gorinova, Moore & Hoffman 2020) with its own weight
+//   rate_centring in [0, 1] (1 centred, 0 non-centred), chosen from the data before
+//   sampling (src/mimicry/bayes/data.py); the posterior is the same for any weights.
 // - The normal model integrates the series asymptotes out exactly. Given b and c a
 //   series is y = asymptote * rise + b * (1 - rise) + noise, rise = 1 - exp(-c t), so
 //   its least-squares asymptote is normal around the curve's a with variance
 //   participant_sd^2 + sigma^2 / sum(rise^2), and its residual sum of squares about
 //   that fit is independent of it (sigma^2 chi-square, n_bins - 1 df). Sufficient
-//   statistics, no per-observation term, and no series parameters: the sampler sees
-//   only the curve and cell parameters, whatever the ratio of participant to bin
-//   noise. The asymptotes are drawn from their conditional posterior afterwards.
+//   statistics, no per-observation term, and no series asymptotes: the sampler sees
+//   only the curve and cell parameters (and the series rates, with rate
+//   deviations), whatever the ratio of participant to bin noise. The asymptotes are drawn from their conditional posterior afterwards.
 functions {
-  // sum_j y[j, s] * decay[j, k] for every series s of every curve k.
-  vector series_decay_products(matrix decay, data matrix y,
-                               data array[] int curve_n_series) {
-    vector[cols(y)] products;
+  // Weighted mean of values over each curve's block of series plus shift (groups x
+  // cells). Curves are numbered column-major over groups x cells, like to_vector(a).
+  matrix curve_means(matrix shift, vector values, vector weight,
+                     data array[] int curve_n_series) {
+    vector[num_elements(curve_n_series)] means;
     int start = 1;
     for (k in 1 : num_elements(curve_n_series)) {
       int end = start + curve_n_series[k] - 1;
-      products[start : end] = y[ : , start : end]' * decay[ : , k];
+      means[k] = dot_product(weight[start : end], values[start : end])
+                 / sum(weight[start : end]);
       start = end + 1;
     }
-    return products;
+    return shift + to_matrix(means, rows(shift), cols(shift));
   }
 
-  // Least-squares asymptote of every series given b and rise = 1 - exp(-c t) (bins x
-  // curves): minimises sum_j (y_j - a * rise_j - b * (1 - rise_j))^2.
-  vector least_squares_asymptote(vector b, matrix rise, data vector y_sum,
-                                 vector y_decay, data array[] int series_curve,
-                                 data array[] int series_cell) {
-    vector[cols(rise)] decay_rise = columns_dot_product(1 - rise, rise)';
-    vector[cols(rise)] rise_square = columns_dot_self(rise)';
-    return (y_sum - y_decay - b[series_cell] .* decay_rise[series_curve])
-           ./ rise_square[series_curve];
+  // Per series, the sums over bins of rise, rise^2 and y * rise (columns), where
+  // rise = 1 - exp(-c t) has one column per rate: per curve (series_rate maps a
+  // series to its curve, each curve's series one block) or per series.
+  matrix rise_sums(vector log_rate, data vector t, data matrix y_matrix,
+                   data array[] int series_rate, data array[] int rate_n_series) {
+    int n_series = cols(y_matrix);
+    // Accurate also where c t is tiny.
+    matrix[rows(t), rows(log_rate)] rise = -expm1(-t * exp(log_rate)');
+    matrix[n_series, 3] sums;
+    vector[rows(log_rate)] rise_sum = (rep_row_vector(1, rows(t)) * rise)';
+    vector[rows(log_rate)] rise_square = columns_dot_self(rise)';
+    sums[ : , 1] = rise_sum[series_rate];
+    sums[ : , 2] = rise_square[series_rate];
+    if (rows(log_rate) == n_series) {
+      sums[ : , 3] = columns_dot_product(y_matrix, rise)';
+    } else {
+      int start = 1;
+      for (k in 1 : rows(log_rate)) {
+        int end = start + rate_n_series[k] - 1;
+        sums[start : end, 3] = y_matrix[ : , start : end]' * rise[ : , k];
+        start = end + 1;
+      }
+    }
+    return sums;
+  }
+
+  // Least-squares asymptote of every series given its b: minimises
+  // sum_j (y_j - a * rise_j - b * (1 - rise_j))^2.
+  vector least_squares_asymptote(vector b_series, matrix sums) {
+    return (sums[ : , 3] - b_series .* (sums[ : , 1] - sums[ : , 2])) ./ sums[ : , 2];
   }
 
   // Residual sum of squares of every series about its least-squares fit.
-  vector least_squares_residual(vector b, matrix rise, data vector y_square_sum,
-                                vector y_decay, vector fitted,
-                                data array[] int series_curve,
-                                data array[] int series_cell) {
-    vector[cols(rise)] decay_square = columns_dot_self(1 - rise)';
-    vector[cols(rise)] rise_square = columns_dot_self(rise)';
-    vector[rows(fitted)] b_series = b[series_cell];
-    return y_square_sum - 2 * b_series .* y_decay
-           + square(b_series) .* decay_square[series_curve]
-           - square(fitted) .* rise_square[series_curve];
+  vector least_squares_residual(vector b_series, matrix sums, data vector y_sum,
+                                data vector y_square_sum, data int n_bins,
+                                vector fitted) {
+    return y_square_sum - 2 * b_series .* (y_sum - sums[ : , 3])
+           + square(b_series) .* (n_bins - 2 * sums[ : , 1] + sums[ : , 2])
+           - square(fitted) .* sums[ : , 2];
   }
 
-  // Each curve's asymptote: the mean least-squares asymptote of its series plus
-  // a_shift. Curves are numbered column-major over groups x cells, like to_vector(a).
-  matrix curve_asymptote(matrix a_shift, vector fitted,
-                         data array[] int curve_n_series) {
-    vector[num_elements(curve_n_series)] curve_fitted;
-    int start = 1;
-    for (k in 1 : num_elements(curve_n_series)) {
-      int end = start + curve_n_series[k] - 1;
-      curve_fitted[k] = mean(fitted[start : end]);
-      start = end + 1;
-    }
-    return a_shift + to_matrix(curve_fitted, rows(a_shift), cols(a_shift));
+  // Series log rates from their partially non-centred form (see participant_log_c_raw).
+  vector partially_centred(vector raw, vector curve_log_c, vector rate_sd_series,
+                           data vector centring) {
+    return curve_log_c
+           + rate_sd_series .^ (1 - centring) .* (raw - centring .* curve_log_c);
   }
 
-  // Expected response (bins x series) of the series of one curve.
-  matrix curve_mean(vector asymptote, real b, vector decay) {
-    return rep_matrix(asymptote', rows(decay)) + decay * (b - asymptote)';
+  // Precision of each least-squares asymptote about its curve's a.
+  vector fit_weight(vector participant_sd_series, vector sigma_series, matrix sums) {
+    return inv(square(participant_sd_series) + square(sigma_series) ./ sums[ : , 2]);
   }
 }
 data {
@@ -103,17 +129,30 @@ data {
   vector[n_obs] y; // series after series, bins in time order within each
   int<lower=1, upper=n_groups> reference_group;
   int<lower=0, upper=1> student_t; // 1: Student-t likelihood, 0: normal
+  int<lower=0, upper=1> rate_deviations; // 1: each series has its own log rate
   int<lower=0, upper=1> prior_only; // 1: ignore y, draw from the prior
+  // How centred each series' log rate is sampled (rate deviations only).
+  vector<lower=0, upper=1>[rate_deviations ? n_series : 0] rate_centring;
 }
 transformed data {
   int n_curves = n_groups * n_cells; // curve k = group + n_groups * (cell - 1)
   array[n_series] int series_curve;
   array[n_curves] int curve_n_series = rep_array(0, n_curves);
-  array[n_curves] int curve_cell;
   for (s in 1 : n_series) {
     series_curve[s] = series_group[s] + n_groups * (series_cell[s] - 1);
     curve_n_series[series_curve[s]] += 1;
-    curve_cell[series_curve[s]] = series_cell[s];
+  }
+  int sampled_rates = rate_deviations && !prior_only;
+  // Which rate each series follows in rise_sums: its own where sampled.
+  array[n_series] int series_rate = series_curve;
+  array[sampled_rates ? n_series : n_curves] int rate_n_series;
+  if (sampled_rates) {
+    for (s in 1 : n_series) {
+      series_rate[s] = s;
+      rate_n_series[s] = 1;
+    }
+  } else {
+    rate_n_series = curve_n_series;
   }
   matrix[n_bins, n_series] y_matrix = to_matrix(y, n_bins, n_series);
   vector[n_series] y_sum = (rep_row_vector(1, n_bins) * y_matrix)';
@@ -130,8 +169,8 @@ transformed data {
   }
 }
 parameters {
-  // a minus its curve's mean least-squares asymptote; a itself in prior-only mode.
-  // Its prior is stated on a in the model block.
+  // a minus its curve's weighted mean least-squares asymptote; a itself in
+  // prior-only mode. Its prior is stated on a in the model block.
   matrix[n_groups, n_cells] a_shift;
   vector[n_cells] b;
   matrix[n_groups, n_cells] log_c;
@@ -144,16 +183,34 @@ parameters {
   // stated on the asymptote. Without data there is nothing to centre on: prior-only
   // draws of the asymptotes come from the hierarchical prior in generated quantities.
   vector[prior_only || !student_t ? 0 : n_series] participant_a_shift;
+  // Spread of the series log rates around their curve's, and (outside prior-only
+  // mode, where they are drawn in generated quantities) the log rates in the
+  // partially non-centred form: log rate = m + rate_sd^(1 - w) * (raw - w * m), m its
+  // curve's log_c and w its rate_centring, with raw ~ normal(w * m, rate_sd^w).
+  vector<lower=0>[rate_deviations ? n_cells : 0] rate_sd;
+  vector[sampled_rates ? n_series : 0] participant_log_c_raw;
 }
+
 model {
-  // 1 - exp(-c t), accurate also where c t is tiny.
-  matrix[n_bins, n_curves] rise = -expm1(-t * exp(to_vector(log_c))');
+  vector[sampled_rates ? n_series : 0] participant_log_c;
+  if (sampled_rates) {
+    participant_log_c = partially_centred(participant_log_c_raw,
+                                          to_vector(log_c)[series_curve],
+                                          rate_sd[series_cell], rate_centring);
+  }
+  vector[n_series] b_series = b[series_cell];
+  vector[n_series] sigma_series = sigma[series_cell];
   // Unused in prior-only mode, where they cost one cheap evaluation.
-  vector[n_series] y_decay = series_decay_products(1 - rise, y_matrix, curve_n_series);
-  vector[n_series] fitted = least_squares_asymptote(b, rise, y_sum, y_decay,
-                                                    series_curve, series_cell);
-  matrix[n_groups, n_cells] a = prior_only ? a_shift
-                                : curve_asymptote(a_shift, fitted, curve_n_series);
+  matrix[n_series, 3] sums = rise_sums(sampled_rates ? participant_log_c
+                                                     : to_vector(log_c),
+                                       t, y_matrix, series_rate, rate_n_series);
+  vector[n_series] fitted = least_squares_asymptote(b_series, sums);
+  matrix[n_groups, n_cells] a
+    = prior_only ? a_shift
+                 : curve_means(a_shift, fitted,
+                               fit_weight(participant_sd[series_cell], sigma_series,
+                                          sums),
+                               curve_n_series);
 
   // Log-ratio scale: a = +-1 would be a 2.7-fold change of EMG amplitude, far beyond
   // mimicry (~10-20%), so normal(0, 0.5) is wide yet excludes absurd asymptotes.
@@ -169,67 +226,78 @@ model {
   sigma ~ normal(0, 0.3);
   // Juarez & Steel (2010), also brms' default: from near-Cauchy tails to near-normal.
   nu ~ gamma(2, 0.1);
+  // Participants' log rates: a scale of 0.5 (rates 40% slower to 65% faster) allows
+  // the spread of time constants seen across people without fixing it.
+  rate_sd ~ normal(0, 0.5);
+  // Implies participant_log_c ~ normal(log_c, rate_sd) for its curve and cell.
+  if (sampled_rates) {
+    participant_log_c_raw ~ normal(rate_centring .* to_vector(log_c)[series_curve],
+                                   rate_sd[series_cell] .^ rate_centring);
+  }
 
   if (!prior_only && student_t) {
     vector[n_series] participant_a = fitted + participant_a_shift;
     participant_a ~ normal(to_vector(a)[series_curve], participant_sd[series_cell]);
-    int start = 1;
-    for (k in 1 : n_curves) {
-      int end = start + curve_n_series[k] - 1;
-      int cell = curve_cell[k];
-      to_vector(y_matrix[ : , start : end])
-      ~ student_t(nu[1],
-                  to_vector(curve_mean(participant_a[start : end], b[cell],
-                                       1 - rise[ : , k])),
-                  sigma[cell]);
-      start = end + 1;
-    }
+    matrix[n_bins, n_series] decay
+      = exp(-t * exp(sampled_rates ? participant_log_c
+                                   : to_vector(log_c)[series_curve])');
+    matrix[n_bins, n_series] mu = rep_matrix(participant_a', n_bins)
+                                  + decay
+                                    .* rep_matrix((b_series - participant_a)', n_bins);
+    to_vector(y_matrix) ~ student_t(nu[1], to_vector(mu),
+                                    to_vector(rep_matrix(sigma_series', n_bins)));
   } else if (!prior_only) {
-    vector[n_curves] curve_rise_square = columns_dot_self(rise)';
-    vector[n_series] rise_square = curve_rise_square[series_curve];
-    vector[n_series] series_sigma = sigma[series_cell];
     // The least-squares asymptote's spread: participants plus the fit's own error.
     target += normal_lupdf(fitted | to_vector(a)[series_curve],
                                     sqrt(square(participant_sd[series_cell])
-                                         + square(series_sigma) ./ rise_square));
+                                         + square(sigma_series) ./ sums[ : , 2]));
     // The rest of the series' likelihood: its residual sum of squares about the fit,
     // and the Jacobian of the fit, 1 / sqrt(sum(rise^2)).
-    target += -(n_bins - 1) * sum(log(series_sigma))
-              - 0.5 * sum(least_squares_residual(b, rise, y_square_sum, y_decay,
-                                                 fitted, series_curve, series_cell)
-                          ./ square(series_sigma))
-              - 0.5 * sum(log(rise_square));
+    target += -(n_bins - 1) * sum(log(sigma_series))
+              - 0.5 * sum(least_squares_residual(b_series, sums, y_sum, y_square_sum,
+                                                 n_bins, fitted)
+                          ./ square(sigma_series))
+              - 0.5 * sum(log(sums[ : , 2]));
   }
 }
 generated quantities {
-  // Series asymptotes; in prior-only mode drawn from the hierarchical prior. y_rep and
-  // log_lik follow from these, b, c, sigma and nu: computed outside the sampler
-  // (src/mimicry/bayes/predictive.py), whose output they would multiply tenfold.
+  // Series asymptotes (and rates, with rate deviations); in prior-only mode drawn
+  // from the hierarchical prior. y_rep and log_lik follow from these, b, c, sigma
+  // and nu: computed outside the sampler (src/mimicry/bayes/predictive.py), whose
+  // output they would multiply tenfold.
   vector[n_series] participant_a;
+  vector[rate_deviations ? n_series : 0] participant_c;
   matrix[n_groups, n_cells] a;
   matrix[n_groups, n_cells] c = exp(log_c);
   matrix[n_groups - 1, n_cells] contrast_a;
   matrix[n_groups - 1, n_cells] contrast_c;
+  if (sampled_rates) {
+    participant_c = exp(partially_centred(participant_log_c_raw,
+                                          to_vector(log_c)[series_curve],
+                                          rate_sd[series_cell], rate_centring));
+  } else if (rate_deviations) {
+    participant_c = exp(to_vector(normal_rng(to_vector(log_c)[series_curve],
+                                             rate_sd[series_cell])));
+  }
   if (prior_only) {
     a = a_shift;
     participant_a = to_vector(normal_rng(to_vector(a)[series_curve],
                                          participant_sd[series_cell]));
   } else {
-    matrix[n_bins, n_curves] rise = -expm1(-t * to_vector(c)');
-    vector[n_series] fitted
-      = least_squares_asymptote(b, rise, y_sum,
-                                series_decay_products(1 - rise, y_matrix,
-                                                      curve_n_series),
-                                series_curve, series_cell);
-    a = curve_asymptote(a_shift, fitted, curve_n_series);
+    vector[n_series] sigma_series = sigma[series_cell];
+    matrix[n_series, 3] sums = rise_sums(sampled_rates ? log(participant_c)
+                                                       : to_vector(log_c),
+                                         t, y_matrix, series_rate, rate_n_series);
+    vector[n_series] fitted = least_squares_asymptote(b[series_cell], sums);
+    a = curve_means(a_shift, fitted,
+                    fit_weight(participant_sd[series_cell], sigma_series, sums),
+                    curve_n_series);
     if (student_t) {
       participant_a = fitted + participant_a_shift;
     } else {
       // Conditional posterior of each asymptote: its prior and its fit, weighted by
       // their precisions.
-      vector[n_curves] curve_rise_square = columns_dot_self(rise)';
-      vector[n_series] fit_precision = curve_rise_square[series_curve]
-                                       ./ square(sigma[series_cell]);
+      vector[n_series] fit_precision = sums[ : , 2] ./ square(sigma_series);
       vector[n_series] prior_precision = inv_square(participant_sd[series_cell]);
       vector[n_series] precision = fit_precision + prior_precision;
       participant_a = to_vector(normal_rng((fit_precision .* fitted

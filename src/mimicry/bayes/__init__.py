@@ -2,7 +2,8 @@
 
 Typical use from a rule script::
 
-    model_input = build_model_input(cells, config["study"], "drug", likelihood)
+    model_input = build_model_input(cells, config["study"], "drug", likelihood,
+                                    rate_deviations=config["models"]["rate_deviations"])
     inference_data = sample(model_input, config["stan"], stan_file)
     write_netcdf(inference_data, output.posterior)
     summary_table(inference_data).to_csv(output.summary, sep="\\t", index=False)

@@ -7,8 +7,10 @@ participant x cell. Here they get the study's own names:
   the pooled model; b, participant_sd, sigma: (muscle, condition); nu: scalar;
 - contrast_a, contrast_c: (contrast, muscle, condition), drug model only, contrast
   labels like "naltrexone - placebo";
-- participant_a: (participant, muscle, condition), NaN where a participant has no
-  data for a cell; in prior runs drawn from the hierarchical prior;
+- rate_sd: (muscle, condition), with rate deviations only;
+- participant_a (and participant_c, with rate deviations): (participant, muscle,
+  condition), NaN where a participant has no data for a cell; in prior runs drawn
+  from the hierarchical prior;
 - y_rep, log_lik and the observed y: (obs), with participant, group, muscle,
   condition, bin and t as coordinates along obs.
 """
@@ -17,9 +19,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-# Sampled stand-ins for a and participant_a (see the Stan program); deterministic
-# given the reported parameters, so they are left out.
-SAMPLER_ONLY_VARIABLES = ("a_shift", "participant_a_shift")
+# Sampled stand-ins for a, participant_a and participant_c (see the Stan program),
+# and participant_c's log; deterministic given the reported parameters, so left out.
+SAMPLER_ONLY_VARIABLES = (
+    "a_shift",
+    "participant_a_shift",
+    "participant_log_c_raw",
+    "participant_log_c",
+)
 OBSERVATION_COORDINATES = ("participant", "group", "muscle", "condition", "bin", "t")
 TIMESTAMP_ATTRIBUTE = "created_at"
 PREDICTIVE_GROUPS = ("posterior_predictive", "prior_predictive")

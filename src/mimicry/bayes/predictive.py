@@ -16,13 +16,17 @@ def observation_means(draws, data):
     """mu(t) = a_s + (b - a_s) exp(-c t) of every observation: (chain, draw, obs).
 
     ``draws`` holds Stan's flat outputs: participant_a (series), b (cell) and c
-    (group, cell). Observations are series after series, bins in time order.
+    (group, cell), or participant_c (series) with rate deviations. Observations are
+    series after series, bins in time order.
     """
     cell = np.asarray(data["series_cell"]) - 1
     group = np.asarray(data["series_group"]) - 1
     asymptote = draws["participant_a"].values[..., None]
     b = draws["b"].values[:, :, cell, None]
-    c = draws["c"].values[:, :, group, cell, None]
+    if data["rate_deviations"]:
+        c = draws["participant_c"].values[..., None]
+    else:
+        c = draws["c"].values[:, :, group, cell, None]
     decay = np.exp(-c * np.asarray(data["t"], dtype=float))
     means = asymptote + (b - asymptote) * decay
     return means.reshape(*means.shape[:2], -1)

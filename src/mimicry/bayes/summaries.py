@@ -24,10 +24,12 @@ PARAMETERS = (
     "log_c",
     "participant_sd",
     "sigma",
+    "rate_sd",
     "nu",
     "contrast_a",
     "contrast_c",
     "participant_a",
+    "participant_c",
 )
 CONTRASTS = {"contrast_a": "a", "contrast_c": "c"}
 HDI_PROB = 0.95
