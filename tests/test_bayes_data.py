@@ -164,3 +164,11 @@ def test_rate_centring_follows_how_well_each_series_fixes_its_rate():
     assert ((0 <= centring) & (centring <= 1)).all()
     assert clear.min() > 0.7 and flat.max() < 0.1
     assert flat.mean() < small.mean() < clear.mean()
+
+
+def test_rate_centring_of_noiseless_series_is_finite():
+    t = np.arange(0.25, 6.0, 0.5)
+    cells = np.zeros(2, dtype=int)
+    constant = rate_centring(np.zeros(2 * len(t)), t, cells)
+    response = rate_centring(np.tile(-0.3 * np.expm1(-0.5 * t), 2), t, cells)
+    assert (constant == 0).all() and (response > 0.99).all()

@@ -203,10 +203,11 @@ def rate_centring(y, t, series_cell):
         slope = rate * t * np.exp(-rate * t)
         slope_left = slope - design @ np.linalg.lstsq(design, slope, rcond=None)[0]
         signal = np.maximum(amplitude**2 - amplitude_variance * noise_variance, 0.0)
-        information = signal * (slope_left @ slope_left) / noise_variance
-        centring[series_cell == cell] = (
-            ASSUMED_RATE_SD**2 * information / (ASSUMED_RATE_SD**2 * information + 1)
-        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            variance = noise_variance / (signal * (slope_left @ slope_left))
+            weight = ASSUMED_RATE_SD**2 / (ASSUMED_RATE_SD**2 + variance)
+        # No signal and no noise (a constant series): nothing to pin the rate down.
+        centring[series_cell == cell] = np.nan_to_num(weight, nan=0.0)
     return centring
 
 
