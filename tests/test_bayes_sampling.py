@@ -308,7 +308,7 @@ def test_prior_run_draws_participant_rates_around_their_curves():
     )
     prior = inference_data.prior
     assert "participant_log_c" not in prior and "participant_log_c_raw" not in prior
-    placebo = prior["participant_c"].sel(participant=["sub-001", "sub-002"])
+    placebo = prior["participant_c"].sel(participant=["sub-001", "sub-004"])
     assert placebo.dims == ("chain", "draw", "participant", "muscle", "condition")
     spread = np.log(placebo) - np.log(prior["c"].sel(group="placebo"))
     assert abs(float((spread / prior["rate_sd"]).std()) - 1) < 0.1
