@@ -10,8 +10,9 @@
 #
 # Priors (as in the project): a ~ normal(0, 0.5); b ~ normal(0, 0.2);
 # logc ~ normal(log 0.5, 1); sd ~ normal(0, 0.3) (half, lb 0); the rate deviations' sd
-# ~ normal(0, 0.5) (half; uncorrelated with the asymptote deviations, as in the project); sigma ~ normal(0, 0.3) (lb 0,
-# identity link so it is the prior on sigma itself, like the project's vector<lower=0> sigma);
+# ~ normal(0, 0.5) (half; uncorrelated with the asymptote deviations, as in the project);
+# sigma ~ normal(0, 0.3) (lb 0, identity link so it is the prior on sigma itself, like the
+# project's vector<lower=0> sigma);
 # student: one nu ~ gamma(2, 0.1), lb 1 (brms default bound, = project's real<lower=1> nu).
 # Differences left: brms' random effects are non-centred (z * sd); the project samples
 # centred asymptotes via least-squares shifts (Student-t) or integrates them out exactly

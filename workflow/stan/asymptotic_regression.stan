@@ -46,7 +46,8 @@
 //   that fit is independent of it (sigma^2 chi-square, n_bins - 1 df). Sufficient
 //   statistics, no per-observation term, and no series asymptotes: the sampler sees
 //   only the curve and cell parameters (and the series rates, with rate
-//   deviations), whatever the ratio of participant to bin noise. The asymptotes are drawn from their conditional posterior afterwards.
+//   deviations), whatever the ratio of participant to bin noise. The asymptotes
+//   are drawn from their conditional posterior afterwards.
 functions {
   // Weighted mean of values over each curve's block of series plus shift (groups x
   // cells). Curves are numbered column-major over groups x cells, like to_vector(a).
@@ -190,7 +191,6 @@ parameters {
   vector<lower=0>[rate_deviations ? n_cells : 0] rate_sd;
   vector[sampled_rates ? n_series : 0] participant_log_c_raw;
 }
-
 model {
   vector[sampled_rates ? n_series : 0] participant_log_c;
   if (sampled_rates) {

@@ -19,14 +19,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-# Sampled stand-ins for a, participant_a and participant_c (see the Stan program),
-# and participant_c's log; deterministic given the reported parameters, so left out.
-SAMPLER_ONLY_VARIABLES = (
-    "a_shift",
-    "participant_a_shift",
-    "participant_log_c_raw",
-    "participant_log_c",
-)
+# Sampled stand-ins for a, participant_a and participant_c (see the Stan program);
+# deterministic given the reported parameters, so they are left out.
+SAMPLER_ONLY_VARIABLES = ("a_shift", "participant_a_shift", "participant_log_c_raw")
 OBSERVATION_COORDINATES = ("participant", "group", "muscle", "condition", "bin", "t")
 TIMESTAMP_ATTRIBUTE = "created_at"
 PREDICTIVE_GROUPS = ("posterior_predictive", "prior_predictive")
