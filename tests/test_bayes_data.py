@@ -3,7 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-from mimicry.bayes.data import CellsTableError, build_model_input, rate_centring
+from mimicry.bayes.data import (
+    RATE_GRID,
+    CellsTableError,
+    build_model_input,
+    parameter_multipliers,
+    rate_centring,
+)
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from mimicry.devtools import PROJECT_ROOT
 from mimicry.study import load_config
@@ -172,3 +178,43 @@ def test_rate_centring_of_noiseless_series_is_finite():
     constant = rate_centring(np.zeros(2 * len(t)), t, cells)
     response = rate_centring(np.tile(-0.3 * np.expm1(-0.5 * t), 2), t, cells)
     assert (constant == 0).all() and (response > 0.99).all()
+
+
+def test_multipliers_match_the_least_squares_standard_errors():
+    """For one cell at a grid rate: b's multiplier is the OLS standard error of a
+    start shared by all series (each with its own asymptote), and the series'
+    asymptote multipliers are sigma / sqrt(sum(rise^2)); ones in prior-only mode."""
+    t = np.arange(0.25, 6.0, 0.5)
+    rate = RATE_GRID[20]
+    rise = -np.expm1(-rate * t)
+    rng = np.random.default_rng(2)
+    n_series, sigma = 40, 0.03
+    y = rng.normal(0.1, 0.05, (n_series, 1)) * rise + 0.01 * (1 - rise)
+    y = y + sigma * rng.standard_normal(y.shape)
+    data = {
+        "n_groups": 1,
+        "n_cells": 1,
+        "n_series": n_series,
+        "series_cell": np.ones(n_series, dtype=int),
+        "series_group": np.ones(n_series, dtype=int),
+        "y": y.ravel(),
+        "t": t,
+        "student_t": 1,
+        "rate_deviations": 0,
+        "prior_only": 0,
+    }
+    multipliers = parameter_multipliers(data)
+    # Shared start: columns rise x series indicator, then 1 - rise.
+    design = np.column_stack(
+        [np.kron(np.eye(n_series), rise[:, None]), np.tile(1 - rise, n_series)]
+    )
+    coefficients, residual, *_ = np.linalg.lstsq(design, y.ravel(), rcond=None)
+    noise = residual[0] / (len(y.ravel()) - design.shape[1])
+    start_se = np.sqrt(noise * np.linalg.inv(design.T @ design)[-1, -1])
+    # Within 10%: the cell's best rate on the grid and its sigma come from the data.
+    assert multipliers["b_multiplier"][0] == pytest.approx(start_se, rel=0.1)
+    assert multipliers["participant_a_shift_multiplier"] == pytest.approx(
+        sigma / np.sqrt(rise @ rise), rel=0.1
+    )
+    prior = parameter_multipliers(data | {"prior_only": 1})
+    assert all((values == 1).all() for values in prior.values())

@@ -389,7 +389,7 @@ def stan_draw(values):
 def prior_log_density(values, data):
     """Log density of the priors on a, b, log c, the sds and nu, and of the sampled
     series asymptotes (Student-t) and log rates (with rate deviations) given their
-    curves, up to constants."""
+    curves, in the sampler's coordinates, up to constants."""
     norm = scipy.stats.norm
     cell = np.asarray(data["series_cell"]) - 1
     curve = np.asarray(data["series_group"]) - 1 + data["n_groups"] * cell
@@ -413,14 +413,21 @@ def prior_log_density(values, data):
             ).sum()
             + ((1 - data["rate_centring"]) * np.log(rate_sd[cell])).sum()
         )
-    return series + sum(
-        (
-            norm.logpdf(named(values, "a"), 0, 0.5).sum(),
-            norm.logpdf(named(values, "b"), 0, 0.2).sum(),
-            norm.logpdf(named(values, "log_c"), np.log(0.5), 1).sum(),
-            norm.logpdf(named(values, "participant_sd"), 0, 0.3).sum(),
-            norm.logpdf(named(values, "sigma"), 0, 0.3).sum(),
-            scipy.stats.gamma.logpdf(named(values, "nu"), 2, scale=10).sum(),
+    # The spreads are sampled on the log scale: Jacobian sd.
+    spreads = ["participant_sd", "sigma"] + ["rate_sd"] * data["rate_deviations"]
+    jacobian = sum(np.log(named(values, name)).sum() for name in spreads)
+    return (
+        series
+        + jacobian
+        + sum(
+            (
+                norm.logpdf(named(values, "a"), 0, 0.5).sum(),
+                norm.logpdf(named(values, "b"), 0, 0.2).sum(),
+                norm.logpdf(named(values, "log_c"), np.log(0.5), 1).sum(),
+                norm.logpdf(named(values, "participant_sd"), 0, 0.3).sum(),
+                norm.logpdf(named(values, "sigma"), 0, 0.3).sum(),
+                scipy.stats.gamma.logpdf(named(values, "nu"), 2, scale=10).sum(),
+            )
         )
     )
 

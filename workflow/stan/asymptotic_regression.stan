@@ -17,6 +17,11 @@
 // on the realistic simulated study).
 //
 // Parameterisation, chosen for sampling speed (benchmarks/stan_drug.py):
+// - Stan samples b, a's shifts, log c, the series' shifts and raw log rates, and the
+//   logs of the spreads each divided by a multiplier, its rough posterior sd from
+//   least-squares fits (src/mimicry/bayes/data.py). Their scales span 0.001 to 0.5;
+//   on the raw scale warm-up ran trees of up to 1023 steps until it had learnt a
+//   metric, and a chain took 4 times the leapfrog steps (benchmarks/stan_drug.py).
 // - Each curve's series are one contiguous block of columns of y. A series' fit
 //   needs only three sums over its bins (of rise, rise^2 and y * rise, rise = 1 -
 //   exp(-c t)), computed once per evaluation: over curves, or over series with
@@ -134,6 +139,18 @@ data {
   int<lower=0, upper=1> prior_only; // 1: ignore y, draw from the prior
   // How centred each series' log rate is sampled (rate deviations only).
   vector<lower=0, upper=1>[rate_deviations ? n_series : 0] rate_centring;
+  // Rough posterior sds of the parameters below, from least-squares fits (ones in
+  // prior-only mode): Stan samples each divided by its multiplier, so that all are
+  // on a similar scale before warm-up has learnt one (src/mimicry/bayes/data.py).
+  vector<lower=0>[n_cells] b_multiplier;
+  matrix<lower=0>[n_groups, n_cells] a_shift_multiplier;
+  matrix<lower=0>[n_groups, n_cells] log_c_multiplier;
+  vector<lower=0>[prior_only || !student_t ? 0 : n_series] participant_a_shift_multiplier;
+  vector<lower=0>[rate_deviations && !prior_only ? n_series : 0]
+    participant_log_c_raw_multiplier;
+  vector<lower=0>[n_cells] log_participant_sd_multiplier;
+  vector<lower=0>[n_cells] log_sigma_multiplier;
+  vector<lower=0>[rate_deviations ? n_cells : 0] log_rate_sd_multiplier;
 }
 transformed data {
   int n_curves = n_groups * n_cells; // curve k = group + n_groups * (cell - 1)
@@ -172,24 +189,33 @@ transformed data {
 parameters {
   // a minus its curve's weighted mean least-squares asymptote; a itself in
   // prior-only mode. Its prior is stated on a in the model block.
-  matrix[n_groups, n_cells] a_shift;
-  vector[n_cells] b;
-  matrix[n_groups, n_cells] log_c;
-  vector<lower=0>[n_cells] participant_sd;
-  vector<lower=0>[n_cells] sigma;
+  matrix<multiplier=a_shift_multiplier>[n_groups, n_cells] a_shift;
+  vector<multiplier=b_multiplier>[n_cells] b;
+  matrix<multiplier=log_c_multiplier>[n_groups, n_cells] log_c;
+  // The spreads on the log scale: a multiplier cannot go with a lower bound.
+  vector<multiplier=log_participant_sd_multiplier>[n_cells] log_participant_sd;
+  vector<multiplier=log_sigma_multiplier>[n_cells] log_sigma;
   // Degrees of freedom shared by all cells: tail weight is a property of the
   // recording and outlier process, and one nu is far better identified than twelve.
   array[student_t] real<lower=1> nu;
   // Series asymptote minus its least-squares value (Student-t model only); prior
   // stated on the asymptote. Without data there is nothing to centre on: prior-only
   // draws of the asymptotes come from the hierarchical prior in generated quantities.
-  vector[prior_only || !student_t ? 0 : n_series] participant_a_shift;
+  vector<multiplier=participant_a_shift_multiplier>[prior_only || !student_t ? 0
+                                                                   : n_series] participant_a_shift;
   // Spread of the series log rates around their curve's, and (outside prior-only
   // mode, where they are drawn in generated quantities) the log rates in the
   // partially non-centred form: log rate = m + rate_sd^(1 - w) * (raw - w * m), m its
   // curve's log_c and w its rate_centring, with raw ~ normal(w * m, rate_sd^w).
-  vector<lower=0>[rate_deviations ? n_cells : 0] rate_sd;
-  vector[sampled_rates ? n_series : 0] participant_log_c_raw;
+  vector<multiplier=log_rate_sd_multiplier>[rate_deviations ? n_cells : 0]
+    log_rate_sd;
+  vector<multiplier=participant_log_c_raw_multiplier>[sampled_rates ? n_series : 0]
+    participant_log_c_raw;
+}
+transformed parameters {
+  vector<lower=0>[n_cells] participant_sd = exp(log_participant_sd);
+  vector<lower=0>[n_cells] sigma = exp(log_sigma);
+  vector<lower=0>[rate_deviations ? n_cells : 0] rate_sd = exp(log_rate_sd);
 }
 model {
   vector[sampled_rates ? n_series : 0] participant_log_c;
@@ -224,6 +250,8 @@ model {
   // a scale of 0.3 (a 35% amplitude change) is generous for trial-averaged signals.
   participant_sd ~ normal(0, 0.3);
   sigma ~ normal(0, 0.3);
+  // Jacobian of the log scale, so that the priors above are the spreads' priors.
+  target += sum(log_participant_sd) + sum(log_sigma) + sum(log_rate_sd);
   // Juarez & Steel (2010), also brms' default: from near-Cauchy tails to near-normal.
   nu ~ gamma(2, 0.1);
   // Participants' log rates: a scale of 0.5 (rates 40% slower to 65% faster) allows

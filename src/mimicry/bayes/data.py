@@ -159,6 +159,7 @@ def build_model_input(
             else np.zeros(0)
         ),
     }
+    data |= parameter_multipliers(data)
     return ModelInput(
         model=model,
         likelihood=likelihood,
@@ -178,6 +179,8 @@ def build_model_input(
 RATE_GRID = np.geomspace(0.05, 10.0, 40)
 # The spread of series log rates assumed there: the scale of rate_sd's prior.
 ASSUMED_RATE_SD = 0.5
+# Floor of the Stan multipliers, for noiseless or fully determined parameters.
+SMALLEST_MULTIPLIER = 1e-4
 
 
 def rate_centring(y, t, series_cell):
@@ -191,18 +194,17 @@ def rate_centring(y, t, series_cell):
     cell's best rate on a grid: 1 / (amplitude^2 * the information about log c left
     after the asymptote and the start are fitted, / the cell's residual variance).
     """
-    y = np.asarray(y, dtype=float).reshape(len(series_cell), len(t))
     centring = np.zeros(len(series_cell))
-    for cell in np.unique(series_cell):
-        rows = y[series_cell == cell]
-        residuals = [_series_fits(rows, t, rate)[2].sum() for rate in RATE_GRID]
-        rate = RATE_GRID[int(np.argmin(residuals))]
-        amplitude, amplitude_variance, residual, design = _series_fits(rows, t, rate)
-        noise_variance = residual.mean() / (len(t) - 2)
+    for cell, fit in cell_fits(y, t, series_cell).items():
+        rate = fit.rate
+        amplitude = fit.asymptote - fit.start
+        noise_variance = fit.sigma**2
         # d rise / d log c, less what the asymptote and start columns explain.
         slope = rate * t * np.exp(-rate * t)
-        slope_left = slope - design @ np.linalg.lstsq(design, slope, rcond=None)[0]
-        signal = np.maximum(amplitude**2 - amplitude_variance * noise_variance, 0.0)
+        slope_left = (
+            slope - fit.design @ np.linalg.lstsq(fit.design, slope, rcond=None)[0]
+        )
+        signal = np.maximum(amplitude**2 - fit.amplitude_variance * noise_variance, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             variance = noise_variance / (signal * (slope_left @ slope_left))
             weight = ASSUMED_RATE_SD**2 / (ASSUMED_RATE_SD**2 + variance)
@@ -211,17 +213,115 @@ def rate_centring(y, t, series_cell):
     return centring
 
 
+def parameter_multipliers(data):
+    """Stan multipliers: each sampled parameter's posterior sd, roughly, from the
+    least-squares fits (ones in prior-only runs, where the prior sets the scale).
+
+    The posterior is the same for any values; they only rescale the sampler's
+    coordinates. Without them the scales span 0.001 (b) to 0.5, and until warm-up
+    has learnt a metric NUTS needs trees of up to 1023 leapfrog steps.
+    """
+    n_groups, n_cells, n_series = data["n_groups"], data["n_cells"], data["n_series"]
+    series_cell = np.asarray(data["series_cell"]) - 1
+    sampled_rates = data["rate_deviations"] and not data["prior_only"]
+    multipliers = {
+        "b_multiplier": np.ones(n_cells),
+        "a_shift_multiplier": np.ones((n_groups, n_cells)),
+        "log_c_multiplier": np.ones((n_groups, n_cells)),
+        "participant_a_shift_multiplier": np.ones(
+            n_series if data["student_t"] and not data["prior_only"] else 0
+        ),
+        "participant_log_c_raw_multiplier": np.ones(n_series if sampled_rates else 0),
+        "log_participant_sd_multiplier": np.ones(n_cells),
+        "log_sigma_multiplier": np.ones(n_cells),
+        "log_rate_sd_multiplier": np.ones(n_cells if data["rate_deviations"] else 0),
+    }
+    if data["prior_only"]:
+        return multipliers
+    fits = cell_fits(data["y"], data["t"], series_cell)
+    curve_n_series = np.zeros((n_groups, n_cells))
+    np.add.at(curve_n_series, (np.asarray(data["series_group"]) - 1, series_cell), 1)
+    for cell, fit in fits.items():
+        rise_square = fit.design[:, 0] @ fit.design[:, 0]
+        start_variance = np.linalg.inv(fit.design.T @ fit.design)[1, 1]
+        n = len(fit.asymptote)
+        # b is shared by the cell's series; a by its curve's; each series' own
+        # asymptote shift has its fit's error.
+        multipliers["b_multiplier"][cell] = fit.sigma * np.sqrt(start_variance / n)
+        curve_root_n = np.sqrt(np.maximum(curve_n_series[:, cell], 1))
+        multipliers["a_shift_multiplier"][:, cell] = fit.asymptote.std() / curve_root_n
+        # As if the series' rates spread as much as rate_centring assumes.
+        multipliers["log_c_multiplier"][:, cell] = ASSUMED_RATE_SD / curve_root_n
+        # The sd of the log of an sd estimated with df degrees of freedom is about
+        # 1 / sqrt(2 df): the rate sd is taken to be as well determined as the
+        # participant sd.
+        spread = 1 / np.sqrt(2 * max(n - 1, 1))
+        multipliers["log_participant_sd_multiplier"][cell] = spread
+        if data["rate_deviations"]:
+            multipliers["log_rate_sd_multiplier"][cell] = spread
+        multipliers["log_sigma_multiplier"][cell] = 1 / np.sqrt(
+            2 * n * max(len(data["t"]) - 2, 1)
+        )
+        if data["student_t"]:
+            multipliers["participant_a_shift_multiplier"][series_cell == cell] = (
+                fit.sigma / np.sqrt(rise_square)
+            )
+    if sampled_rates:
+        # Posterior sd of the partially centred log rate with weight w, prior sd tau:
+        # tau^w sqrt(1 - w).
+        centring = np.asarray(data["rate_centring"])
+        multipliers["participant_log_c_raw_multiplier"] = (
+            ASSUMED_RATE_SD**centring * (np.sqrt(1 - centring))
+        )
+    return {
+        name: np.maximum(value, SMALLEST_MULTIPLIER)
+        for name, value in multipliers.items()
+    }
+
+
+@dataclass(frozen=True)
+class CellFit:
+    """Least-squares fits of one cell's series at the cell's best rate on RATE_GRID:
+    every series' asymptote and start, the amplitude's variance per unit noise
+    variance, the cell's residual sd and the design matrix (rise, 1 - rise)."""
+
+    rate: float
+    asymptote: np.ndarray
+    start: np.ndarray
+    amplitude_variance: float
+    sigma: float
+    design: np.ndarray
+
+
+def cell_fits(y, t, series_cell):
+    """CellFit of every cell (keyed by its number in ``series_cell``)."""
+    y = np.asarray(y, dtype=float).reshape(len(series_cell), len(t))
+    fits = {}
+    for cell in np.unique(series_cell):
+        rows = y[series_cell == cell]
+        residuals = [_series_fits(rows, t, rate)[1].sum() for rate in RATE_GRID]
+        rate = RATE_GRID[int(np.argmin(residuals))]
+        coefficients, residual, design = _series_fits(rows, t, rate)
+        contrast = np.array([1.0, -1.0])
+        fits[cell] = CellFit(
+            rate=rate,
+            asymptote=coefficients[0],
+            start=coefficients[1],
+            amplitude_variance=contrast @ np.linalg.inv(design.T @ design) @ contrast,
+            sigma=np.sqrt(residual.mean() / (len(t) - 2)),
+            design=design,
+        )
+    return fits
+
+
 def _series_fits(rows, t, rate):
-    """Least-squares asymptote and start of every row at one rate: the amplitude
-    (asymptote - start), its variance per unit noise variance, the residual sums of
-    squares and the design matrix."""
+    """Least-squares (asymptote, start) of every row at one rate (2 x rows), the
+    residual sums of squares and the design matrix."""
     rise = -np.expm1(-rate * t)
     design = np.column_stack([rise, 1 - rise])
     coefficients, *_ = np.linalg.lstsq(design, rows.T, rcond=None)
     residual = ((rows.T - design @ coefficients) ** 2).sum(axis=0)
-    contrast = np.array([1.0, -1.0])
-    amplitude_variance = contrast @ np.linalg.inv(design.T @ design) @ contrast
-    return coefficients[0] - coefficients[1], amplitude_variance, residual, design
+    return coefficients, residual, design
 
 
 def _checked_cells(cells, groups, muscles, conditions):

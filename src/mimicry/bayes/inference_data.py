@@ -21,7 +21,14 @@ import xarray as xr
 
 # Sampled stand-ins for a, participant_a and participant_c (see the Stan program);
 # deterministic given the reported parameters, so they are left out.
-SAMPLER_ONLY_VARIABLES = ("a_shift", "participant_a_shift", "participant_log_c_raw")
+SAMPLER_ONLY_VARIABLES = (
+    "a_shift",
+    "participant_a_shift",
+    "participant_log_c_raw",
+    "log_participant_sd",
+    "log_sigma",
+    "log_rate_sd",
+)
 OBSERVATION_COORDINATES = ("participant", "group", "muscle", "condition", "bin", "t")
 TIMESTAMP_ATTRIBUTE = "created_at"
 PREDICTIVE_GROUPS = ("posterior_predictive", "prior_predictive")
