@@ -7,6 +7,7 @@ from mimicry.bayes.data import (
     RATE_GRID,
     CellsTableError,
     build_model_input,
+    cell_fits,
     parameter_multipliers,
     rate_centring,
 )
@@ -165,7 +166,8 @@ def test_rate_centring_follows_how_well_each_series_fixes_its_rate():
     amplitudes = np.repeat([0.3, 0.0, 0.03], 20)
     curves = amplitudes[:, None] * -np.expm1(-0.5 * t)
     y = curves + 0.02 * rng.standard_normal(curves.shape)
-    centring = rate_centring(y.ravel(), t, np.zeros(len(amplitudes), dtype=int))
+    cells = np.zeros(len(amplitudes), dtype=int)
+    centring = rate_centring(cell_fits(y.ravel(), t, cells), t, cells)
     clear, flat, small = np.split(centring, 3)
     assert ((0 <= centring) & (centring <= 1)).all()
     assert clear.min() > 0.7 and flat.max() < 0.1
@@ -175,8 +177,10 @@ def test_rate_centring_follows_how_well_each_series_fixes_its_rate():
 def test_rate_centring_of_noiseless_series_is_finite():
     t = np.arange(0.25, 6.0, 0.5)
     cells = np.zeros(2, dtype=int)
-    constant = rate_centring(np.zeros(2 * len(t)), t, cells)
-    response = rate_centring(np.tile(-0.3 * np.expm1(-0.5 * t), 2), t, cells)
+    constant = rate_centring(cell_fits(np.zeros(2 * len(t)), t, cells), t, cells)
+    response = rate_centring(
+        cell_fits(np.tile(-0.3 * np.expm1(-0.5 * t), 2), t, cells), t, cells
+    )
     assert (constant == 0).all() and (response > 0.99).all()
 
 
@@ -203,7 +207,8 @@ def test_multipliers_match_the_least_squares_standard_errors():
         "rate_deviations": 0,
         "prior_only": 0,
     }
-    multipliers = parameter_multipliers(data)
+    fits = cell_fits(data["y"], t, data["series_cell"] - 1)
+    multipliers = parameter_multipliers(data, fits)
     # Shared start: columns rise x series indicator, then 1 - rise.
     design = np.column_stack(
         [np.kron(np.eye(n_series), rise[:, None]), np.tile(1 - rise, n_series)]
@@ -216,5 +221,5 @@ def test_multipliers_match_the_least_squares_standard_errors():
     assert multipliers["participant_a_shift_multiplier"] == pytest.approx(
         sigma / np.sqrt(rise @ rise), rel=0.1
     )
-    prior = parameter_multipliers(data | {"prior_only": 1})
+    prior = parameter_multipliers(data | {"prior_only": 1}, fits)
     assert all((values == 1).all() for values in prior.values())

@@ -137,6 +137,8 @@ def build_model_input(
         ["participant", "group", "muscle", "condition", "cell", "group_number"]
     ]
     n_cells = len(muscles) * len(conditions)
+    # Least-squares fits of every cell, for the sampler's parameterisation only.
+    fits = cell_fits(observations["y"], times.to_numpy(), series["cell"].to_numpy())
     data = {
         "n_obs": len(observations),
         "n_series": len(series),
@@ -152,14 +154,12 @@ def build_model_input(
         "prior_only": int(prior_only),
         "rate_deviations": int(rate_deviations),
         "rate_centring": (
-            rate_centring(
-                observations["y"], times.to_numpy(), series["cell"].to_numpy()
-            )
+            rate_centring(fits, times.to_numpy(), series["cell"].to_numpy())
             if rate_deviations
             else np.zeros(0)
         ),
     }
-    data |= parameter_multipliers(data)
+    data |= parameter_multipliers(data, fits)
     return ModelInput(
         model=model,
         likelihood=likelihood,
@@ -183,7 +183,7 @@ ASSUMED_RATE_SD = 0.5
 SMALLEST_MULTIPLIER = 1e-4
 
 
-def rate_centring(y, t, series_cell):
+def rate_centring(fits, t, series_cell):
     """How centred each series' log rate is sampled (1: centred, 0: non-centred).
 
     The posterior is the same for any choice; the sampler's speed is not. A series
@@ -193,9 +193,10 @@ def rate_centring(y, t, series_cell):
     that the data alone leave). v comes from each series' least-squares fit at its
     cell's best rate on a grid: 1 / (amplitude^2 * the information about log c left
     after the asymptote and the start are fitted, / the cell's residual variance).
+    ``fits`` are the cells' least-squares fits (cell_fits).
     """
     centring = np.zeros(len(series_cell))
-    for cell, fit in cell_fits(y, t, series_cell).items():
+    for cell, fit in fits.items():
         rate = fit.rate
         amplitude = fit.asymptote - fit.start
         noise_variance = fit.sigma**2
@@ -213,9 +214,10 @@ def rate_centring(y, t, series_cell):
     return centring
 
 
-def parameter_multipliers(data):
+def parameter_multipliers(data, fits):
     """Stan multipliers: each sampled parameter's posterior sd, roughly, from the
-    least-squares fits (ones in prior-only runs, where the prior sets the scale).
+    cells' least-squares ``fits`` (cell_fits; ones in prior-only runs, where the
+    prior sets the scale).
 
     The posterior is the same for any values; they only rescale the sampler's
     coordinates. Without them the scales span 0.001 (b) to 0.5, and until warm-up
@@ -238,7 +240,6 @@ def parameter_multipliers(data):
     }
     if data["prior_only"]:
         return multipliers
-    fits = cell_fits(data["y"], data["t"], series_cell)
     curve_n_series = np.zeros((n_groups, n_cells))
     np.add.at(curve_n_series, (np.asarray(data["series_group"]) - 1, series_cell), 1)
     for cell, fit in fits.items():

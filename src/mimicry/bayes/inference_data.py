@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-# Sampled stand-ins for a, participant_a and participant_c (see the Stan program);
-# deterministic given the reported parameters, so they are left out.
+# Sampled stand-ins for a, participant_a and participant_c, and the spreads' logs
+# (see the Stan program); deterministic given the reported parameters, so left out.
 SAMPLER_ONLY_VARIABLES = (
     "a_shift",
     "participant_a_shift",
