@@ -21,9 +21,15 @@ from scipy.signal import sosfiltfilt, welch
 from mimicry import qc_figures
 from mimicry.aggregate import aggregate
 from mimicry.devtools import job_counts, run_snakemake
-from mimicry.preprocess import design_filter, preprocess_participant, write_outputs
+from mimicry.preprocess import (
+    design_filter,
+    preprocess_recording,
+    read_participant_recording,
+    write_outputs,
+)
 from mimicry.recordings import read_recording
 from mimicry.simulate import simulate_participant
+from mimicry.spectra import channel_spectra, read_spectra, write_spectra
 
 PARTICIPANTS = {"sub-001": "placebo", "sub-011": "naltrexone", "sub-012": "amisulpride"}
 ORDINARY, FLAT, ARTIFACTS = PARTICIPANTS
@@ -40,19 +46,30 @@ def settings(quick_config):
     return settings_of(quick_config)
 
 
+def spectra_path(qc_path):
+    """Where the preprocess rule writes the spectra: beside the QC report."""
+    return qc_path.with_suffix(".spectra.parquet")
+
+
 @pytest.fixture(scope="module")
 def participants(quick_config, settings, tmp_path_factory):
-    """participant -> (raw path, table path, QC path, table as pandas, QC report)."""
+    """participant -> (raw path, table path, QC path, table as pandas, QC report),
+    the spectra written beside the QC report, all as the preprocess rule does."""
     directory = tmp_path_factory.mktemp("qc-participants")
     drawn = {}
     for participant, group in PARTICIPANTS.items():
         raw = directory / f"{participant}.edf"
         simulate_participant(quick_config, participant, group, raw)
-        table, qc = preprocess_participant(raw, participant, settings)
+        recording = read_participant_recording(raw, participant, settings)
+        options = settings["preprocess"]
+        table, qc = preprocess_recording(
+            recording, settings["study"]["conditions"], options
+        )
         table_path, qc_path = directory / f"{participant}.parquet", directory / (
             f"{participant}.json"
         )
         write_outputs(table, qc, table_path, qc_path)
+        write_spectra(channel_spectra(recording, options), spectra_path(qc_path))
         drawn[participant] = (raw, table_path, qc_path, table.to_pandas(), qc)
     return drawn
 
@@ -73,14 +90,16 @@ def recordings(participants, settings):
 
 
 @pytest.fixture(scope="module")
-def figures(participants, recordings, settings):
+def figures(participants, settings):
     """participant -> (figure, spectra), drawn from the files the rule reads."""
     drawn = {}
     for participant, (_, table_path, qc_path, _, _) in participants.items():
         qc = json.loads(qc_path.read_text())
-        drawn[participant] = qc_figures.participant_figure(
-            recordings[participant], pq.read_table(table_path), qc, settings
+        spectra = read_spectra(spectra_path(qc_path))
+        figure = qc_figures.participant_figure(
+            spectra, pq.read_table(table_path), qc, settings
         )
+        drawn[participant] = figure, spectra
     yield drawn
     for figure, _ in drawn.values():
         plt.close(figure)
@@ -184,6 +203,23 @@ def test_segment_spectra_agree_with_the_whole_recording(
         assert (filtered_line.get_ydata()[below] < raw_line.get_ydata()[below]).all()
 
 
+def test_the_spectra_file_holds_what_channel_spectra_computed(
+    participants, recordings, settings
+):
+    """The QC figure draws the preprocess job's spectra as computed, to the bit."""
+    for participant, (_, _, qc_path, _, _) in participants.items():
+        computed = channel_spectra(recordings[participant], settings["preprocess"])
+        stored = read_spectra(spectra_path(qc_path))
+        assert set(stored) == set(computed)
+        np.testing.assert_array_equal(
+            stored["frequencies_hz"], computed["frequencies_hz"]
+        )
+        for kind in ("raw", "filtered"):
+            assert list(stored[kind]) == settings["study"]["muscles"]
+            for muscle, psd in computed[kind].items():
+                np.testing.assert_array_equal(stored[kind][muscle], psd)
+
+
 # Trials x bins
 
 
@@ -275,15 +311,13 @@ def test_a_channel_without_kept_trials_says_so(figures, participants, settings):
     assert any("no kept trials" in text.get_text() for text in ax.texts)
 
 
-def test_a_condition_without_trials_leaves_an_empty_panel(
-    participants, recordings, settings
-):
-    _, table_path, _, _, qc = participants[ORDINARY]
+def test_a_condition_without_trials_leaves_an_empty_panel(participants, settings):
+    _, table_path, qc_path, _, qc = participants[ORDINARY]
     table = pq.read_table(table_path)
     condition = settings["study"]["conditions"][-1]
     others = table.filter(pc.not_equal(table.column("condition"), condition))
-    figure, _ = qc_figures.participant_figure(
-        recordings[ORDINARY], others, qc, settings
+    figure = qc_figures.participant_figure(
+        read_spectra(spectra_path(qc_path)), others, qc, settings
     )
     for muscle in settings["study"]["muscles"]:
         ax = _axes(figure, f"{muscle}, {condition}: no trials")
@@ -324,24 +358,20 @@ def _png_size(data):
 
 def test_same_inputs_give_the_same_png_bytes(participants, settings, tmp_path):
     """Also when the caller's rcParams differ (a matplotlibrc, an earlier theme)."""
-    raw, table_path, qc_path, _, _ = participants[ARTIFACTS]
+    _, table_path, qc_path, _, _ = participants[ARTIFACTS]
     outputs = []
     foreign_style = {"font.size": 17, "lines.linewidth": 4, "savefig.dpi": 50}
     for run, style in (("first", {}), ("second", foreign_style)):
         with plt.rc_context(style):
             png = tmp_path / f"{run}.png"
-            qc_figures.write_participant_figure(raw, table_path, qc_path, png, settings)
+            qc_figures.write_participant_figure(
+                spectra_path(qc_path), table_path, qc_path, png, settings
+            )
         outputs.append(png.read_bytes())
     assert outputs[0] == outputs[1]
     assert outputs[0].startswith(b"\x89PNG")
-    figure, _ = qc_figures.participant_figure(
-        read_recording(
-            raw,
-            ARTIFACTS,
-            channels=settings["channels"],
-            conditions=settings["study"]["conditions"],
-            settings=settings["recording"],
-        ),
+    figure = qc_figures.participant_figure(
+        read_spectra(spectra_path(qc_path)),
         pq.read_table(table_path),
         json.loads(qc_path.read_text()),
         settings,

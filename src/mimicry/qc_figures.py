@@ -13,12 +13,12 @@ An excluded participant's figure names the exclusion reasons in its title. The g
 figure shows the kept-trial share per participant and muscle, why participants were
 excluded and why trials were rejected.
 
-A participant job is one of ~130 in the default run, so it stays cheap: the filter is
-the preprocessing filter (`design_filter`), but spectra are estimated on a few
-segments spread over the recording (not all of it), the figure is drawn without
-pyplot, seaborn or pandas, with few tick labels (text is most of the drawing time),
-and the PNG has a modest resolution. Drawing and saving happen inside a fixed style
-and with fixed PNG metadata, so the same inputs give the same bytes: the method of
+A participant job is one of ~130 in the default run, so it stays cheap: it draws the
+spectra the `preprocess` job wrote (`mimicry.spectra`) instead of reading and filtering
+the raw file again, the figure is drawn without pyplot, seaborn, pandas or SciPy, with
+few tick labels (text is most of the drawing time), and the PNG has a modest
+resolution. Drawing and saving happen inside a fixed style and with fixed PNG
+metadata, so the same inputs give the same bytes: the method of
 `mimicry.figures.save_figure`, which is not imported because importing
 `mimicry.figures` loads ArviZ, xarray and seaborn, more than a second per job.
 """
@@ -34,12 +34,6 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from scipy.signal import sosfiltfilt, welch  # noqa: E402
-
-from mimicry.preprocess import (  # noqa: E402
-    design_filter,
-    read_participant_recording,
-)
 
 PNG_DPI = 90
 # Fixed metadata so that the same inputs give the same bytes (as mimicry.figures).
@@ -57,17 +51,6 @@ STYLE = {
     "axes.spines.right": False,
     "figure.facecolor": "white",
 }
-# Spectra: Welch with 1 s windows (1 Hz resolution) on SPECTRUM_SEGMENTS segments of
-# SPECTRUM_SEGMENT_S seconds spread evenly over the recording. Each segment is
-# filtered with SPECTRUM_EDGE_S seconds on either side that are then dropped, so the
-# filter's start-up transients stay out of the spectrum.
-SPECTRUM_SEGMENTS = 8
-SPECTRUM_SEGMENT_S = 16.0
-SPECTRUM_EDGE_S = 2.0
-WELCH_WINDOW_S = 1.0
-# The median over each segment's windows (then the mean over segments): movement and
-# blink bursts in a few trials would otherwise lift the whole spectrum by 1-2 dB.
-WELCH_AVERAGE = "median"
 RAW_COLOUR = "0.6"
 FILTERED_COLOUR = "C0"
 EDGE_COLOUR = "C3"
@@ -139,71 +122,13 @@ def table_columns(table):
 # Spectra
 
 
-def spectrum_segments(n_samples, sampling_rate_hz):
-    """(start, stop) sample indices of the segments the spectra are estimated on.
-
-    Each range includes the filter margins on both sides; a recording too short for
-    the segments gives one range over the whole recording.
-    """
-    segment = round(SPECTRUM_SEGMENT_S * sampling_rate_hz)
-    edge = round(SPECTRUM_EDGE_S * sampling_rate_hz)
-    length = segment + 2 * edge
-    if SPECTRUM_SEGMENTS * length >= n_samples:
-        return [(0, n_samples)]
-    starts = np.linspace(0, n_samples - length, SPECTRUM_SEGMENTS).round().astype(int)
-    return [(int(start), int(start) + length) for start in starts]
-
-
-def channel_spectra(recording, options):
-    """Welch spectra of each channel, raw and filtered with the preprocessing filter.
-
-    Per segment (`spectrum_segments`), the median Welch estimate over 1 s Hann
-    windows; the spectrum is the mean over segments.
-
-    Returns a dict with the frequencies (Hz), per muscle the raw and filtered power
-    spectral densities (µV²/Hz), and the band-pass edges, notched frequencies and
-    skipped notch frequencies of the filter.
-    """
-    fs = recording.sampling_rate_hz
-    sos, notch_hz, skipped_notch_hz = design_filter(recording, options)
-    muscles = list(recording.signals_uv)
-    signals = np.vstack([recording.signals_uv[muscle] for muscle in muscles])
-    ranges = spectrum_segments(signals.shape[1], fs)
-    nperseg = min(round(WELCH_WINDOW_S * fs), signals.shape[1])
-    if len(ranges) == 1:
-        raw_segments = signals[:, None, :]
-        filtered_segments = sosfiltfilt(sos, signals, axis=-1)[:, None, :]
-    else:
-        edge = round(SPECTRUM_EDGE_S * fs)
-        raw = np.stack([signals[:, start:stop] for start, stop in ranges], axis=1)
-        filtered = sosfiltfilt(sos, raw, axis=-1)
-        raw_segments, filtered_segments = (
-            raw[..., edge:-edge],
-            filtered[..., edge:-edge],
-        )
-    frequencies, raw_psd = welch(
-        raw_segments, fs, nperseg=nperseg, average=WELCH_AVERAGE, axis=-1
-    )
-    _, filtered_psd = welch(
-        filtered_segments, fs, nperseg=nperseg, average=WELCH_AVERAGE, axis=-1
-    )
-    return {
-        "frequencies_hz": frequencies,
-        "raw": dict(zip(muscles, raw_psd.mean(axis=1))),
-        "filtered": dict(zip(muscles, filtered_psd.mean(axis=1))),
-        "band_hz": [float(edge) for edge in options["band_hz"]],
-        "notch_hz": notch_hz,
-        "skipped_notch_hz": skipped_notch_hz,
-    }
-
-
 def decibels(psd):
     """Power spectral density in dB re 1 µV²/Hz (a linear axis needs no mathtext)."""
     with np.errstate(divide="ignore"):
         return 10 * np.log10(psd)
 
 
-def _spectrum_panel(ax, muscle, channel, spectra, legend):
+def _spectrum_panel(ax, muscle, channel, spectra, qc, legend):
     frequencies = spectra["frequencies_hz"]
     for kind, colour in (("raw", RAW_COLOUR), ("filtered", FILTERED_COLOUR)):
         ax.plot(
@@ -214,7 +139,7 @@ def _spectrum_panel(ax, muscle, channel, spectra, legend):
             label=kind,
             gid=kind,
         )
-    low, high = spectra["band_hz"]
+    low, high = qc["band_hz"]
     for index, edge in enumerate((low, high)):
         ax.axvline(
             edge,
@@ -224,7 +149,7 @@ def _spectrum_panel(ax, muscle, channel, spectra, legend):
             label=f"band-pass {low:g}-{high:g} Hz" if index == 0 else None,
             gid="band_edge",
         )
-    for index, frequency in enumerate(spectra["notch_hz"]):
+    for index, frequency in enumerate(qc["notch_hz"]):
         ax.axvline(
             frequency,
             color=NOTCH_COLOUR,
@@ -418,18 +343,17 @@ def participant_title(qc):
 
 
 @_styled
-def participant_figure(recording, table, qc, settings):
+def participant_figure(spectra, table, qc, settings):
     """The QC figure of one participant.
 
-    recording: the participant's `Recording`; table: its preprocessed trial table
-    (pyarrow, as `preprocess_participant` returns and the rule writes); qc: its QC
-    report; settings: the config sections `study`, `channels` and `preprocess` as the
+    spectra: its channel spectra (`mimicry.spectra.channel_spectra`); table: its
+    preprocessed trial table (pyarrow, as `preprocess_participant` returns and the
+    rule writes); qc: its QC report (band edges and notches); settings: the config sections `study`, `channels` and `preprocess` as the
     validated config has them (every default filled in).
-    Returns the figure and the spectra it draws (`channel_spectra`).
+    Returns the figure.
     """
     study = settings["study"]
     muscles, conditions = study["muscles"], study["conditions"]
-    spectra = channel_spectra(recording, settings["preprocess"])
     columns = table_columns(table)
     value_label = VALUE_LABELS.get(qc["value"], qc["value"])
 
@@ -452,7 +376,7 @@ def participant_figure(recording, table, qc, settings):
     for index, muscle in enumerate(muscles):
         ax = figure.add_subplot(grid[0, index * span : (index + 1) * span])
         _spectrum_panel(
-            ax, muscle, settings["channels"][muscle], spectra, legend=index == 0
+            ax, muscle, settings["channels"][muscle], spectra, qc, legend=index == 0
         )
 
     limit = heatmap_limit(columns)
@@ -498,30 +422,21 @@ def participant_figure(recording, table, qc, settings):
         color=EXCLUDED_COLOUR if qc["excluded"] else "black",
         fontsize="medium",
     )
-    return figure, spectra
+    return figure
 
 
-def write_participant_figure(
-    recording_path,
-    table_path,
-    qc_path,
-    png_path,
-    settings,
-    file_format=None,
-    events_path=None,
-):
-    """Read a participant's raw file, trial table and QC report; write its figure."""
+def write_participant_figure(spectra_path, table_path, qc_path, png_path, settings):
+    """Read a participant's spectra, trial table and QC report; write its figure."""
     import json
 
     import pyarrow.parquet as pq
 
+    from mimicry.spectra import read_spectra
+
     with open(qc_path) as handle:
         qc = json.load(handle)
-    recording = read_participant_recording(
-        recording_path, qc["participant"], settings, file_format, events_path
-    )
-    figure, _ = participant_figure(
-        recording, pq.ParquetFile(table_path).read(), qc, settings
+    figure = participant_figure(
+        read_spectra(spectra_path), pq.ParquetFile(table_path).read(), qc, settings
     )
     save_png(figure, png_path)
 

@@ -6,6 +6,7 @@ rule preprocess:
     output:
         table="results/preprocessed/{participant}.parquet",
         qc="results/qc/{participant}.json",
+        spectra="results/qc/{participant}.spectra.parquet",
     log:
         "logs/preprocess/{participant}.log",
     benchmark:

@@ -1,7 +1,6 @@
 rule qc_participant:
     input:
-        recording=raw_recording,
-        events=bids_events,
+        spectra=rules.preprocess.output.spectra,
         table=rules.preprocess.output.table,
         qc=rules.preprocess.output.qc,
     output:
@@ -16,8 +15,6 @@ rule qc_participant:
         "logs/qc/{participant}.log",
     benchmark:
         "results/benchmarks/qc/{participant}.tsv"
-    # Before the next simulations: a temporary raw file is deleted once read.
-    priority: 1
     conda:
         "../../envs/figures.yaml"
     threads: 1
@@ -26,7 +23,6 @@ rule qc_participant:
         runtime=10,
     params:
         settings=preprocess_settings(),
-        file_format=participant_format,
     script:
         "../scripts/qc_participant.py"
 

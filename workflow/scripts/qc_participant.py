@@ -7,12 +7,9 @@ from mimicry.qc_figures import write_participant_figure
 
 configure_logging()
 write_participant_figure(
-    snakemake.input.recording,
+    snakemake.input.spectra,
     snakemake.input.table,
     snakemake.input.qc,
     snakemake.output.png,
     snakemake.params.settings,
-    file_format=snakemake.params.file_format,
-    # Only BIDS participants have an events.tsv input.
-    events_path=snakemake.input.events or None,
 )
