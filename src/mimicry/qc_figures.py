@@ -348,8 +348,9 @@ def participant_figure(spectra, table, qc, settings):
 
     spectra: its channel spectra (`mimicry.spectra.channel_spectra`); table: its
     preprocessed trial table (pyarrow, as `preprocess_participant` returns and the
-    rule writes); qc: its QC report (band edges and notches); settings: the config sections `study`, `channels` and `preprocess` as the
-    validated config has them (every default filled in).
+    rule writes); qc: its QC report (band edges and notches); settings: the config
+    sections `study`, `channels` and `preprocess` as the validated config has them
+    (every default filled in).
     Returns the figure.
     """
     study = settings["study"]
