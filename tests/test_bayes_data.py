@@ -3,13 +3,14 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.optimize
 from mimicry.bayes.data import (
     RATE_GRID,
     CellsTableError,
     build_model_input,
     cell_fits,
     parameter_multipliers,
-    rate_centring,
+    series_rate_likelihoods,
 )
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from mimicry.devtools import PROJECT_ROOT
@@ -158,36 +159,58 @@ def test_rejects_participant_in_two_groups(cells):
     _bad(mixed, "participants \\['sub-001'\\] appear in several groups")
 
 
-def test_rate_centring_follows_how_well_each_series_fixes_its_rate():
-    """Series with a clear response (amplitude 0.3, noise sd 0.02) are sampled
-    mostly centred, flat ones non-centred, small responses in between."""
+def series_log_rates(y, t):
+    """series_rate_likelihoods of series that all lie in one cell."""
+    cells = np.zeros(len(y), dtype=int)
+    return series_rate_likelihoods(y.ravel(), t, cells, cell_fits(y.ravel(), t, cells))
+
+
+def test_series_rate_likelihoods_follow_how_well_each_series_fixes_its_rate():
+    """Clear responses (amplitude 0.3, noise sd 0.02) give their log rate with the
+    standard error of a nonlinear least-squares fit; flat series say next to
+    nothing (an sd above 1 on the log scale, wider than rate_sd's prior scale);
+    small responses lie in between."""
     t = np.arange(0.25, 6.0, 0.5)
     rng = np.random.default_rng(1)
     amplitudes = np.repeat([0.3, 0.0, 0.03], 20)
     curves = amplitudes[:, None] * -np.expm1(-0.5 * t)
     y = curves + 0.02 * rng.standard_normal(curves.shape)
-    cells = np.zeros(len(amplitudes), dtype=int)
-    centring = rate_centring(cell_fits(y.ravel(), t, cells), t, cells)
-    clear, flat, small = np.split(centring, 3)
-    assert ((0 <= centring) & (centring <= 1)).all()
-    assert clear.min() > 0.7 and flat.max() < 0.1
+    estimate, precision = series_log_rates(y, t)
+    clear, flat, small = np.split(precision, 3)
+    assert flat.max() < 1
     assert flat.mean() < small.mean() < clear.mean()
 
+    def response(t, amplitude, log_rate):
+        return amplitude * -np.expm1(-np.exp(log_rate) * t)
 
-def test_rate_centring_of_noiseless_series_is_finite():
+    for series in range(20):
+        (_, log_rate), covariance = scipy.optimize.curve_fit(
+            response,
+            t,
+            y[series],
+            p0=(0.3, np.log(0.5)),
+            sigma=np.full(len(t), 0.02),
+            absolute_sigma=True,
+        )
+        assert estimate[series] == pytest.approx(log_rate, abs=0.05)
+        assert precision[series] ** -0.5 == pytest.approx(
+            np.sqrt(covariance[1, 1]), rel=0.2
+        )
+
+
+def test_series_rate_likelihoods_of_noiseless_series_are_finite():
     t = np.arange(0.25, 6.0, 0.5)
-    cells = np.zeros(2, dtype=int)
-    constant = rate_centring(cell_fits(np.zeros(2 * len(t)), t, cells), t, cells)
-    response = rate_centring(
-        cell_fits(np.tile(-0.3 * np.expm1(-0.5 * t), 2), t, cells), t, cells
-    )
-    assert (constant == 0).all() and (response > 0.99).all()
+    _, constant = series_log_rates(np.zeros((2, len(t))), t)
+    estimate, response = series_log_rates(np.tile(-0.3 * np.expm1(-0.5 * t), (2, 1)), t)
+    assert constant == pytest.approx(0, abs=1e-9)
+    assert np.isfinite(response).all() and (response > 1e3).all()
+    assert estimate == pytest.approx(np.log(0.5), abs=0.02)
 
 
 def test_multipliers_match_the_least_squares_standard_errors():
     """For one cell at a grid rate: b's multiplier is the OLS standard error of a
-    start shared by all series (each with its own asymptote), and the series'
-    asymptote multipliers are sigma / sqrt(sum(rise^2)); ones in prior-only mode."""
+    start shared by all series (each with its own asymptote); ones in prior-only
+    mode."""
     t = np.arange(0.25, 6.0, 0.5)
     rate = RATE_GRID[20]
     rise = -np.expm1(-rate * t)
@@ -218,8 +241,5 @@ def test_multipliers_match_the_least_squares_standard_errors():
     start_se = np.sqrt(noise * np.linalg.inv(design.T @ design)[-1, -1])
     # Within 10%: the cell's best rate on the grid and its sigma come from the data.
     assert multipliers["b_multiplier"][0] == pytest.approx(start_se, rel=0.1)
-    assert multipliers["participant_a_shift_multiplier"] == pytest.approx(
-        sigma / np.sqrt(rise @ rise), rel=0.1
-    )
     prior = parameter_multipliers(data | {"prior_only": 1}, fits)
     assert all((values == 1).all() for values in prior.values())

@@ -324,7 +324,7 @@ def test_output_structure_and_observation_labels(effect_fit):
         "naltrexone - placebo",
         "amisulpride - placebo",
     ]
-    assert "a_shift" not in posterior and "participant_a_shift" not in posterior
+    assert "a_shift" not in posterior and "participant_a_raw" not in posterior
     observed = inference_data.observed_data
     first = observed.isel(obs=0)
     assert (str(first["participant"].values), int(first["bin"])) == ("sub-001", 0)
@@ -387,9 +387,9 @@ def stan_draw(values):
 
 
 def prior_log_density(values, data):
-    """Log density of the priors on a, b, log c, the sds and nu, and of the sampled
-    series asymptotes (Student-t) and log rates (with rate deviations) given their
-    curves, in the sampler's coordinates, up to constants."""
+    """Log density of the priors and of the sampled series asymptotes (Student-t)
+    and log rates (with rate deviations) given their curves, in the sampler's
+    coordinates, up to constants."""
     norm = scipy.stats.norm
     cell = np.asarray(data["series_cell"]) - 1
     curve = np.asarray(data["series_group"]) - 1 + data["n_groups"] * cell
@@ -401,34 +401,57 @@ def prior_log_density(values, data):
             named(values, "participant_sd")[cell],
         ).sum()
     if data["rate_deviations"]:
-        # The log rates are sampled partially non-centred: their density in the
-        # sampler's coordinates has the Jacobian rate_sd^(1 - rate_centring).
-        rate_sd = named(values, "rate_sd")
-        series += (
-            norm.logpdf(rate_sd, 0, 0.5).sum()
-            + norm.logpdf(
-                np.log(named(values, "participant_c")),
-                named(values, "log_c")[curve],
-                rate_sd[cell],
-            ).sum()
-            + ((1 - data["rate_centring"]) * np.log(rate_sd[cell])).sum()
+        series += norm.logpdf(
+            np.log(named(values, "participant_c")),
+            named(values, "log_c")[curve],
+            named(values, "rate_sd")[cell],
+        ).sum()
+    return series + standardisation_jacobian(values, data) + cell_level(values, data)
+
+
+def standardisation_jacobian(values, data):
+    """Log Jacobian of the series' standardised coordinates: the sd of each sampled
+    log rate and (Student-t) asymptote given the rest, as the program computes it."""
+    cell = np.asarray(data["series_cell"]) - 1
+    curve = np.asarray(data["series_group"]) - 1 + data["n_groups"] * cell
+    jacobian = 0.0
+    if data["rate_deviations"]:
+        precision = 1 / named(values, "rate_sd")[cell] ** 2
+        jacobian -= 0.5 * np.log(precision + data["series_log_rate_precision"]).sum()
+    if data["student_t"]:
+        rate = (
+            named(values, "participant_c")
+            if data["rate_deviations"]
+            else named(values, "c")[curve]
         )
+        rise_square = (np.expm1(-np.outer(rate, data["t"])) ** 2).sum(axis=1)
+        fit_precision = rise_square / named(values, "sigma")[cell] ** 2
+        prior_precision = 1 / named(values, "participant_sd")[cell] ** 2
+        jacobian -= 0.5 * np.log(fit_precision + prior_precision).sum()
+    return jacobian
+
+
+def cell_level(values, data):
+    """Log density of the priors on a, b, log c, the sds and nu in the sampler's
+    coordinates, up to constants."""
+    norm = scipy.stats.norm
     # The spreads are sampled on the log scale: Jacobian sd.
     spreads = ["participant_sd", "sigma"] + ["rate_sd"] * data["rate_deviations"]
     jacobian = sum(np.log(named(values, name)).sum() for name in spreads)
+    rate_sd_prior = (
+        norm.logpdf(named(values, "rate_sd"), 0, 0.5).sum()
+        if data["rate_deviations"]
+        else 0.0
+    )
     return (
-        series
-        + jacobian
-        + sum(
-            (
-                norm.logpdf(named(values, "a"), 0, 0.5).sum(),
-                norm.logpdf(named(values, "b"), 0, 0.2).sum(),
-                norm.logpdf(named(values, "log_c"), np.log(0.5), 1).sum(),
-                norm.logpdf(named(values, "participant_sd"), 0, 0.3).sum(),
-                norm.logpdf(named(values, "sigma"), 0, 0.3).sum(),
-                scipy.stats.gamma.logpdf(named(values, "nu"), 2, scale=10).sum(),
-            )
-        )
+        jacobian
+        + rate_sd_prior
+        + norm.logpdf(named(values, "a"), 0, 0.5).sum()
+        + norm.logpdf(named(values, "b"), 0, 0.2).sum()
+        + norm.logpdf(named(values, "log_c"), np.log(0.5), 1).sum()
+        + norm.logpdf(named(values, "participant_sd"), 0, 0.3).sum()
+        + norm.logpdf(named(values, "sigma"), 0, 0.3).sum()
+        + scipy.stats.gamma.logpdf(named(values, "nu"), 2, scale=10).sum()
     )
 
 

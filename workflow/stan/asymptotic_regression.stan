@@ -17,33 +17,34 @@
 // on the realistic simulated study).
 //
 // Parameterisation, chosen for sampling speed (benchmarks/stan_drug.py):
-// - Stan samples b, a's shifts, log c, the series' shifts and raw log rates, and the
-//   logs of the spreads each divided by a multiplier, its rough posterior sd from
-//   least-squares fits (src/mimicry/bayes/data.py). Their scales span 0.001 to 0.5;
-//   on the raw scale warm-up ran trees of up to 1023 steps until it had learnt a
-//   metric, and a Student-t chain took 148,000 leapfrog steps instead of 34,500.
+// - Stan samples b, a's shifts, log c and the logs of the spreads each divided by a
+//   multiplier, its rough posterior sd from least-squares fits (src/mimicry/bayes/
+//   data.py). Their scales span 0.001 to 0.5; on the raw scale warm-up ran trees of
+//   up to 1023 steps until it had learnt a metric, and a Student-t chain took
+//   148,000 leapfrog steps instead of 34,500.
 // - Each curve's series are one contiguous block of columns of y. A series' fit
 //   needs only three sums over its bins (of rise, rise^2 and y * rise, rise = 1 -
 //   exp(-c t)), computed once per evaluation: over curves, or over series with
 //   rate deviations.
-// - With ~12 bins per series the data pin each series asymptote down (posterior sd
-//   ~0.015) much more tightly than the participant sd spreads them (~0.06): the
-//   regime where the centred form (asymptote ~ normal(a, sd)) mixes well and the
-//   non-centred a + sd * z would couple z to sd and a instead.
-// - Given b and c, the asymptote a series' data imply is a least-squares fit that moves
-//   with c. Sampled directly, the asymptotes and c form a ridge that forces long
-//   trajectories (tree depth 5, a third of the effective sample size). So each series
-//   asymptote is its least-squares value plus a sampled shift, and each curve's a is
-//   the precision-weighted mean least-squares value of its series plus a sampled
-//   shift (the precisions differ between series only with rate deviations); the
-//   shifts hardly correlate with c. Given the other parameters the map from shifts
-//   to asymptotes is a translation, so its Jacobian is 1 and the priors below apply
-//   to a and the asymptotes as stated.
-// - With rate deviations the data pin some series' rates down and say little about
-//   others' (no response, or noise): no one form mixes for all. Each series log rate
-//   is partially non-centred (Gorinova, Moore & Hoffman 2020) with its own weight
-//   rate_centring in [0, 1] (1 centred, 0 non-centred), chosen from the data before
-//   sampling (src/mimicry/bayes/data.py); the posterior is the same for any weights.
+// - Given b and c, the asymptote a series' data imply is a least-squares fit that
+//   moves with c. Sampled directly, the asymptotes and c form a ridge that forces
+//   long trajectories. So each curve's a is the precision-weighted mean
+//   least-squares value of its series plus a sampled shift (a translation given
+//   the rest: Jacobian 1), and each series' own parameters are sampled standardised
+//   by their conditional posterior given everything else: value = mean + sd * raw,
+//   Jacobian sd. Where the data pin a series down this is the centred form around
+//   its fit, where they say little (a flat series, or one whose rate makes its
+//   rise tiny) the non-centred form around its curve, and it moves between the two
+//   as the sampler moves the spreads: with fixed forms, a posterior of rate_sd that
+//   reaches from near 0 (a funnel for the centred form) to where the data constrain
+//   the rates (one for the non-centred form) diverged on a table without rate
+//   spread (cells_N130.csv: 51 divergences, min bulk ESS 339; now none). The
+//   posterior is the same whatever the standardisation.
+//   - Series asymptotes (Student-t model): their conditional posterior under a
+//     normal likelihood (asymptote_given_fit).
+//   - Series log rates (rate deviations): their prior normal(log_c, rate_sd) times
+//     a normal approximation of what the series' own data say (series_log_rate and
+//     its precision, from a least-squares profile before sampling).
 // - The normal model integrates the series asymptotes out exactly. Given b and c a
 //   series is y = asymptote * rise + b * (1 - rise) + noise, rise = 1 - exp(-c t), so
 //   its least-squares asymptote is normal around the curve's a with variance
@@ -110,11 +111,30 @@ functions {
            - square(fitted) .* sums[ : , 2];
   }
 
-  // Series log rates from their partially non-centred form (see participant_log_c_raw).
-  vector partially_centred(vector raw, vector curve_log_c, vector rate_sd_series,
-                           data vector centring) {
-    return curve_log_c
-           + rate_sd_series .^ (1 - centring) .* (raw - centring .* curve_log_c);
+  // Sd of each series log rate given its curve's log_c, rate_sd and the normal
+  // approximation of its data (precision 0: the data say nothing).
+  vector standardising_sd(vector rate_sd_series, data vector precision) {
+    return inv_sqrt(inv_square(rate_sd_series) + precision);
+  }
+
+  // Series log rates from their standardised form (see participant_log_c_raw).
+  vector standardised_log_rate(vector raw, vector curve_log_c, vector rate_sd_series,
+                               vector sd, data vector estimate, data vector precision) {
+    return square(sd) .* (curve_log_c ./ square(rate_sd_series) + precision .* estimate)
+           + sd .* raw;
+  }
+
+  // Conditional posterior of each series asymptote under a normal likelihood, given
+  // its curve's a, b, its rate and the spreads: its prior normal(a, participant_sd)
+  // and its least-squares fit weighted by their precisions. Mean (column 1) and sd.
+  matrix asymptote_given_fit(vector fitted, matrix sums, vector sigma_series,
+                             vector participant_sd_series, vector a_series) {
+    vector[rows(fitted)] fit_precision = sums[ : , 2] ./ square(sigma_series);
+    vector[rows(fitted)] prior_precision = inv_square(participant_sd_series);
+    vector[rows(fitted)] precision = fit_precision + prior_precision;
+    return append_col((fit_precision .* fitted + prior_precision .* a_series)
+                      ./ precision,
+                      inv_sqrt(precision));
   }
 
   // Precision of each least-squares asymptote about its curve's a.
@@ -137,17 +157,17 @@ data {
   int<lower=0, upper=1> student_t; // 1: Student-t likelihood, 0: normal
   int<lower=0, upper=1> rate_deviations; // 1: each series has its own log rate
   int<lower=0, upper=1> prior_only; // 1: ignore y, draw from the prior
-  // How centred each series' log rate is sampled (rate deviations only).
-  vector<lower=0, upper=1>[rate_deviations ? n_series : 0] rate_centring;
+  // What each series' data alone say about its log rate: the mean and precision of
+  // a normal approximation (rate deviations outside prior-only mode).
+  vector[rate_deviations && !prior_only ? n_series : 0] series_log_rate;
+  vector<lower=0>[rate_deviations && !prior_only ? n_series : 0]
+    series_log_rate_precision;
   // Rough posterior sds of the parameters below, from least-squares fits (ones in
   // prior-only mode): Stan samples each divided by its multiplier, so that all are
   // on a similar scale before warm-up has learnt one (src/mimicry/bayes/data.py).
   vector<lower=0>[n_cells] b_multiplier;
   matrix<lower=0>[n_groups, n_cells] a_shift_multiplier;
   matrix<lower=0>[n_groups, n_cells] log_c_multiplier;
-  vector<lower=0>[prior_only || !student_t ? 0 : n_series] participant_a_shift_multiplier;
-  vector<lower=0>[rate_deviations && !prior_only ? n_series : 0]
-    participant_log_c_raw_multiplier;
   vector<lower=0>[n_cells] log_participant_sd_multiplier;
   vector<lower=0>[n_cells] log_sigma_multiplier;
   vector<lower=0>[rate_deviations ? n_cells : 0] log_rate_sd_multiplier;
@@ -198,20 +218,19 @@ parameters {
   // Degrees of freedom shared by all cells: tail weight is a property of the
   // recording and outlier process, and one nu is far better identified than twelve.
   array[student_t] real<lower=1> nu;
-  // Series asymptote minus its least-squares value (Student-t model only); prior
-  // stated on the asymptote. Without data there is nothing to centre on: prior-only
-  // draws of the asymptotes come from the hierarchical prior in generated quantities.
-  vector<multiplier=participant_a_shift_multiplier>[prior_only || !student_t ? 0
-                                                                   : n_series]
-    participant_a_shift;
+  // Series asymptotes (Student-t model only) standardised: asymptote = mean + sd *
+  // raw, with the mean and sd of its conditional posterior under a normal likelihood
+  // (asymptote_given_fit); prior stated on the asymptote. Without data there is
+  // nothing to standardise by: prior-only draws of the asymptotes come from the
+  // hierarchical prior in generated quantities.
+  vector[prior_only || !student_t ? 0 : n_series] participant_a_raw;
   // Spread of the series log rates around their curve's, and (outside prior-only
-  // mode, where they are drawn in generated quantities) the log rates in the
-  // partially non-centred form: log rate = m + rate_sd^(1 - w) * (raw - w * m), m its
-  // curve's log_c and w its rate_centring, with raw ~ normal(w * m, rate_sd^w).
+  // mode, where they are drawn in generated quantities) the log rates standardised:
+  // log rate = mean + sd * raw, with mean and sd those of its conditional posterior
+  // under the normal approximation of its data (standardised_log_rate).
   vector<multiplier=log_rate_sd_multiplier>[rate_deviations ? n_cells : 0]
     log_rate_sd;
-  vector<multiplier=participant_log_c_raw_multiplier>[sampled_rates ? n_series : 0]
-    participant_log_c_raw;
+  vector[sampled_rates ? n_series : 0] participant_log_c_raw;
 }
 transformed parameters {
   vector<lower=0>[n_cells] participant_sd = exp(log_participant_sd);
@@ -220,10 +239,15 @@ transformed parameters {
 }
 model {
   vector[sampled_rates ? n_series : 0] participant_log_c;
+  vector[sampled_rates ? n_series : 0] rate_sd_given_data;
   if (sampled_rates) {
-    participant_log_c = partially_centred(participant_log_c_raw,
-                                          to_vector(log_c)[series_curve],
-                                          rate_sd[series_cell], rate_centring);
+    rate_sd_given_data = standardising_sd(rate_sd[series_cell],
+                                          series_log_rate_precision);
+    participant_log_c = standardised_log_rate(participant_log_c_raw,
+                                              to_vector(log_c)[series_curve],
+                                              rate_sd[series_cell],
+                                              rate_sd_given_data, series_log_rate,
+                                              series_log_rate_precision);
   }
   vector[n_series] b_series = b[series_cell];
   vector[n_series] sigma_series = sigma[series_cell];
@@ -258,15 +282,24 @@ model {
   // Participants' log rates: a scale of 0.5 (rates 40% slower to 65% faster) allows
   // the spread of time constants seen across people without fixing it.
   rate_sd ~ normal(0, 0.5);
-  // Implies participant_log_c ~ normal(log_c, rate_sd) for its curve and cell.
+  // Each series log rate around its curve's, with the Jacobian of the
+  // standardisation.
   if (sampled_rates) {
-    participant_log_c_raw ~ normal(rate_centring .* to_vector(log_c)[series_curve],
-                                   rate_sd[series_cell] .^ rate_centring);
+    target += normal_lupdf(participant_log_c | to_vector(log_c)[series_curve],
+                                               rate_sd[series_cell])
+              + sum(log(rate_sd_given_data));
   }
 
   if (!prior_only && student_t) {
-    vector[n_series] participant_a = fitted + participant_a_shift;
-    participant_a ~ normal(to_vector(a)[series_curve], participant_sd[series_cell]);
+    matrix[n_series, 2] given_fit = asymptote_given_fit(fitted, sums, sigma_series,
+                                                        participant_sd[series_cell],
+                                                        to_vector(a)[series_curve]);
+    vector[n_series] participant_a = given_fit[ : , 1]
+                                     + given_fit[ : , 2] .* participant_a_raw;
+    // The Jacobian of the standardisation is the conditional sd.
+    target += normal_lupdf(participant_a | to_vector(a)[series_curve],
+                                           participant_sd[series_cell])
+              + sum(log(given_fit[ : , 2]));
     matrix[n_bins, n_series] decay
       = exp(-t * exp(sampled_rates ? participant_log_c
                                    : to_vector(log_c)[series_curve])');
@@ -301,9 +334,14 @@ generated quantities {
   matrix[n_groups - 1, n_cells] contrast_a;
   matrix[n_groups - 1, n_cells] contrast_c;
   if (sampled_rates) {
-    participant_c = exp(partially_centred(participant_log_c_raw,
-                                          to_vector(log_c)[series_curve],
-                                          rate_sd[series_cell], rate_centring));
+    vector[n_series] rate_sd_series = rate_sd[series_cell];
+    participant_c = exp(standardised_log_rate(participant_log_c_raw,
+                                              to_vector(log_c)[series_curve],
+                                              rate_sd_series,
+                                              standardising_sd(rate_sd_series,
+                                                               series_log_rate_precision),
+                                              series_log_rate,
+                                              series_log_rate_precision));
   } else if (rate_deviations) {
     participant_c = exp(to_vector(normal_rng(to_vector(log_c)[series_curve],
                                              rate_sd[series_cell])));
@@ -321,19 +359,14 @@ generated quantities {
     a = curve_means(a_shift, fitted,
                     fit_weight(participant_sd[series_cell], sigma_series, sums),
                     curve_n_series);
+    matrix[n_series, 2] given_fit = asymptote_given_fit(fitted, sums, sigma_series,
+                                                        participant_sd[series_cell],
+                                                        to_vector(a)[series_curve]);
     if (student_t) {
-      participant_a = fitted + participant_a_shift;
+      participant_a = given_fit[ : , 1] + given_fit[ : , 2] .* participant_a_raw;
     } else {
-      // Conditional posterior of each asymptote: its prior and its fit, weighted by
-      // their precisions.
-      vector[n_series] fit_precision = sums[ : , 2] ./ square(sigma_series);
-      vector[n_series] prior_precision = inv_square(participant_sd[series_cell]);
-      vector[n_series] precision = fit_precision + prior_precision;
-      participant_a = to_vector(normal_rng((fit_precision .* fitted
-                                            + prior_precision
-                                              .* to_vector(a)[series_curve])
-                                           ./ precision,
-                                           inv_sqrt(precision)));
+      // The normal model's asymptotes, from their exact conditional posterior.
+      participant_a = to_vector(normal_rng(given_fit[ : , 1], given_fit[ : , 2]));
     }
   }
   contrast_a = a[contrast_group] - rep_matrix(a[reference_group], n_groups - 1);

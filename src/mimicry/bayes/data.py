@@ -153,12 +153,13 @@ def build_model_input(
         "student_t": int(likelihood == "student_t"),
         "prior_only": int(prior_only),
         "rate_deviations": int(rate_deviations),
-        "rate_centring": (
-            rate_centring(fits, times.to_numpy(), series["cell"].to_numpy())
-            if rate_deviations
-            else np.zeros(0)
-        ),
     }
+    sampled_rates = rate_deviations and not prior_only
+    data["series_log_rate"], data["series_log_rate_precision"] = (
+        series_rate_likelihoods(data["y"], data["t"], series["cell"].to_numpy(), fits)
+        if sampled_rates
+        else (np.zeros(0), np.zeros(0))
+    )
     data |= parameter_multipliers(data, fits)
     return ModelInput(
         model=model,
@@ -175,43 +176,53 @@ def build_model_input(
     )
 
 
-# Where rates are looked for when choosing the parameterisation: 0.05/s to 10/s.
+# Where rates are looked for when choosing the parameterisation: 0.05/s to 10/s,
+# on the log scale (a series' log-rate likelihood is resolved to about 0.03).
 RATE_GRID = np.geomspace(0.05, 10.0, 40)
-# The spread of series log rates assumed there: the scale of rate_sd's prior.
+LOG_RATE_GRID = np.linspace(np.log(RATE_GRID[0]), np.log(RATE_GRID[-1]), 161)
+# The spread of series log rates assumed for the curves' log c multipliers: the scale
+# of rate_sd's prior.
 ASSUMED_RATE_SD = 0.5
 # Floor of the Stan multipliers, for noiseless or fully determined parameters.
 SMALLEST_MULTIPLIER = 1e-4
 
 
-def rate_centring(fits, t, series_cell):
-    """How centred each series' log rate is sampled (1: centred, 0: non-centred).
+def series_rate_likelihoods(y, t, series_cell, fits):
+    """What each series' own data say about its log rate: the mean and precision of
+    its likelihood over LOG_RATE_GRID, given its cell's start and residual sd from
+    ``fits`` (cell_fits), with the series' own asymptote fitted at every rate.
 
-    The posterior is the same for any choice; the sampler's speed is not. A series
-    whose data pin its rate down mixes best centred, one whose data say little
-    (no response, or noise) best non-centred, and in between partially (Gorinova,
-    Moore & Hoffman 2020: lambda = tau^2 / (tau^2 + v), v the variance of the log rate
-    that the data alone leave). v comes from each series' least-squares fit at its
-    cell's best rate on a grid: 1 / (amplitude^2 * the information about log c left
-    after the asymptote and the start are fitted, / the cell's residual variance).
-    ``fits`` are the cells' least-squares fits (cell_fits).
+    The Stan program samples each series log rate standardised by the conditional
+    posterior that this normal approximation and the rate spread imply, so that its
+    scale does not change with rate_sd: centred where the data pin the rate down,
+    non-centred where they do not, and the form follows rate_sd as the sampler moves
+    it (in a funnel no fixed form mixes at both ends). The posterior is the same for
+    any values. Precision 0: the data say no more than the grid's flat prior (no
+    response, or noise); it is at most that of a likelihood one grid step wide.
     """
-    centring = np.zeros(len(series_cell))
+    y = np.asarray(y, dtype=float).reshape(len(series_cell), len(t))
+    rise = -np.expm1(-np.outer(np.exp(LOG_RATE_GRID), t))
+    rise_square = (rise**2).sum(axis=1)
+    step = LOG_RATE_GRID[1] - LOG_RATE_GRID[0]
+    flat_precision, largest_precision = 1 / LOG_RATE_GRID.var(), 12 / step**2
+    estimate, precision = np.zeros(len(series_cell)), np.zeros(len(series_cell))
     for cell, fit in fits.items():
-        rate = fit.rate
-        amplitude = fit.asymptote - fit.start
-        noise_variance = fit.sigma**2
-        # d rise / d log c, less what the asymptote and start columns explain.
-        slope = rate * t * np.exp(-rate * t)
-        slope_left = (
-            slope - fit.design @ np.linalg.lstsq(fit.design, slope, rcond=None)[0]
-        )
-        signal = np.maximum(amplitude**2 - fit.amplitude_variance * noise_variance, 0.0)
+        # The series' response from the cell's shared start, and for each rate its
+        # residual sum of squares with the best asymptote.
+        response = y[series_cell == cell] - np.median(fit.start)
+        cross = response @ rise.T
+        residual = (response**2).sum(axis=1, keepdims=True) - cross**2 / rise_square
         with np.errstate(divide="ignore", invalid="ignore"):
-            variance = noise_variance / (signal * (slope_left @ slope_left))
-            weight = ASSUMED_RATE_SD**2 / (ASSUMED_RATE_SD**2 + variance)
-        # No signal and no noise (a constant series): nothing to pin the rate down.
-        centring[series_cell == cell] = np.nan_to_num(weight, nan=0.0)
-    return centring
+            log_likelihood = np.nan_to_num(-residual / (2 * fit.sigma**2), nan=0.0)
+        weight = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+        weight /= weight.sum(axis=1, keepdims=True)
+        mean = weight @ LOG_RATE_GRID
+        variance = (weight * (LOG_RATE_GRID - mean[:, None]) ** 2).sum(axis=1)
+        with np.errstate(divide="ignore"):
+            information = 1 / variance - flat_precision
+        estimate[series_cell == cell] = mean
+        precision[series_cell == cell] = np.clip(information, 0, largest_precision)
+    return estimate, precision
 
 
 def parameter_multipliers(data, fits):
@@ -223,17 +234,12 @@ def parameter_multipliers(data, fits):
     coordinates. Without them the scales span 0.001 (b) to 0.5, and until warm-up
     has learnt a metric NUTS needs trees of up to 1023 leapfrog steps.
     """
-    n_groups, n_cells, n_series = data["n_groups"], data["n_cells"], data["n_series"]
+    n_groups, n_cells = data["n_groups"], data["n_cells"]
     series_cell = np.asarray(data["series_cell"]) - 1
-    sampled_rates = data["rate_deviations"] and not data["prior_only"]
     multipliers = {
         "b_multiplier": np.ones(n_cells),
         "a_shift_multiplier": np.ones((n_groups, n_cells)),
         "log_c_multiplier": np.ones((n_groups, n_cells)),
-        "participant_a_shift_multiplier": np.ones(
-            n_series if data["student_t"] and not data["prior_only"] else 0
-        ),
-        "participant_log_c_raw_multiplier": np.ones(n_series if sampled_rates else 0),
         "log_participant_sd_multiplier": np.ones(n_cells),
         "log_sigma_multiplier": np.ones(n_cells),
         "log_rate_sd_multiplier": np.ones(n_cells if data["rate_deviations"] else 0),
@@ -243,15 +249,13 @@ def parameter_multipliers(data, fits):
     curve_n_series = np.zeros((n_groups, n_cells))
     np.add.at(curve_n_series, (np.asarray(data["series_group"]) - 1, series_cell), 1)
     for cell, fit in fits.items():
-        rise_square = fit.design[:, 0] @ fit.design[:, 0]
         start_variance = np.linalg.inv(fit.design.T @ fit.design)[1, 1]
         n = len(fit.asymptote)
-        # b is shared by the cell's series; a by its curve's; each series' own
-        # asymptote shift has its fit's error.
+        # b is shared by the cell's series, a by its curve's.
         multipliers["b_multiplier"][cell] = fit.sigma * np.sqrt(start_variance / n)
         curve_root_n = np.sqrt(np.maximum(curve_n_series[:, cell], 1))
         multipliers["a_shift_multiplier"][:, cell] = fit.asymptote.std() / curve_root_n
-        # As if the series' rates spread as much as rate_centring assumes.
+        # As if the series' rates spread as much as rate_sd's prior scale.
         multipliers["log_c_multiplier"][:, cell] = ASSUMED_RATE_SD / curve_root_n
         # The sd of the log of an sd estimated with df degrees of freedom is about
         # 1 / sqrt(2 df): the rate sd is taken to be as well determined as the
@@ -263,17 +267,6 @@ def parameter_multipliers(data, fits):
         multipliers["log_sigma_multiplier"][cell] = 1 / np.sqrt(
             2 * n * max(len(data["t"]) - 2, 1)
         )
-        if data["student_t"]:
-            multipliers["participant_a_shift_multiplier"][series_cell == cell] = (
-                fit.sigma / np.sqrt(rise_square)
-            )
-    if sampled_rates:
-        # Posterior sd of the partially centred log rate with weight w, prior sd tau:
-        # tau^w sqrt(1 - w).
-        centring = np.asarray(data["rate_centring"])
-        multipliers["participant_log_c_raw_multiplier"] = (
-            ASSUMED_RATE_SD**centring * (np.sqrt(1 - centring))
-        )
     return {
         name: np.maximum(value, SMALLEST_MULTIPLIER)
         for name, value in multipliers.items()
@@ -283,13 +276,11 @@ def parameter_multipliers(data, fits):
 @dataclass(frozen=True)
 class CellFit:
     """Least-squares fits of one cell's series at the cell's best rate on RATE_GRID:
-    every series' asymptote and start, the amplitude's variance per unit noise
-    variance, the cell's residual sd and the design matrix (rise, 1 - rise)."""
+    every series' asymptote and start, the cell's residual sd and the design matrix
+    (rise, 1 - rise)."""
 
-    rate: float
     asymptote: np.ndarray
     start: np.ndarray
-    amplitude_variance: float
     sigma: float
     design: np.ndarray
 
@@ -303,12 +294,9 @@ def cell_fits(y, t, series_cell):
         residuals = [_series_fits(rows, t, rate)[1].sum() for rate in RATE_GRID]
         rate = RATE_GRID[int(np.argmin(residuals))]
         coefficients, residual, design = _series_fits(rows, t, rate)
-        contrast = np.array([1.0, -1.0])
         fits[cell] = CellFit(
-            rate=rate,
             asymptote=coefficients[0],
             start=coefficients[1],
-            amplitude_variance=contrast @ np.linalg.inv(design.T @ design) @ contrast,
             sigma=np.sqrt(residual.mean() / (len(t) - 2)),
             design=design,
         )

@@ -23,7 +23,7 @@ import xarray as xr
 # (see the Stan program); deterministic given the reported parameters, so left out.
 SAMPLER_ONLY_VARIABLES = (
     "a_shift",
-    "participant_a_shift",
+    "participant_a_raw",
     "participant_log_c_raw",
     "log_participant_sd",
     "log_sigma",
