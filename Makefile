@@ -68,6 +68,13 @@ bench-brms-setup:
 bench-stan-vs-brms: install
 	$(BIN)/python benchmarks/stan_drug.py --vs-brms --cells $(CELLS)
 
+# The frequentist mixed models against lme4 (R from bench-brms-setup), fit by fit on
+# the same cells: LME4_CELLS, a cells.parquet or a CSV (see benchmarks/mixed_models.py).
+LME4_CELLS ?= ../shared/benchmarks/cells_N130.csv
+.PHONY: bench-mixed-vs-lme4
+bench-mixed-vs-lme4: install
+	$(BIN)/python benchmarks/mixed_models.py --cells $(LME4_CELLS)
+
 bench-end-to-end: install
 	$(BIN)/python benchmarks/end_to_end.py --cores 2
 

@@ -1,8 +1,9 @@
 """Frequentist mixed models: exact checks on balanced data, recovery on simulated studies.
 
-Every test fits real models (statsmodels MixedLM) on synthetic cells tables drawn from
-the simulator's ground truth; the independent references are closed forms and a
-likelihood maximised here with numpy and scipy.
+Every test fits real models (mimicry.frequentist's profiled-deviance ML fit) on
+synthetic cells tables drawn from the simulator's ground truth; the independent
+references are closed forms, a likelihood maximised here with numpy and scipy, and
+statsmodels' MixedLM.
 """
 
 import copy
@@ -11,18 +12,25 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from scipy import optimize
 from snakemake.utils import update_config
+from statsmodels.regression.mixed_linear_model import MixedLMParams, VCSpec
 
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from mimicry.frequentist import (
     CONDITION_INTERCEPT,
     FULL_MODEL_TERMS,
+    RANDOM_EFFECTS,
     SHAPE_TIME_CONSTANT_S,
     TABLE_NAMES,
+    ProfiledDeviance,
     design_matrix,
+    fit_mixed_model,
     fit_mixed_models,
+    random_effects_design,
+    reduced_terms,
     write_tables,
 )
 from mimicry.devtools import PROJECT_ROOT
@@ -52,9 +60,9 @@ INJECTED_EFFECT = {
 # GLS equals OLS for a saturated fixed part on a balanced design, so the only
 # difference from the raw cell means is floating-point round-off.
 EXACT = 1e-8
-# Two ML optimisers (statsmodels' and scipy's BFGS here) agree on the maximum
-# log-likelihood (about 900 here) to within 1e-6 and on the variances to within 2e-4
-# relative (the likelihood is flat near its peak); the tolerances leave a 5-10x margin.
+# Two ML optimisers (this module's and scipy's BFGS in independent_ml, or statsmodels')
+# agree on the maximum log-likelihood (400-9300 here) to within 1e-8 and on the
+# variances to within 4e-4 relative (the likelihood is flat near its peak).
 LOGLIK_TOLERANCE = 1e-5
 VARIANCE_RELATIVE_TOLERANCE = 1e-3
 # Recovered contrasts must lie within this many standard errors of the truth; the
@@ -139,8 +147,8 @@ def row(table, **keys):
         ("condition_shape", 30, BASELINE_SHIFT_SD),
         ("condition", 30, BASELINE_SHIFT_SD),
         ("intercept", 30, BASELINE_SHIFT_SD),
-        # No baseline shifts: the intercept variance's maximum is at zero, where
-        # BFGS stalls and the Powell refit must find it (seen with this seed).
+        # No baseline shifts: the intercept variance's maximum is at zero (where
+        # statsmodels' BFGS stalled with this seed).
         ("condition_shape", 130, 0.0),
     ],
     ids=lambda params: "-".join(map(str, params)),
@@ -366,6 +374,180 @@ def test_likelihoods_and_lrt_match_an_independent_ml_fit(balanced_fit):
         residual, rel=VARIANCE_RELATIVE_TOLERANCE
     )
     assert tables["lrt"]["converged"].all()
+
+
+# --- the profiled-deviance fit against statsmodels' MixedLM ---------------------
+# On the default study's heavy-tailed participants, each missing a few cells, so the
+# participants' blocks differ and nothing is balanced.
+
+MISSING_SHARE = 0.05
+# The analytic gradient against central differences of the deviance (about 1e3 here,
+# round-off 1e-13 of it) with this step: truncation and round-off both near 1e-7.
+DIFFERENCE_STEP = 1e-5
+GRADIENT_RELATIVE_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def unbalanced(default_config):
+    """ZM cells of 30 participants without a random 5% of them, and their levels."""
+    cells = simulated_cells(default_config, 2, 30, ["ZM"])
+    cells = cells.sample(frac=1 - MISSING_SHARE, random_state=2)
+    cells = cells.sort_values(["participant", "condition", "bin"], ignore_index=True)
+    study = default_config["study"]
+    reference = study["reference_group"]
+    levels = {
+        "group": [reference] + [g for g in study["groups"] if g != reference],
+        "condition": study["conditions"],
+        "bin": sorted(cells["bin"].unique()),
+    }
+    assert cells.groupby("participant").size().nunique() > 1, "still balanced"
+    return cells, levels
+
+
+def statsmodels_model(data, terms, levels, structure):
+    """The same model in statsmodels: the unstructured effects as exog_re, the
+    shared-variance ones as a variance component."""
+    unstructured, shared = random_effects_design(data, levels, structure)
+    exog_vc = None
+    if shared.shape[1]:
+        rows = data.groupby("participant", sort=True).indices
+        exog_vc = VCSpec(
+            [CONDITION_INTERCEPT],
+            [[list(shared.columns)] * len(rows)],
+            [[shared.to_numpy()[index] for index in rows.values()]],
+        )
+    return sm.MixedLM(
+        data["y"].to_numpy(float),
+        design_matrix(data, terms, levels),
+        groups=data["participant"].to_numpy(),
+        exog_re=unstructured,
+        exog_vc=exog_vc,
+    )
+
+
+def gls(data, fit, terms, levels, structure):
+    """Fixed effects and their covariance by dense generalised least squares at the
+    fit's covariance: V_p = Z_p G Z_p' + s2 I for each participant."""
+    unstructured, shared = random_effects_design(data, levels, structure)
+    z = np.hstack([unstructured.to_numpy(), shared.to_numpy()])
+    covariance = np.zeros((z.shape[1], z.shape[1]))
+    n_unstructured = unstructured.shape[1]
+    covariance[:n_unstructured, :n_unstructured] = fit.participant_covariance
+    for index in range(n_unstructured, z.shape[1]):
+        covariance[index, index] = fit.shared_variances[CONDITION_INTERCEPT]
+    x = design_matrix(data, terms, levels).to_numpy()
+    y = data["y"].to_numpy()
+    information, score = 0.0, 0.0
+    for rows in data.groupby("participant").indices.values():
+        v = z[rows] @ covariance @ z[rows].T + fit.residual_variance * np.eye(len(rows))
+        information = information + x[rows].T @ np.linalg.solve(v, x[rows])
+        score = score + x[rows].T @ np.linalg.solve(v, y[rows])
+    beta_covariance = np.linalg.inv(information)
+    return beta_covariance @ score, beta_covariance
+
+
+# statsmodels flags every variance below 0.01 as "on the boundary" and, for one of
+# these fits, stops BFGS at a gradient of 2e-6; its optimum is checked directly.
+@pytest.mark.filterwarnings(
+    "ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning"
+)
+@pytest.mark.parametrize("structure", RANDOM_EFFECTS)
+@pytest.mark.parametrize("model", ["full", "without_drug_x_condition"])
+def test_fit_matches_statsmodels_mixedlm(unbalanced, structure, model):
+    data, levels = unbalanced
+    terms = FULL_MODEL_TERMS if model == "full" else reduced_terms("drug_x_condition")
+    fit = fit_mixed_model(data, terms, levels, structure)
+    assert fit.converged and not fit.singular
+
+    statsmodels = statsmodels_model(data, terms, levels, structure)
+    reference = statsmodels.fit(reml=False, method="bfgs", gtol=1e-9)
+    # statsmodels' own optimum is no higher than ours, and about as high
+    assert fit.loglik > reference.llf - 1e-9
+    assert fit.loglik == pytest.approx(reference.llf, abs=LOGLIK_TOLERANCE)
+    assert fit.aic == pytest.approx(reference.aic, abs=2 * LOGLIK_TOLERANCE)
+    assert fit.bic == pytest.approx(reference.bic, abs=2 * LOGLIK_TOLERANCE)
+    assert fit.n_participants == len(reference.model.group_labels)
+    np.testing.assert_allclose(
+        fit.participant_covariance,
+        reference.cov_re,
+        rtol=VARIANCE_RELATIVE_TOLERANCE,
+        atol=VARIANCE_RELATIVE_TOLERANCE * fit.residual_variance,
+    )
+    np.testing.assert_allclose(
+        fit.shared_variances, reference.vcomp, rtol=VARIANCE_RELATIVE_TOLERANCE
+    )
+    assert fit.residual_variance == pytest.approx(
+        reference.scale, rel=VARIANCE_RELATIVE_TOLERANCE
+    )
+
+    # At our covariance, statsmodels' likelihood (b and s2 profiled out) is ours
+    relative = MixedLMParams.from_components(
+        fe_params=fit.fixed_effects.to_numpy(),
+        cov_re=fit.participant_covariance.to_numpy() / fit.residual_variance,
+        vcomp=fit.shared_variances.to_numpy() / fit.residual_variance,
+    )
+    assert statsmodels.loglike(relative, profile_fe=True) == pytest.approx(
+        fit.loglik, abs=EXACT
+    )
+    # and so are the fixed effects and their covariance (lme4's vcov)
+    beta, beta_covariance = gls(data, fit, terms, levels, structure)
+    np.testing.assert_allclose(fit.fixed_effects, beta, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(
+        fit.fixed_effects_covariance,
+        beta_covariance,
+        rtol=EXACT,
+        atol=EXACT * np.diag(beta_covariance).max(),
+    )
+
+
+def profiled_deviance(data, terms, levels, structure):
+    unstructured, shared = random_effects_design(data, levels, structure)
+    return ProfiledDeviance(
+        data["y"].to_numpy(),
+        design_matrix(data, terms, levels).to_numpy(),
+        np.hstack([unstructured.to_numpy(), shared.to_numpy()]),
+        data["participant"].to_numpy(),
+        n_unstructured=unstructured.shape[1],
+    )
+
+
+@pytest.mark.parametrize("structure", RANDOM_EFFECTS)
+def test_deviance_gradient_matches_central_differences(unbalanced, structure):
+    data, levels = unbalanced
+    deviance = profiled_deviance(data, FULL_MODEL_TERMS, levels, structure)
+    fitted = fit_mixed_model(data, FULL_MODEL_TERMS, levels, structure).theta
+    for theta in (deviance.default_start(), fitted, 0.5 * fitted + 0.1):
+        steps = DIFFERENCE_STEP * np.eye(len(theta))
+        differences = [
+            (deviance(theta + step)[0] - deviance(theta - step)[0]) / (2 * step.sum())
+            for step in steps
+        ]
+        gradient = deviance(theta)[1]
+        np.testing.assert_allclose(
+            gradient,
+            differences,
+            rtol=0,
+            atol=GRADIENT_RELATIVE_TOLERANCE * max(1.0, np.abs(gradient).max()),
+        )
+
+
+def test_a_start_with_a_zero_sd_still_finds_the_maximum(unbalanced):
+    """The deviance is even in each sd, so its gradient there is zero at zero: a
+    start at zero (a reduced model starting from a full model whose shared variance
+    is at zero) must move off it."""
+    data, levels = unbalanced
+    terms = reduced_terms("drug")
+    from_default = fit_mixed_model(data, terms, levels)
+    assert from_default.shared_variances.item() > 0.05 * from_default.residual_variance
+    at_zero = from_default.theta.copy()
+    at_zero[-1] = 0.0
+    deviance = profiled_deviance(data, terms, levels, "condition_shape")
+    assert deviance(at_zero)[1][-1] == 0.0
+    from_zero = fit_mixed_model(data, terms, levels, start=at_zero)
+    assert from_zero.loglik == pytest.approx(from_default.loglik, abs=EXACT)
+    assert from_zero.shared_variances.item() == pytest.approx(
+        from_default.shared_variances.item(), rel=VARIANCE_RELATIVE_TOLERANCE
+    )
 
 
 # --- recovery on simulated studies -----------------------------------------------

@@ -182,7 +182,7 @@ def frequentist(config):
     structure = config["frequentist"]["random_effects"]
     return (
         "Frequentist linear mixed models per muscle, fitted by maximum likelihood "
-        "(statsmodels MixedLM): y ~ drug x condition x time bin (bins as a factor; "
+        "(lme4's profiled deviance): y ~ drug x condition x time bin (bins as a factor; "
         f"treatment coding against {study['reference_group']}, "
         f"{study['conditions'][0]} and the first bin) with {RANDOM_EFFECTS[structure]} "
         f"(frequentist.random_effects: {structure}). Likelihood-ratio tests drop every "
