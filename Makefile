@@ -78,5 +78,19 @@ bench-mixed-vs-lme4: install
 bench-end-to-end: install
 	$(BIN)/python benchmarks/end_to_end.py --cores 2
 
+# Design sensitivity (README, "How strong is the null?"): the whole workflow plus the
+# sweep of config sensitivity, on the default study unless CONFIG says otherwise.
+.PHONY: sensitivity
+sensitivity: install
+	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
+	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
+
+# Simulation-based calibration of the drug model (Student-t, rate deviations): 200
+# studies drawn from the program's prior, fitted and ranked; results/sbc. Not in `make
+# test`, which runs a small version (tests/test_sbc.py).
+.PHONY: sbc
+sbc: install
+	$(BIN)/python -m mimicry.bayes.sbc --replicates 200 --out results/sbc
+
 clean:
 	rm -rf results logs resources .snakemake

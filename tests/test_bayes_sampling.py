@@ -12,25 +12,31 @@ import copy
 import hashlib
 import time
 
+import arviz as az
 import httpstan.cache
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.stats
 import xarray as xr
 from mimicry.bayes import (
     DEFAULT_STAN_FILE,
     build_model_input,
     cmdstan_available,
+    comparison_table,
+    contrasts_table,
     diagnostics,
     sample,
     summary_table,
     write_netcdf,
 )
 from mimicry.bayes.backend import SamplingError, build_pystan_model
+from mimicry.bayes.bayes_factors import curve_prior, prior_density_at_zero
+from mimicry.bayes.comparison import UNITS, loo
 from mimicry.bayes.predictive import likelihood_terms, log_likelihood
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from mimicry.devtools import PROJECT_ROOT
-from mimicry.study import load_config
+from mimicry.study import load_config, mimicry_contrast
 from mimicry.simulate import group_cell_parameters
 
 CONFIG = load_config(
@@ -331,6 +337,117 @@ def test_output_structure_and_observation_labels(effect_fit):
     assert (
         inference_data.log_likelihood["log_lik"].sizes["obs"] == observed.sizes["obs"]
     )
+
+
+@pytest.fixture(scope="module")
+def pooled_effect_fit(effect_fit):
+    """The pooled model on effect_fit's cells."""
+    likelihood, _ = effect_fit
+    cells = cells_for(likelihood, [DRUG_EFFECT])
+    return fit(cells, model="pooled", likelihood=likelihood)
+
+
+def test_loo_compares_the_models_per_observation_and_per_participant(
+    effect_fit, pooled_effect_fit
+):
+    _, drug = effect_fit
+    table = comparison_table({"pooled": pooled_effect_fit, "drug": drug})
+    numbers = table.drop(columns=["unit", "model"])
+    assert np.isfinite(numbers.to_numpy(dtype=float)).all(), table
+    n_units = {
+        "observation": drug.observed_data.sizes["obs"],
+        "participant": len(PARTICIPANTS),
+    }
+    for unit in UNITS:
+        rows = table[table["unit"] == unit].set_index("model")
+        assert set(rows.index) == {"pooled", "drug"}
+        assert (rows["n_units"] == n_units[unit]).all()
+        bands = ["pareto_k_good", "pareto_k_bad", "pareto_k_very_bad"]
+        assert (rows[bands].sum(axis=1) == n_units[unit]).all()
+        best, other = rows.index
+        assert rows.loc[best, "elpd_diff"] == 0
+        assert rows.loc[other, "elpd_diff"] == pytest.approx(
+            rows.loc[best, "elpd_loo"] - rows.loc[other, "elpd_loo"]
+        )
+        assert rows["weight"].sum() == pytest.approx(1)
+    # Grouped LOO: one entry per participant, whatever order the model's series are in.
+    for model in (drug, pooled_effect_fit):
+        per_participant = loo(model, "participant").loo_i
+        assert list(per_participant["participant"].values) == sorted(
+            participant for participant, _ in PARTICIPANTS
+        )
+
+
+def test_loo_refuses_to_compare_models_of_different_observations(
+    effect_fit, pooled_effect_fit
+):
+    _, drug = effect_fit
+    log_likelihood = pooled_effect_fit.log_likelihood
+    fewer = az.InferenceData(
+        posterior=pooled_effect_fit.posterior,
+        log_likelihood=log_likelihood.isel(
+            obs=log_likelihood["participant"].values != PARTICIPANTS[0][0]
+        ),
+    )
+    with pytest.raises(ValueError, match="do not hold the same observations"):
+        comparison_table({"pooled": fewer, "drug": drug})
+
+
+def test_bayes_factors_of_a_real_fit_single_out_the_injected_effect(effect_fit):
+    """Every BF01 is finite and positive, with a finite MCSE unless it is a bound;
+    the injected effect has the smallest. (Not necessarily below 1: with the normal
+    likelihood its posterior mean is 0.08, 2.5 sds from 0, and against a prior sd
+    of 0.7 on the contrast the evidence is then about even, although the 95% HDI
+    excludes 0.)"""
+    likelihood, inference_data = effect_fit
+    table = contrasts_table(
+        inference_data,
+        CONFIG["models"]["rope"],
+        STUDY["reference_group"],
+        mimicry_contrast(STUDY),
+    ).set_index(["parameter", "contrast", "muscle", "condition"])
+    assert np.isfinite(table["bf01"]).all() and (table["bf01"] > 0).all()
+    estimated = ~table["bf01_is_upper_bound"]
+    assert np.isfinite(table.loc[estimated, "bf01_mcse"]).all()
+    injected = (
+        DRUG_EFFECT["parameter"],
+        f"{DRUG_EFFECT['group']} - {STUDY['reference_group']}",
+        DRUG_EFFECT["muscle"],
+        DRUG_EFFECT["condition"],
+    )
+    assert table["bf01"].idxmin() == injected, f"{likelihood}: {table['bf01']}"
+
+
+@pytest.mark.parametrize("parameter", ["a", "c"])
+def test_contrast_prior_densities_at_zero_are_the_programs(parameter):
+    """The Bayes factors' prior of a contrast against the program's own prior draws
+    (2 x 5000), pooled over every contrast: the share of draws within +-0.1 of 0
+    over the window's width estimates the density at 0. It is within 4 MCSEs
+    (ArviZ, of the per-draw share) of the Python prior's average density over the
+    window (its exact probability, by quadrature, over its width), and so of the
+    closed-form density at 0 give or take the window's own smoothing."""
+    inference_data = fit(
+        cells_for("normal", participants=PARTICIPANTS[:6]),
+        likelihood="normal",
+        prior_only=True,
+        draws=5000,
+    )
+    draws = inference_data.prior[f"contrast_{parameter}"]
+    half_width = 0.1
+    inside = (abs(draws) < half_width).mean(["contrast", "muscle", "condition"])
+    density = float(inside.mean()) / (2 * half_width)
+    mcse = az.mcse(inside.values, method="mean") / (2 * half_width)
+    prior = curve_prior(parameter)
+    window, _ = scipy.integrate.quad(
+        lambda x: prior.pdf(x)
+        * (prior.cdf(x + half_width) - prior.cdf(x - half_width)),
+        *prior.support(),
+    )
+    window_density = window / (2 * half_width)
+    assert abs(density - window_density) < 4 * mcse, (density, window_density, mcse)
+    analytic = prior_density_at_zero(parameter)
+    smoothing = abs(window_density - analytic)
+    assert abs(density - analytic) < 4 * mcse + smoothing, (density, analytic, mcse)
 
 
 def test_same_seed_gives_identical_draws_and_bytes(tmp_path):

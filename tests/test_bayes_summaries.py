@@ -168,3 +168,24 @@ def test_netcdf_bytes_depend_only_on_the_draws(tmp_path):
         path = write_netcdf(fake_fit(), tmp_path / name)
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+def test_contrasts_bayes_factors_follow_the_evidence():
+    """A contrast at 0.3 with sd 0.01 has 0 far outside its draws: BF01 is a finite
+    upper bound below 1. One at 0 with sd 0.001 favours no difference: its BF01 is
+    about the posterior density at 0 over the prior's, 1 / sqrt(pi) for a."""
+    table = fake_contrasts(fake_fit())
+    clear_effect = table.loc[("a", "ZM", "AngryToHappy")]
+    assert clear_effect["bf01_is_upper_bound"] and clear_effect["bf01"] < 1
+    assert np.isnan(clear_effect["bf01_mcse"])
+    null_effect = table.loc[("a", "CS", "HappyToAngry")]
+    assert not null_effect["bf01_is_upper_bound"]
+    expected = (1 / (0.001 * np.sqrt(2 * np.pi))) / (1 / np.sqrt(np.pi))
+    # Within 4 MCSEs, plus the kernel's smoothing at the mode: 1 - 1 / sqrt(1 +
+    # (bandwidth / sd)^2) with Scott's bandwidth sd * n^(-1/5).
+    n_draws = CHAINS * DRAWS
+    smoothing = 1 - (1 + n_draws ** (-2 / 5)) ** -0.5
+    assert abs(null_effect["bf01"] - expected) < (
+        4 * null_effect["bf01_mcse"] + smoothing * expected
+    )
+    assert table["bf01"].gt(0).all() and np.isfinite(table["bf01"]).all()

@@ -424,6 +424,15 @@ def test_figure3_contrasts_come_from_the_table_with_the_rope_around_zero(
     assert set(drawn["group"]) == set(drugs)
 
 
+def test_figure3_table_carries_each_contrasts_bayes_factor(figure3_drawn, contrasts):
+    _, table = figure3_drawn
+    keys = ["parameter", "contrast", "muscle", "condition"]
+    columns = ["bf01", "bf01_mcse", "bf01_is_upper_bound"]
+    drawn = table[table["panel"] == "contrast"].set_index(keys)[columns]
+    expected = contrasts.set_index(keys)[columns]
+    assert drawn.loc[expected.index].astype(expected.dtypes).equals(expected)
+
+
 def test_one_palette_colours_every_figure(figure1_drawn, figure3_drawn, study):
     palette = figures.drug_palette(study["groups"])
     figure1, _ = figure1_drawn

@@ -43,6 +43,7 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
         "fig3.png",
         "qc.tsv",
         "contrasts.tsv",
+        "comparison.tsv",
         "lrt.tsv",
         "summary.tsv",
     ):
@@ -92,6 +93,15 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
     # (groups - 1) contrasts x {a, c} x muscles x conditions
     assert len(contrasts) == 2 * 2 * 2 * 2
     assert contrasts[["p_greater_than_zero", "p_in_rope"]].stack().between(0, 1).all()
+    assert (contrasts["bf01"] > 0).all() and contrasts["bf01"].notna().all()
+    comparison = pd.read_csv(models / "comparison.tsv", sep="\t")
+    fitted = az.from_netcdf(models / "drug" / "posterior.nc").observed_data
+    n_units = {
+        "observation": fitted.sizes["obs"],
+        "participant": len(set(fitted["participant"].values)),
+    }
+    assert dict(zip(comparison["unit"], comparison["n_units"])) == n_units
+    assert sorted(comparison["model"]) == ["drug", "drug", "pooled", "pooled"]
 
     run_snakemake(
         workflow_copy, "--cores", "2", "--forcerun", "fit_model", *MODEL_OUTPUTS, *QUICK

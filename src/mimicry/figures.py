@@ -447,10 +447,11 @@ def contrast_groups(study):
 
 def figure3_table(drug, contrasts, study):
     """Posterior mean and 95% HDI of each drug x muscle x condition parameter, and
-    the drug - reference contrasts with their ROPE, in one table.
+    the drug - reference contrasts with their ROPE and Bayes factors, in one table.
 
     Rows of the "estimate" panel come from the drug model's posterior, rows of the
-    "contrast" panel from ``contrasts`` (the workflow's contrasts.tsv).
+    "contrast" panel from ``contrasts`` (the workflow's contrasts.tsv), with all its
+    columns (P(in ROPE), bf01 and its MCSE, ...).
     """
     posterior = drug["posterior"]
     estimates = []
@@ -577,3 +578,62 @@ def _forest(ax, rows, cell_labels, palette):
             color=palette[group],
             label=group,
         )
+
+
+SENSITIVITY_METHOD_LABELS = {
+    "lrt_drug_x_condition": "drug x condition LRT (p < alpha)",
+    "contrast_1df": "1-df mimicry contrast (p < alpha)",
+    "bayes_hdi_excludes_0": "95% HDI excludes 0",
+    "bayes_hdi_in_rope": "95% HDI inside the ROPE",
+}
+SENSITIVITY_EFFECT_LABELS = {
+    "a": f"injected shift of the asymptote a ({RESPONSE_UNIT})",
+    "c": "injected log rate factor (c times exp(value))",
+}
+
+
+@_styled
+def power_figure(power, power_target):
+    """Power curves of the design sensitivity sweep (mimicry.sensitivity): per
+    parameter a panel, per decision rule a line of the detection rate against the
+    injected effect with its 95% binomial interval, and the power target dashed.
+
+    Returns the figure and the plotted table (power.tsv's rows, in drawing order).
+    """
+    parameters = [p for p in ("a", "c") if p in set(power["parameter"])]
+    methods = [m for m in SENSITIVITY_METHOD_LABELS if m in set(power["method"])]
+    colours = dict(zip(methods, sns.color_palette("colorblind", len(methods))))
+    figure, axes = plt.subplots(
+        1, len(parameters), figsize=(3.6 * len(parameters), 3.2), squeeze=False
+    )
+    plotted = []
+    for ax, parameter in zip(axes[0], parameters):
+        panel = power[power["parameter"] == parameter]
+        for method in methods:
+            line = panel[panel["method"] == method].sort_values("effect")
+            ax.errorbar(
+                line["effect"],
+                line["power"],
+                yerr=[
+                    line["power"] - line["power_low"],
+                    line["power_high"] - line["power"],
+                ],
+                color=colours[method],
+                marker="o",
+                markersize=3,
+                capsize=2,
+                label=SENSITIVITY_METHOD_LABELS[method],
+            )
+            plotted.append(line)
+        ax.axhline(power_target, color=NEUTRAL_COLOUR, linestyle="--", linewidth=0.8)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel(SENSITIVITY_EFFECT_LABELS[parameter])
+        ax.set_ylabel("detection rate")
+        first = panel.iloc[0]
+        ax.set_title(
+            f"{first['group']}: {first['muscle']}, {first['condition']}", fontsize=8
+        )
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    figure.tight_layout(rect=(0, 0.16, 1, 1))
+    return figure, pd.concat(plotted, ignore_index=True)

@@ -14,6 +14,7 @@ written here, so that the rst files only place them:
 Imported while Snakemake builds the DAG, so it imports nothing heavy.
 """
 
+from mimicry.sensitivity import effect_target
 from mimicry.study import contrast_label, mimicry_contrast
 
 PAPER = (
@@ -63,8 +64,9 @@ CAPTIONS = {
     "fig2": ("response", "likelihood"),
     "fig3": ("reference_group", "rope", "likelihood"),
     "stats": ("frequentist",),
+    "sensitivity": ("sensitivity",),
     "model_summary": ("bayesian",),
-    "contrasts": ("reference_group", "rope"),
+    "contrasts": ("reference_group", "rope", "curve_priors"),
 }
 
 
@@ -233,6 +235,37 @@ def rope(config):
     )
 
 
+def curve_priors():
+    """The priors of each drug group's a and log c, which the contrasts' Bayes
+    factors compare with."""
+    stated = [prior for prior in PRIORS if prior.startswith(("a ", "log_c "))]
+    return f"{words(stated)}, independently for every group"
+
+
+def sensitivity(config):
+    settings = config["sensitivity"]
+    group, muscle, condition = effect_target(config)
+    seed = config["seed"] if settings["seed"] is None else settings["seed"]
+    sampler = settings["sampler"]
+    effects = "; ".join(
+        f"{parameter} {words([f'{value:g}' for value in values])}"
+        for parameter, values in settings["effects"].items()
+        if values
+    )
+    return (
+        f"drug effects on {group}'s {muscle} {condition} cell (a shifted, or c "
+        f"multiplied by exp(value): {effects}; sensitivity.effects) in "
+        f"{settings['replicates']} replicate studies per effect of the analysed "
+        "design (its groups and their sizes, the simulated participants of the "
+        "simulation section, Gaussian bin noise with the analysed cells' residual "
+        f"sd; seed {seed}), analysed with the mixed models' drug x condition LRT and "
+        f"1-df mimicry contrast (alpha {settings['alpha']:g}) and, in the first "
+        f"{settings['bayesian_replicates']}, the drug model's 95% HDI of the contrast "
+        f"({sampler['chains']} chains of {sampler['warmup']} warm-up and "
+        f"{sampler['draws']} draws); power target {settings['power_target']:.0%}"
+    )
+
+
 def terms(config):
     """Every phrase a caption can use."""
     study = config["study"]
@@ -248,8 +281,10 @@ def terms(config):
         "second": second,
         "likelihood": LIKELIHOODS[config["models"]["likelihood"]],
         "rope": rope(config),
+        "curve_priors": curve_priors(),
         "frequentist": frequentist(config),
         "bayesian": bayesian(config),
+        "sensitivity": sensitivity(config),
     }
 
 
@@ -277,6 +312,8 @@ def workflow_description(config):
         f"{frequentist(config)}.",
         f"{bayesian(config)}. Drug contrasts (each drug minus "
         f"{study['reference_group']}) of a and c have regions of practical equivalence "
-        f"{rope(config)}.",
+        f"{rope(config)} and Savage-Dickey Bayes factors of no difference. The pooled "
+        "and drug models are compared by PSIS-LOO, leaving out one observation or one "
+        "participant at a time.",
     ]
     return "\n\n".join(paragraphs) + "\n"

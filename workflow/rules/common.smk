@@ -6,7 +6,7 @@ import pandas as pd
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from mimicry import bids, methods, recordings, study
+from mimicry import bids, methods, recordings, sensitivity, study
 
 study.validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 if config["source"]["kind"] == "bids":
@@ -29,12 +29,15 @@ SOURCE = config["source"]["kind"]
 # Relative to the working directory, so that no absolute path reaches the report.
 STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
 MODELS = ["pooled", "drug"]
+SENSITIVITY_EFFECTS = sensitivity.effects_by_id(config)
 
 
 wildcard_constraints:
     participant="|".join(map(re.escape, PARTICIPANTS)),
     extension="|".join(recordings.FORMATS),
     model="|".join(MODELS),
+    effect="|".join(map(re.escape, SENSITIVITY_EFFECTS)),
+    replicate=r"\d+",
 
 
 def all_targets():
@@ -49,6 +52,7 @@ def all_targets():
         *rules.prior_predictive.output,
         *expand(rules.summarize_model.output, model=MODELS),
         *rules.drug_contrasts.output,
+        *rules.compare_models.output,
         *rules.figure1.output,
         *rules.figure2.output,
         *rules.figure3.output,
@@ -58,6 +62,8 @@ def all_targets():
     ]
     if SOURCE == "simulated":
         targets.append(rules.simulation_truth.output.truth)
+    if config["sensitivity"]["enabled"]:
+        targets += [*rules.sensitivity_power.output, *rules.sensitivity_figure.output]
     return targets
 
 
@@ -165,6 +171,31 @@ def sampler_settings():
 
 def prior_sampler_settings():
     return {**sampler_settings(), "draws": config["stan"]["prior_draws"]}
+
+
+def sensitivity_settings():
+    """The config sections a sensitivity replicate reads: a change elsewhere (e.g.
+    preprocessing or figures) does not re-run the sweep."""
+    sections = ("seed", "study", "simulation", "frequentist", "models", "stan")
+    return {key: config[key] for key in sections} | {
+        "stan": sampler_settings(),
+        "sensitivity": config["sensitivity"],
+    }
+
+
+def sensitivity_threads(wildcards):
+    """The drug model's chains, or one thread for the frequentist rules alone."""
+    settings = config["sensitivity"]
+    bayesian = sensitivity.fits_drug_model(config, int(wildcards.replicate))
+    return settings["sampler"]["chains"] if bayesian else 1
+
+
+def sensitivity_replicates():
+    return expand(
+        rules.sensitivity_replicate.output.decisions,
+        effect=SENSITIVITY_EFFECTS,
+        replicate=range(config["sensitivity"]["replicates"]),
+    )
 
 
 study.check_declared_rates(

@@ -116,3 +116,31 @@ rule drug_contrasts:
         methods=methods.caption_terms(config, "contrasts"),
     script:
         "../scripts/drug_contrasts.py"
+
+
+rule compare_models:
+    input:
+        posteriors=expand(rules.fit_model.output.posterior, model=MODELS),
+        # Only fits that passed the diagnostics gate are compared.
+        diagnostics=expand(rules.summarize_model.output.diagnostics, model=MODELS),
+    output:
+        comparison=report(
+            "results/models/comparison.tsv",
+            caption="../report/model_comparison.rst",
+            category="Bayesian models",
+            labels={"model": "pooled vs drug", "table": "LOO comparison"},
+        ),
+    log:
+        "logs/models/compare.log",
+    benchmark:
+        "results/benchmarks/models/compare.tsv"
+    conda:
+        "../../envs/stan.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        models=MODELS,
+    script:
+        "../scripts/compare_models.py"

@@ -11,6 +11,7 @@ Typical use from a rule script::
     check_diagnostics(report, thresholds["mode"])
     contrasts_table(inference_data, config["models"]["rope"], reference_group,
                     mimicry_conditions)  # drug model
+    comparison_table({"pooled": pooled, "drug": drug})  # PSIS-LOO of both fits
 
 For the prior predictive check build the input with ``prior_only=True``: the result
 holds the groups prior, prior_predictive and sample_stats_prior instead.
@@ -23,6 +24,7 @@ from mimicry.bayes.backend import (
     resolve_backend,
     sample,
 )
+from mimicry.bayes.comparison import comparison_table
 from mimicry.bayes.data import CellsTableError, ModelInput, build_model_input
 from mimicry.bayes.inference_data import write_netcdf
 from mimicry.bayes.summaries import (
@@ -42,6 +44,7 @@ __all__ = [
     "build_model_input",
     "check_diagnostics",
     "cmdstan_available",
+    "comparison_table",
     "contrasts_table",
     "diagnostics",
     "resolve_backend",

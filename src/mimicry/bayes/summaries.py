@@ -14,6 +14,8 @@ import arviz as az
 import pandas as pd
 import xarray as xr
 
+from mimicry.bayes.bayes_factors import prior_density_at_zero, savage_dickey
+
 log = logging.getLogger(__name__)
 
 # Every named model parameter, in reporting order (absent ones are skipped).
@@ -202,11 +204,13 @@ def rope_half_widths(posterior, rope, reference_group, mimicry_conditions):
 
 
 def contrasts_table(inference_data, rope, reference_group, mimicry_conditions):
-    """Drug contrasts: mean, 95% HDI, P(> 0) and P(|contrast| < ROPE) per cell.
+    """Drug contrasts: mean, 95% HDI, P(> 0), P(|contrast| < ROPE) and the
+    Savage-Dickey Bayes factor of no difference per cell.
 
     ``rope`` is config ``models.rope`` (see ``rope_half_widths``); P(in ROPE) compares
     each draw of a contrast with the same draw's half-width, and ``rope_half_width``
-    is the half-width's posterior mean.
+    is the half-width's posterior mean. ``bf01``, ``bf01_mcse`` and
+    ``bf01_is_upper_bound``: see ``mimicry.bayes.bayes_factors.savage_dickey``.
     """
     posterior = inference_data["posterior"]
     half_widths = rope_half_widths(posterior, rope, reference_group, mimicry_conditions)
@@ -224,7 +228,7 @@ def contrasts_table(inference_data, rope, reference_group, mimicry_conditions):
                 "p_in_rope": (abs(draws) < half_width).mean(("chain", "draw")),
                 "rope_half_width": half_width.mean(("chain", "draw")),
             }
-        )
+        ).merge(savage_dickey(draws, prior_density_at_zero(parameter)))
         table = statistics.to_dataframe(
             dim_order=["contrast", "muscle", "condition"]
         ).reset_index()

@@ -1,0 +1,15 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import arviz as az
+
+from mimicry.bayes import comparison_table
+from mimicry.logs import configure_logging
+
+configure_logging()
+posteriors = {
+    model: az.from_netcdf(path)
+    for model, path in zip(snakemake.params.models, snakemake.input.posteriors)
+}
+comparison_table(posteriors).to_csv(snakemake.output.comparison, sep="\t", index=False)
