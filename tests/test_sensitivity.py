@@ -179,8 +179,9 @@ def test_sweep_runs_through_snakemake_one_job_per_replicate(
         "results/sensitivity/conclusions.tsv",
         "results/figures/sensitivity.png",
     ]
+    # Targets before --configfile, which takes every argument after it.
     run = run_snakemake(
-        workflow_copy, "--cores", "2", "--configfile", "sweep.yaml", *outputs
+        workflow_copy, *outputs, "--cores", "2", "--configfile", "sweep.yaml"
     )
     log = run.stdout + run.stderr
     assert log.count("rule sensitivity_replicate:") == 4
