@@ -205,6 +205,11 @@ def brms_benchmark(cells, likelihood, rate_deviations, sampler, workdir):
     }
 
 
+def print_row(row):
+    """One result line as soon as it is known: a long run stopped early keeps them."""
+    print(" ".join(f"{key}={value}" for key, value in row.items()), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -267,14 +272,13 @@ def main():
         if arguments.likelihood == "both"
         else [arguments.likelihood]
     )
-    rows = []
     with tempfile.TemporaryDirectory(prefix="stan-drug-benchmark-") as workdir:
         for likelihood in likelihoods:
             noise = likelihood if arguments.noise == "matched" else arguments.noise
             data_label = arguments.cells or f"synthetic-{noise}-residuals"
             cells = load_cells(arguments, config, noise)
             ours = benchmark(cells, data_label, config, likelihood, sampler)
-            rows.append(ours)
+            print_row(ours)
             if arguments.vs_brms:
                 brms = brms_benchmark(
                     cells,
@@ -284,12 +288,10 @@ def main():
                     Path(workdir),
                 )
                 ratio = ours["ess_bulk_per_s"] / brms["ess_bulk_per_s"]
-                rows += [
-                    brms,
-                    {"likelihood": likelihood, "ess_per_s_ratio": round(ratio, 1)},
-                ]
-    for row in rows:
-        print(" ".join(f"{key}={value}" for key, value in row.items()), flush=True)
+                print_row(brms)
+                print_row(
+                    {"likelihood": likelihood, "ess_per_s_ratio": round(ratio, 1)}
+                )
 
 
 if __name__ == "__main__":
