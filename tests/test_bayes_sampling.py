@@ -378,6 +378,27 @@ def test_loo_compares_the_models_per_observation_and_per_participant(
             rows.loc[best, "elpd_loo"] - rows.loc[other, "elpd_loo"]
         )
         assert rows["weight"].sum() == pytest.approx(1)
+    # With their own parameters integrated out, leaving a participant out is mostly
+    # what PSIS can approximate; summed over their observations given those
+    # parameters, far less often (12 per group: one participant moves a curve).
+    participant_rows = table[table["unit"] == "participant"].set_index("model")
+    for name, model in {"drug": drug, "pooled": pooled_effect_fit}.items():
+        summed = az.loo(
+            az.InferenceData(
+                posterior=model.posterior,
+                log_likelihood=xr.Dataset(
+                    {
+                        "log_lik": model.log_likelihood["log_lik"]
+                        .groupby("participant")
+                        .sum()
+                    }
+                ),
+            ),
+            pointwise=True,
+        )
+        good = participant_rows.loc[name, "pareto_k_good"]
+        assert good >= 0.8 * len(PARTICIPANTS), table
+        assert good > int((summed.pareto_k <= summed.good_k).sum()) + 5, name
     # Grouped LOO: one entry per participant, whatever order the model's series are in.
     for model in (drug, pooled_effect_fit):
         per_participant = loo(model, "participant").loo_i

@@ -115,6 +115,31 @@ def test_frequentist_rules_hold_alpha_under_the_null_and_detect_large_effects(
     assert smallest.loc["contrast_1df", "smallest_effect"] <= 0.3
 
 
+def test_conclusions_state_each_rules_own_replicate_count(default_config):
+    """The Bayesian rules run on fewer replicates than the frequentist ones; each
+    sentence names the count its power rests on."""
+    rows = []
+    for method, replicates, detections in [
+        ("contrast_1df", 20, [1, 17]),
+        ("bayes_hdi_excludes_0", 4, [0, 4]),
+    ]:
+        for effect, detected in zip([0.0, 0.2], detections):
+            rows.append(
+                {
+                    "parameter": "a",
+                    "effect": effect,
+                    "method": method,
+                    "replicates": replicates,
+                    "detections": detected,
+                    "power": detected / replicates,
+                }
+            )
+    smallest = sensitivity.smallest_detectable(pd.DataFrame(rows), 0.8)
+    statements = sensitivity.conclusions(smallest, default_config).set_index("method")
+    assert "80% of 20 replicates" in statements.loc["contrast_1df", "statement"]
+    assert "80% of 4 replicates" in statements.loc["bayes_hdi_excludes_0", "statement"]
+
+
 def test_power_figure_draws_the_power_table():
     power = pd.DataFrame(
         {

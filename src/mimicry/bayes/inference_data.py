@@ -108,7 +108,7 @@ def write_netcdf(inference_data, path, predictive_draws=None):
         dataset = inference_data[group]
         dataset.attrs.pop(TIMESTAMP_ATTRIBUTE, None)
         if group in PREDICTIVE_GROUPS and predictive_draws is not None:
-            dataset = _thinned(dataset, predictive_draws)
+            dataset = thinned(dataset, predictive_draws)
         if group != "observed_data":
             dataset = dataset.map(_as_float32, keep_attrs=True)
         encoding = {
@@ -123,7 +123,8 @@ def write_netcdf(inference_data, path, predictive_draws=None):
     return path
 
 
-def _thinned(dataset, total_draws):
+def thinned(dataset, total_draws):
+    """About total_draws draws, evenly spaced in every chain."""
     per_chain = -(-total_draws // dataset.sizes["chain"])
     step = max(1, dataset.sizes["draw"] // per_chain)
     return dataset.isel(draw=slice(None, None, step))
