@@ -1,0 +1,87 @@
+"""One universe's group analysis: its participants' tables aggregated into cells as
+the main pipeline aggregates them, and the frequentist mimicry and drug contrasts of
+the mixed models (`mimicry.frequentist`), one row per contrast."""
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from mimicry.aggregate import aggregate
+from mimicry.frequentist import fit_mixed_models
+from mimicry.study import mimicry_contrast
+
+CONTRAST_COLUMNS = [
+    "universe",
+    "muscle",
+    "contrast",
+    "group",
+    "reference_group",
+    "conditions",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p",
+    "n_participants",
+    "n_trials",
+]
+
+
+def read_universe(universe_id, table_paths, qc_paths):
+    """(trials, qcs) of one universe from every participant's multiverse outputs."""
+    trials = pd.concat(
+        [
+            pq.read_table(path, filters=[("universe", "=", universe_id)])
+            .drop_columns(["universe"])
+            .to_pandas()
+            for path in table_paths
+        ],
+        ignore_index=True,
+    )
+    qcs = {}
+    for path in qc_paths:
+        with open(path) as handle:
+            qc = json.load(handle)[universe_id]
+        qcs[qc["participant"]] = qc
+    return trials, qcs
+
+
+def universe_contrasts(universe, trials, qcs, groups, study, random_effects):
+    """The universe's mimicry contrast per group and each drug group's against the
+    reference group, per muscle: estimate, 95% interval, p, and the participants and
+    trials (per muscle, kept and from included participants) behind them."""
+    cells, kept_trials, _ = aggregate(trials, qcs, groups)
+    tables = fit_mixed_models(
+        cells,
+        groups=study["groups"],
+        reference_group=study["reference_group"],
+        conditions=study["conditions"],
+        random_effects=random_effects,
+        mimicry_contrast=mimicry_contrast(study),
+    )
+    mimicry = tables["mimicry_contrasts"].assign(reference_group=None)
+    tables = {"mimicry": mimicry, "drug": tables["drug_contrasts"]}
+    rows = pd.concat(
+        [
+            table.rename(columns={"contrast": "conditions"}).assign(contrast=kind)
+            for kind, table in tables.items()
+        ],
+        ignore_index=True,
+    )
+    rows = rows.merge(_kept_counts(cells, kept_trials, qcs), on="muscle", how="left")
+    rows["universe"] = universe.id
+    for axis, value in universe.choices.items():
+        rows[axis] = json.dumps(value) if isinstance(value, list) else value
+    return rows[[*CONTRAST_COLUMNS, *universe.choices]]
+
+
+def _kept_counts(cells, trials, qcs):
+    excluded = {participant for participant, qc in qcs.items() if qc["excluded"]}
+    kept = trials[~trials["rejected"] & ~trials["participant"].isin(excluded)]
+    first_bin = kept[kept["bin"] == kept["bin"].min()]
+    return pd.DataFrame(
+        {
+            "n_participants": cells.groupby("muscle")["participant"].nunique(),
+            "n_trials": first_bin.groupby("muscle").size(),
+        }
+    ).reset_index()
