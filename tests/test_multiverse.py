@@ -10,6 +10,8 @@ import yaml
 
 from mimicry import multiverse
 from mimicry.devtools import job_counts, run_snakemake
+from mimicry.figures import specification_curve
+from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
 from mimicry.preprocess import (
     preprocess_recording,
     preprocess_universes,
@@ -125,9 +127,11 @@ def multiverse_run(workflow_copy, quick_config, values, *targets):
     ids = [u.id for u in multiverse.universes(with_axes(quick_config, axes))]
     settings_files = [f"results/multiverse/settings/{id_}.json" for id_ in ids]
     # Targets before --configfile, which takes every argument after it.
+    curves = ("mimicry-placebo", "drug-naltrexone", "drug-amisulpride")
     return (
         MULTIVERSE_OUTPUT,
         *settings_files,
+        *(f"results/figures/multiverse/{name}.png" for name in curves),
         *targets,
         "--configfile",
         "config/quick.yaml",
@@ -143,6 +147,20 @@ def test_four_universes_through_snakemake(workflow_copy, quick_config):
         workflow_copy, quick_config, ["log_ratio", "zscore"], *MAIN_CONTRASTS
     )
     run_snakemake(workflow_copy, "--cores", "2", *arguments)
+    multiverse_results = workflow_copy / "results" / "multiverse"
+    summary = pd.read_csv(multiverse_results / "summary.tsv", sep="\t")
+    assert (summary["universes"] == 4).all()
+    variance = pd.read_csv(multiverse_results / "variance_by_axis.tsv", sep="\t")
+    assert set(variance["axis"]) == {"band_hz", "value"}
+    figures = sorted(
+        path.name
+        for path in (workflow_copy / "results" / "figures" / "multiverse").iterdir()
+    )
+    assert figures == sorted(
+        f"{name}.{suffix}"
+        for name in ("mimicry-placebo", "drug-naltrexone", "drug-amisulpride")
+        for suffix in ("png", "pdf")
+    )
     contrasts = pd.read_csv(workflow_copy / MULTIVERSE_OUTPUT, sep="\t")
     per_contrast = contrasts.groupby(["muscle", "contrast", "group"])["universe"]
     assert (per_contrast.nunique() == 4).all() and (per_contrast.size() == 4).all()
@@ -174,5 +192,83 @@ def test_four_universes_through_snakemake(workflow_copy, quick_config):
         "multiverse_settings": 2,
         "multiverse_universe": 2,
         "multiverse_contrasts": 1,
+        "multiverse_figure": 3,
     }, dry.stdout
     assert "value-difference" in dry.stdout
+
+
+def contrasts_table():
+    """Four universes (two bands x two values), two muscles, a mimicry and a drug
+    contrast; the estimate is 0.1 plus 0.2 under zscore, whatever the band."""
+    rows = []
+    for band in ("[20.0, 450.0]", "[20.0, 250.0]"):
+        for value in ("log_ratio", "zscore"):
+            for muscle in ("ZM", "CS"):
+                for contrast, group in (("mimicry", "placebo"), ("drug", "naltrexone")):
+                    estimate = 0.1 + 0.2 * (value == "zscore")
+                    rows.append(
+                        {
+                            "universe": f"{band}-{value}",
+                            "muscle": muscle,
+                            "contrast": contrast,
+                            "group": group,
+                            "estimate": estimate if muscle == "ZM" else -estimate,
+                            "ci_low": estimate - 0.15,
+                            "ci_high": estimate + 0.15,
+                            "p": 0.01 if value == "zscore" else 0.2,
+                            "band_hz": band,
+                            "value": value,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_robustness_summary_and_variance_by_axis():
+    contrasts = contrasts_table()
+    summary = robustness_summary(contrasts, alpha=0.05).set_index(
+        ["muscle", "contrast", "group"]
+    )
+    zm = summary.loc[("ZM", "drug", "naltrexone")]
+    assert zm["universes"] == 4 and zm["share_p_below_alpha"] == 0.5
+    assert zm["share_positive"] == 1 and zm["median_estimate"] == pytest.approx(0.2)
+    assert summary.loc[("CS", "mimicry", "placebo"), "share_negative"] == 1
+    shares = variance_by_axis(contrasts, ["band_hz", "value"]).set_index(
+        ["muscle", "contrast", "group", "axis"]
+    )["variance_share"]
+    assert shares.xs("value", level="axis").to_numpy() == pytest.approx(1.0)
+    assert shares.xs("band_hz", level="axis").to_numpy() == pytest.approx(0.0)
+
+
+def test_specification_curve_draws_sorted_estimates_and_each_universes_choices():
+    contrasts = contrasts_table()
+    figure, plotted = specification_curve(
+        contrasts, ["band_hz", "value"], "drug", "naltrexone", alpha=0.05
+    )
+    # Row-major: the curves of ZM and CS, then their indicator panels.
+    curves, indicators = figure.axes[0:2], figure.axes[2:4]
+    assert curves[0].get_title().endswith("(ZM)")
+    labels = [tick.get_text() for tick in indicators[0].get_yticklabels()]
+    for column, muscle in enumerate(["ZM", "CS"]):
+        ordered = plotted[plotted["muscle"] == muscle]
+        assert ordered["estimate"].is_monotonic_increasing
+        points = {
+            line.get_label(): list(zip(line.get_xdata(), line.get_ydata()))
+            for line in curves[column].get_lines()
+            if line.get_label().startswith("p ")
+        }
+        significant = ordered["p"].to_numpy() < 0.05
+        estimates = ordered["estimate"].to_numpy()
+        assert points["p < 0.05"] == [
+            (rank, estimates[rank]) for rank in range(4) if significant[rank]
+        ]
+        assert len(points["p >= 0.05"]) == 4 - significant.sum()
+        # Each universe has one mark per axis, on the row of its value.
+        marks = [
+            (int(x), labels[int(y)])
+            for line in indicators[column].get_lines()
+            for x, y in zip(line.get_xdata(), line.get_ydata())
+        ]
+        assert len(marks) == 4 * 2
+        for rank, row in enumerate(ordered.itertuples()):
+            assert (rank, f"band_hz: {row.band_hz}") in marks
+            assert (rank, f"value: {row.value}") in marks

@@ -85,3 +85,47 @@ def _kept_counts(cells, trials, qcs):
             "n_trials": first_bin.groupby("muscle").size(),
         }
     ).reset_index()
+
+
+CONTRAST_KEYS = ["muscle", "contrast", "group"]
+
+
+def robustness_summary(contrasts, alpha):
+    """Per muscle and contrast, over the universes: how many, the share with p <
+    alpha, the shares with a positive and a negative estimate, and the median and
+    range of the estimates."""
+    grouped = contrasts.groupby(CONTRAST_KEYS, sort=False)
+    return grouped.apply(
+        lambda rows: pd.Series(
+            {
+                "universes": len(rows),
+                "share_p_below_alpha": (rows["p"] < alpha).mean(),
+                "share_positive": (rows["estimate"] > 0).mean(),
+                "share_negative": (rows["estimate"] < 0).mean(),
+                "median_estimate": rows["estimate"].median(),
+                "min_estimate": rows["estimate"].min(),
+                "max_estimate": rows["estimate"].max(),
+            }
+        ),
+        include_groups=False,
+    ).reset_index()
+
+
+def variance_by_axis(contrasts, axes):
+    """Per muscle, contrast and axis: the share of the estimates' variance over the
+    universes that the axis's values explain (its between-value sum of squares over
+    the total; on a full grid the axes' shares and their interactions add up to 1)."""
+    rows = []
+    for keys, table in contrasts.groupby(CONTRAST_KEYS, sort=False):
+        total = ((table["estimate"] - table["estimate"].mean()) ** 2).sum()
+        for axis in axes:
+            means = table.groupby(axis)["estimate"].transform("mean")
+            between = ((means - table["estimate"].mean()) ** 2).sum()
+            rows.append(
+                {
+                    **dict(zip(CONTRAST_KEYS, keys)),
+                    "axis": axis,
+                    "variance_share": between / total if total > 0 else 0.0,
+                }
+            )
+    return pd.DataFrame(rows)

@@ -47,6 +47,8 @@ wildcard_constraints:
     effect="|".join(map(re.escape, SENSITIVITY_EFFECTS)),
     replicate=r"\d+",
     universe="|".join(map(re.escape, MULTIVERSE_IDS)),
+    contrast="mimicry|drug",
+    group="|".join(map(re.escape, config["study"]["groups"])),
 
 
 def all_targets():
@@ -86,7 +88,22 @@ def multiverse_targets():
     return [
         *rules.multiverse_contrasts.output,
         *expand(rules.multiverse_settings.output.settings, universe=MULTIVERSE_IDS),
+        *(
+            path
+            for contrast, group in multiverse_curves()
+            for path in expand(
+                rules.multiverse_figure.output, contrast=contrast, group=group
+            )
+        ),
     ]
+
+
+def multiverse_curves():
+    """(contrast, group) of each specification curve: the reference group's
+    mimicry and every other group's drug contrast."""
+    reference = config["study"]["reference_group"]
+    others = [group for group in config["study"]["groups"] if group != reference]
+    return [("mimicry", reference), *(("drug", group) for group in others)]
 
 
 def participant_group(wildcards):

@@ -97,6 +97,18 @@ rule multiverse_contrasts:
             category="Multiverse",
             labels={"table": "contrasts per universe"},
         ),
+        summary=report(
+            "results/multiverse/summary.tsv",
+            caption="../report/multiverse.rst",
+            category="Multiverse",
+            labels={"table": "robustness per contrast"},
+        ),
+        variance=report(
+            "results/multiverse/variance_by_axis.tsv",
+            caption="../report/multiverse.rst",
+            category="Multiverse",
+            labels={"table": "variance of the estimates per axis"},
+        ),
     log:
         "logs/multiverse/contrasts.log",
     benchmark:
@@ -107,5 +119,39 @@ rule multiverse_contrasts:
     resources:
         mem_mb=2000,
         runtime=5,
+    params:
+        axes=list(config["multiverse"]["axes"]),
+        alpha=config["multiverse"]["alpha"],
     script:
         "../scripts/multiverse_contrasts.py"
+
+
+rule multiverse_figure:
+    input:
+        contrasts=rules.multiverse_contrasts.output.contrasts,
+    output:
+        png=report(
+            "results/figures/multiverse/{contrast}-{group}.png",
+            caption="../report/multiverse_figure.rst",
+            category="Multiverse",
+            labels={
+                "figure": "specification curve",
+                "contrast": "{contrast}, {group}",
+            },
+        ),
+        pdf="results/figures/multiverse/{contrast}-{group}.pdf",
+    log:
+        "logs/figures/multiverse/{contrast}-{group}.log",
+    benchmark:
+        "results/benchmarks/figures/multiverse/{contrast}-{group}.tsv"
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        axes=list(config["multiverse"]["axes"]),
+        alpha=config["multiverse"]["alpha"],
+    script:
+        "../scripts/multiverse_figure.py"

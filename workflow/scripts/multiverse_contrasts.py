@@ -4,7 +4,16 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
-pd.concat(
+from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
+
+contrasts = pd.concat(
     [pd.read_csv(path, sep="\t") for path in snakemake.input.universes],
     ignore_index=True,
-).to_csv(snakemake.output.contrasts, sep="\t", index=False)
+)
+contrasts.to_csv(snakemake.output.contrasts, sep="\t", index=False)
+robustness_summary(contrasts, snakemake.params.alpha).to_csv(
+    snakemake.output.summary, sep="\t", index=False
+)
+variance_by_axis(contrasts, snakemake.params.axes).to_csv(
+    snakemake.output.variance, sep="\t", index=False
+)
