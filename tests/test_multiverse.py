@@ -225,12 +225,15 @@ def contrasts_table():
 
 def test_robustness_summary_and_variance_by_axis():
     contrasts = contrasts_table()
-    summary = robustness_summary(contrasts, alpha=0.05).set_index(
-        ["muscle", "contrast", "group"]
-    )
+    summary = robustness_summary(contrasts, ["band_hz", "value"], alpha=0.05)
+    summary = summary.set_index(["muscle", "contrast", "group"])
     zm = summary.loc[("ZM", "drug", "naltrexone")]
     assert zm["universes"] == 4 and zm["share_p_below_alpha"] == 0.5
     assert zm["share_positive"] == 1 and zm["median_estimate"] == pytest.approx(0.2)
+    assert zm["main_axis"] == "value" and zm["main_axis_share"] == pytest.approx(1)
+    assert zm["statement"].startswith("ZM, naltrexone's mimicry minus the reference")
+    assert "p < 0.05 in 2 of 4 universes" in zm["statement"]
+    assert "most is value (100% of their variance)" in zm["statement"]
     assert summary.loc[("CS", "mimicry", "placebo"), "share_negative"] == 1
     shares = variance_by_axis(contrasts, ["band_hz", "value"]).set_index(
         ["muscle", "contrast", "group", "axis"]

@@ -90,12 +90,12 @@ def _kept_counts(cells, trials, qcs):
 CONTRAST_KEYS = ["muscle", "contrast", "group"]
 
 
-def robustness_summary(contrasts, alpha):
+def robustness_summary(contrasts, axes, alpha):
     """Per muscle and contrast, over the universes: how many, the share with p <
-    alpha, the shares with a positive and a negative estimate, and the median and
-    range of the estimates."""
+    alpha, the shares with a positive and a negative estimate, the median and range
+    of the estimates, the axis that moves them most, and all that in a sentence."""
     grouped = contrasts.groupby(CONTRAST_KEYS, sort=False)
-    return grouped.apply(
+    summary = grouped.apply(
         lambda rows: pd.Series(
             {
                 "universes": len(rows),
@@ -109,6 +109,37 @@ def robustness_summary(contrasts, alpha):
         ),
         include_groups=False,
     ).reset_index()
+    summary["universes"] = summary["universes"].astype(int)
+    shares = variance_by_axis(contrasts, axes)
+    largest = shares.loc[
+        shares.groupby(CONTRAST_KEYS, sort=False)["variance_share"].idxmax()
+    ]
+    summary = summary.merge(
+        largest.rename(
+            columns={"axis": "main_axis", "variance_share": "main_axis_share"}
+        ),
+        on=CONTRAST_KEYS,
+    )
+    summary["statement"] = [
+        _statement(row, alpha) for row in summary.itertuples(index=False)
+    ]
+    return summary
+
+
+def _statement(row, alpha):
+    what = (
+        f"{row.muscle}, mimicry in the {row.group} group"
+        if row.contrast == "mimicry"
+        else f"{row.muscle}, {row.group}'s mimicry minus the reference group's"
+    )
+    significant = round(row.share_p_below_alpha * row.universes)
+    return (
+        f"{what}: p < {alpha:g} in {significant} of {row.universes} universes; "
+        f"estimates from {row.min_estimate:.3g} to {row.max_estimate:.3g} (median "
+        f"{row.median_estimate:.3g}), positive in {row.share_positive:.0%}; the axis "
+        f"that moves them most is {row.main_axis} ({row.main_axis_share:.0%} of their "
+        "variance)."
+    )
 
 
 def variance_by_axis(contrasts, axes):

@@ -11,7 +11,7 @@ contrasts = pd.concat(
     ignore_index=True,
 )
 contrasts.to_csv(snakemake.output.contrasts, sep="\t", index=False)
-robustness_summary(contrasts, snakemake.params.alpha).to_csv(
+robustness_summary(contrasts, snakemake.params.axes, snakemake.params.alpha).to_csv(
     snakemake.output.summary, sep="\t", index=False
 )
 variance_by_axis(contrasts, snakemake.params.axes).to_csv(
