@@ -101,6 +101,20 @@ def read_participant_recording(
     )
 
 
+def read_job_recording(job_input, participant, params):
+    """The recording a preprocessing job of the workflow reads (rules preprocess and
+    multiverse_preprocess): input.recording (with input.events for an EMG-BIDS one),
+    params.settings and params.file_format."""
+    return read_participant_recording(
+        job_input.recording,
+        participant,
+        params.settings,
+        file_format=params.file_format,
+        # Only BIDS participants have an events.tsv input.
+        events_path=job_input.events or None,
+    )
+
+
 def preprocess_recording(recording, conditions, options):
     """Filter, rectify, epoch, bin and screen one `Recording`.
 
