@@ -3,12 +3,13 @@ recording (mimicry.preprocess.preprocess_universes), on a simulated quick-study
 participant."""
 
 import copy
+import re
 
 import pandas as pd
 import pytest
 import yaml
 
-from mimicry import multiverse
+from mimicry import multiverse, study
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.figures import specification_curve
 from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
@@ -275,3 +276,25 @@ def test_specification_curve_draws_sorted_estimates_and_each_universes_choices()
         for rank, row in enumerate(ordered.itertuples()):
             assert (rank, f"band_hz: {row.band_hz}") in marks
             assert (rank, f"value: {row.value}") in marks
+
+
+@pytest.mark.parametrize(
+    "axes, message",
+    [
+        (
+            {"value": ["log_ratio", "ratio"]},
+            "universe value-ratio: preprocess.value: 'ratio' is not one of",
+        ),
+        (
+            {"bin_s": [0.5, 0.7]},
+            "universe bin-0.7: preprocess.bin_s 0.7",
+        ),
+    ],
+)
+def test_a_universe_the_preprocess_section_would_refuse_is_named(
+    default_config, default_participants, axes, message
+):
+    config = with_axes(default_config, axes)
+    participants = [participant for participant, _ in default_participants]
+    with pytest.raises(study.ConfigError, match=re.escape(message)):
+        study.check_config(config, participants)
