@@ -85,6 +85,17 @@ sensitivity: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
 	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
 
+# Multiverse of preprocessing pipelines (README, "Multiverse"): the whole workflow plus
+# every universe of config multiverse.axes.
+.PHONY: multiverse bench-multiverse
+multiverse: install
+	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
+	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
+
+# The multiverse's preprocessing against the single pipeline's (target: at most 3x).
+bench-multiverse: install
+	$(BIN)/python benchmarks/multiverse.py --cores $(CORES)
+
 # Simulation-based calibration of the drug model (Student-t, rate deviations): 200
 # studies drawn from the program's prior, fitted and ranked; results/sbc. Not in `make
 # test`, which runs a small version (tests/test_sbc.py).

@@ -28,6 +28,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/multiverse.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/benchmarks.smk"
 

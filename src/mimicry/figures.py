@@ -637,3 +637,74 @@ def power_figure(power, power_target):
     figure.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
     figure.tight_layout(rect=(0, 0.16, 1, 1))
     return figure, pd.concat(plotted, ignore_index=True)
+
+
+@_styled
+def specification_curve(contrasts, axes, contrast, group, alpha):
+    """Specification curve of one contrast over the multiverse: per muscle a column,
+    above the universes' estimates sorted with their 95% intervals (filled where p <
+    alpha), below an indicator panel marking each universe's value of every axis, as
+    Simonsohn, Simmons & Nelson (2020, Nat Hum Behav) draw them.
+
+    contrasts: results/multiverse/contrasts.tsv; axes: the axis columns, in order;
+    contrast and group pick its rows ("mimicry" per group, "drug" per drug group).
+    Returns the figure and the plotted rows (per muscle, in drawing order).
+    """
+    rows = contrasts[
+        (contrasts["contrast"] == contrast) & (contrasts["group"] == group)
+    ]
+    muscles = list(dict.fromkeys(rows["muscle"]))
+    levels = [(axis, value) for axis in axes for value in dict.fromkeys(rows[axis])]
+    figure, panels = plt.subplots(
+        2,
+        len(muscles),
+        figsize=(4.2 * len(muscles), 2.6 + 0.16 * len(levels)),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"height_ratios": [2.6, 0.16 * len(levels)]},
+    )
+    plotted = []
+    for column, muscle in enumerate(muscles):
+        curve, indicators = panels[0, column], panels[1, column]
+        ordered = rows[rows["muscle"] == muscle].sort_values("estimate")
+        rank = np.arange(len(ordered))
+        clear = (ordered["p"] < alpha).to_numpy()
+        curve.vlines(
+            rank, ordered["ci_low"], ordered["ci_high"], color="0.75", linewidth=0.8
+        )
+        for filled, marker_face in ((True, NEUTRAL_COLOUR), (False, "white")):
+            chosen = clear == filled
+            curve.plot(
+                rank[chosen],
+                ordered["estimate"].to_numpy()[chosen],
+                linestyle="none",
+                marker="o",
+                markersize=3,
+                color=NEUTRAL_COLOUR,
+                markerfacecolor=marker_face,
+                label=f"p {'<' if filled else '>='} {alpha:g}",
+            )
+        curve.axhline(0, color=NEUTRAL_COLOUR, linewidth=0.6, linestyle="--")
+        curve.set_title(muscle_label(muscle), fontsize=8)
+        curve.set_ylabel(f"{contrast} contrast, {group}" if column == 0 else "")
+        for level_index, (axis, value) in enumerate(levels):
+            marked = (ordered[axis] == value).to_numpy()
+            indicators.plot(
+                rank[marked],
+                np.full(marked.sum(), level_index),
+                linestyle="none",
+                marker="|",
+                markersize=4,
+                color=NEUTRAL_COLOUR,
+            )
+        indicators.set_yticks(range(len(levels)))
+        indicators.set_yticklabels(
+            [f"{axis}: {value}" for axis, value in levels] if column == 0 else []
+        )
+        indicators.set_ylim(len(levels) - 0.5, -0.5)
+        indicators.set_xlabel("universes, by estimate")
+        plotted.append(ordered)
+    handles, labels = panels[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper right", frameon=False, fontsize=7)
+    figure.tight_layout()
+    return figure, pd.concat(plotted, ignore_index=True)

@@ -101,6 +101,20 @@ def read_participant_recording(
     )
 
 
+def read_job_recording(job_input, participant, params):
+    """The recording a preprocessing job of the workflow reads (rules preprocess and
+    multiverse_preprocess): input.recording (with input.events for an EMG-BIDS one),
+    params.settings and params.file_format."""
+    return read_participant_recording(
+        job_input.recording,
+        participant,
+        params.settings,
+        file_format=params.file_format,
+        # Only BIDS participants have an events.tsv input.
+        events_path=job_input.events or None,
+    )
+
+
 def preprocess_recording(recording, conditions, options):
     """Filter, rectify, epoch, bin and screen one `Recording`.
 
@@ -114,22 +128,61 @@ def preprocess_recording(recording, conditions, options):
     muscle x condition cell, filter details, the rejection settings, the rejected
     trials with each one's reason and detail).
     """
-    muscles = list(recording.signals_uv)
-    signals = np.vstack([recording.signals_uv[muscle] for muscle in muscles])
-    sos, notch_hz, skipped_notch_hz = design_filter(recording, options)
-    saturated_share = saturated_sample_share(signals)
+    return epoch_and_screen(
+        recording, conditions, options, Rectified(recording, options)
+    )
 
-    rectified = np.abs(sosfiltfilt(sos, signals, axis=-1))
+
+class Rectified:
+    """A recording's channels filtered and rectified, as cumulative sums.
+
+    prefix holds each channel's cumulative sum with a leading zero, so every window
+    mean is two lookups; what depends only on the filter is computed once here and
+    shared by every pipeline with the same filter settings (`FILTER_KEYS`).
+    """
+
+    def __init__(self, recording, options):
+        signals = np.vstack(
+            [recording.signals_uv[muscle] for muscle in recording.signals_uv]
+        )
+        sos, notch_hz, skipped_notch_hz = design_filter(recording, options)
+        self.saturated_share = saturated_sample_share(signals)
+        rectified = np.abs(sosfiltfilt(sos, signals, axis=-1))
+        self.prefix = np.zeros((len(signals), rectified.shape[1] + 1))
+        np.cumsum(rectified, axis=-1, out=self.prefix[:, 1:])
+        self.mean_amplitude_uv = self.prefix[:, -1] / rectified.shape[1]
+        self.filter_details = {
+            "band_hz": list(options["band_hz"]),
+            "notch_hz": notch_hz,
+            "skipped_notch_hz": skipped_notch_hz,
+        }
+
+
+# The preprocess keys the filtered, rectified signal depends on.
+FILTER_KEYS = (
+    "band_hz",
+    "band_order",
+    "mains_hz",
+    "notch_harmonics",
+    "notch_width_hz",
+    "notch_order",
+)
+
+
+def epoch_and_screen(recording, conditions, options, rectified):
+    """`preprocess_recording` from the filtered, rectified signal (`Rectified`, made
+    with the same filter settings as options)."""
+    muscles = list(recording.signals_uv)
+    prefix = rectified.prefix
     windows = EpochWindows(options, recording.sampling_rate_hz)
     check_epochs_apart(recording, windows, options)
-    prefix = np.zeros((len(muscles), rectified.shape[1] + 1))
-    np.cumsum(rectified, axis=-1, out=prefix[:, 1:])
     baseline, bins, inside = windows.means(prefix, recording.onset_samples)
-    mean_amplitude_uv = prefix[:, -1] / rectified.shape[1]
 
     channel_checks = [
         check_channel(muscle, amplitude, share, options)
-        for muscle, amplitude, share in zip(muscles, mean_amplitude_uv, saturated_share)
+        for muscle, amplitude, share in zip(
+            muscles, rectified.mean_amplitude_uv, rectified.saturated_share
+        )
     ]
     rules = options["rejection"]["rules"]
     transients = (
@@ -150,11 +203,6 @@ def preprocess_recording(recording, conditions, options):
     )
     values = response_values(baseline, bins, reasons == "", options["value"])
 
-    filter_details = {
-        "band_hz": list(options["band_hz"]),
-        "notch_hz": notch_hz,
-        "skipped_notch_hz": skipped_notch_hz,
-    }
     qc = quality_report(
         recording,
         conditions,
@@ -162,7 +210,7 @@ def preprocess_recording(recording, conditions, options):
         reasons,
         details,
         channel_checks,
-        filter_details,
+        rectified.filter_details,
         options,
     )
     log.info(
@@ -184,6 +232,49 @@ def preprocess_recording(recording, conditions, options):
         )
     table = trial_table(recording, muscles, values, reasons, windows.bin_centres_s)
     return table, qc
+
+
+def preprocess_universes(recording, conditions, grid):
+    """{universe id: (table, qc)} as `preprocess_recording` gives them, for each
+    universe of grid, filtering once per distinct filter setting."""
+    results = {}
+    for members in _by_filter(grid).values():
+        rectified = Rectified(recording, members[0].preprocess)
+        for universe in members:
+            results[universe.id] = epoch_and_screen(
+                recording, conditions, universe.preprocess, rectified
+            )
+    return {universe.id: results[universe.id] for universe in grid}
+
+
+# What aggregation reads of a universe's QC (the rest repeats per universe).
+UNIVERSE_QC_KEYS = (
+    "participant",
+    "excluded",
+    "exclusion_reasons",
+    "trials_per_condition",
+    "dropped_trigger_pulses",
+)
+
+
+def combined_universe_outputs(results):
+    """`preprocess_universes`' results as one table, its first column the universe
+    id, and {universe id: the QC that aggregation reads}."""
+    tables, qcs = [], {}
+    for universe_id, (table, qc) in results.items():
+        ids = arrow_array(np.full(table.num_rows, universe_id), pa.string())
+        tables.append(table.add_column(0, "universe", ids))
+        qcs[universe_id] = {key: qc[key] for key in UNIVERSE_QC_KEYS}
+    return pa.concat_tables(tables), qcs
+
+
+def _by_filter(grid):
+    """Universes grouped by their filter settings (FILTER_KEYS)."""
+    groups = {}
+    for universe in grid:
+        key = repr([universe.preprocess[name] for name in FILTER_KEYS])
+        groups.setdefault(key, []).append(universe)
+    return groups
 
 
 def design_filter(recording, options):

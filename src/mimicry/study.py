@@ -303,6 +303,21 @@ def check_config(config, participant_ids):
         raise ConfigError(problem)
     if simulated:
         _check_simulation(config["simulation"], study, set(participant_ids))
+    if config["multiverse"]["enabled"]:
+        _check_multiverse(config)
+
+
+def _check_multiverse(config):
+    from mimicry import config_schema, multiverse
+
+    schema = config_schema.load_schema(SCHEMA_DIR / "config.schema.yaml")
+    preprocess_schema = schema["properties"]["preprocess"]
+    try:
+        problems = list(multiverse.universe_problems(config, preprocess_schema))
+    except multiverse.MultiverseConfigError as error:
+        raise ConfigError(str(error)) from None
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def _check_recording(recording, conditions):

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import re
 
@@ -6,7 +7,7 @@ import pandas as pd
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from mimicry import bids, methods, recordings, sensitivity, study
+from mimicry import bids, methods, multiverse, recordings, sensitivity, study
 
 study.validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 if config["source"]["kind"] == "bids":
@@ -30,6 +31,13 @@ SOURCE = config["source"]["kind"]
 STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
 MODELS = ["pooled", "drug"]
 SENSITIVITY_EFFECTS = sensitivity.effects_by_id(config)
+MULTIVERSE = {
+    universe.id: universe
+    for universe in (
+        multiverse.universes(config) if config["multiverse"]["enabled"] else []
+    )
+}
+MULTIVERSE_IDS = list(MULTIVERSE)
 
 
 wildcard_constraints:
@@ -38,6 +46,9 @@ wildcard_constraints:
     model="|".join(MODELS),
     effect="|".join(map(re.escape, SENSITIVITY_EFFECTS)),
     replicate=r"\d+",
+    universe="|".join(map(re.escape, MULTIVERSE_IDS)),
+    contrast="mimicry|drug",
+    group="|".join(map(re.escape, config["study"]["groups"])),
 
 
 def all_targets():
@@ -64,7 +75,35 @@ def all_targets():
         targets.append(rules.simulation_truth.output.truth)
     if config["sensitivity"]["enabled"]:
         targets += [*rules.sensitivity_power.output, *rules.sensitivity_figure.output]
+    if config["multiverse"]["enabled"]:
+        targets += multiverse_targets()
     return targets
+
+
+def multiverse_targets():
+    """The multiverse's table and every universe's settings file. Requested by
+    name, a new universe's settings file is found missing although everything
+    downstream of a re-run multiverse_preprocess is reached only through inputs that
+    are not ancient (see multiverse.smk)."""
+    return [
+        *rules.multiverse_contrasts.output,
+        *expand(rules.multiverse_settings.output.settings, universe=MULTIVERSE_IDS),
+        *(
+            path
+            for contrast, group in multiverse_curves()
+            for path in expand(
+                rules.multiverse_figure.output, contrast=contrast, group=group
+            )
+        ),
+    ]
+
+
+def multiverse_curves():
+    """(contrast, group) of each specification curve: the reference group's
+    mimicry and every other group's drug contrast."""
+    reference = config["study"]["reference_group"]
+    others = [group for group in config["study"]["groups"] if group != reference]
+    return [("mimicry", reference), *(("drug", group) for group in others)]
 
 
 def participant_group(wildcards):
@@ -196,6 +235,27 @@ def sensitivity_replicates():
         effect=SENSITIVITY_EFFECTS,
         replicate=range(config["sensitivity"]["replicates"]),
     )
+
+
+def multiverse_settings():
+    return [dataclasses.asdict(universe) for universe in MULTIVERSE.values()]
+
+
+def multiverse_universe_settings(wildcards):
+    """Everything a universe's analysis reads besides the participants' tables: the
+    universe, the study, the sample sheet's groups, the mixed models' settings and
+    what the data depend on (raw files, simulation, recording and channel settings)."""
+    settings = {
+        "universe": dataclasses.asdict(MULTIVERSE[wildcards.universe]),
+        "groups": participants["group"].to_dict(),
+        "study": config["study"],
+        "random_effects": config["frequentist"]["random_effects"],
+        "data": {key: config[key] for key in ("channels", "recording", "source")},
+    }
+    settings["data"]["participants"] = participants.astype(str).to_dict("records")
+    if SOURCE == "simulated":
+        settings["data"]["simulation"] = simulation_config()
+    return settings
 
 
 study.check_declared_rates(

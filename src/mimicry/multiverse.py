@@ -1,0 +1,138 @@
+"""The multiverse: a declared grid of preprocessing pipelines ("universes").
+
+`multiverse.axes` maps preprocess keys (dotted for nested ones, such as
+rejection.rules) to the values each takes; the universes are their product, less
+those matching an entry of `multiverse.exclude`. A universe's preprocess settings
+are the config's preprocess section with its axis values set. Its id is made from
+its axes and their values alone, so it stays the same when values are added to an
+axis or the axes reordered, and it names the choices it stands for.
+
+Per participant, `mimicry.preprocess.preprocess_universes` filters the recording once
+per distinct filter setting and derives each universe's epochs, bins and rejections
+from the shared filtered signal. This module stays light (no SciPy or pyarrow): every
+Snakemake start expands the grid.
+"""
+
+import copy
+import itertools
+from dataclasses import dataclass
+
+import jsonschema
+
+from mimicry.preprocess_checks import setting_problems
+
+# Units dropped from an axis's last key component in its id token.
+UNIT_SUFFIXES = ("_hz", "_s", "_uv")
+AXIS_SEPARATOR = "__"
+
+
+class MultiverseConfigError(ValueError):
+    """The multiverse section does not fit the preprocess section; says which key."""
+
+
+@dataclass(frozen=True)
+class Universe:
+    id: str
+    choices: dict  # axis (dotted preprocess key) -> value
+    preprocess: dict  # the whole preprocess section with the choices set
+
+
+def universes(config):
+    """Every universe of the grid, in the order of the axes' values."""
+    axes = config["multiverse"]["axes"]
+    exclusions = config["multiverse"]["exclude"]
+    for exclusion in exclusions:
+        unknown = sorted(set(exclusion) - set(axes))
+        if unknown:
+            raise MultiverseConfigError(
+                f"multiverse.exclude entry {exclusion} names {unknown}, which "
+                f"multiverse.axes does not have (axes: {sorted(axes)})"
+            )
+    grid = []
+    for values in itertools.product(*axes.values()):
+        choices = dict(zip(axes, values))
+        if any(
+            all(choices[axis] == value for axis, value in exclusion.items())
+            for exclusion in exclusions
+        ):
+            continue
+        grid.append(
+            Universe(
+                id=universe_id(choices),
+                choices=choices,
+                preprocess=with_choices(config["preprocess"], choices),
+            )
+        )
+    if not grid:
+        raise MultiverseConfigError(
+            "multiverse.exclude leaves no universe of the multiverse.axes grid"
+        )
+    return grid
+
+
+def with_choices(preprocess, choices):
+    """A copy of the preprocess section with each axis key set to its value."""
+    settings = copy.deepcopy(preprocess)
+    for axis, value in choices.items():
+        *parents, key = axis.split(".")
+        section = settings
+        for parent in parents:
+            section = section.get(parent)
+            if not isinstance(section, dict):
+                break
+        if not isinstance(section, dict) or key not in section:
+            raise MultiverseConfigError(
+                f"multiverse.axes key '{axis}' is not a key of the preprocess section"
+            )
+        section[key] = copy.deepcopy(value)
+    return settings
+
+
+def universe_id(choices):
+    """'band-20to450__baseline-m1to0__rules-transient+baseline__value-log_ratio':
+    the axes in alphabetical order of their keys, so the order they are declared in
+    does not matter."""
+    return AXIS_SEPARATOR.join(
+        f"{axis_token(axis)}-{value_token(choices[axis])}" for axis in sorted(choices)
+    )
+
+
+def axis_token(axis):
+    name = axis.split(".")[-1]
+    for suffix in UNIT_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def value_token(value):
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, list):
+        separator = "to" if all(_is_number(item) for item in value) else "+"
+        return separator.join(value_token(item) for item in value)
+    if _is_number(value):
+        return f"{value:g}".replace("-", "m")
+    return str(value)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def universe_problems(config, preprocess_schema):
+    """Messages, one per universe whose settings the preprocess section's schema or
+    its cross-key checks reject, naming the universe and multiverse.axes."""
+    simulation = (
+        config["simulation"] if config["source"]["kind"] == "simulated" else None
+    )
+    for universe in universes(config):
+        where = f"multiverse.axes: universe {universe.id}"
+        try:
+            jsonschema.validate(universe.preprocess, preprocess_schema)
+        except jsonschema.ValidationError as error:
+            path = ".".join(map(str, error.absolute_path))
+            yield f"{where}: preprocess.{path}: {error.message}"
+            continue
+        for problem in setting_problems(universe.preprocess, simulation):
+            yield f"{where}: {problem}"

@@ -1,0 +1,19 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+import pandas as pd
+
+from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
+
+contrasts = pd.concat(
+    [pd.read_csv(path, sep="\t") for path in snakemake.input.universes],
+    ignore_index=True,
+)
+contrasts.to_csv(snakemake.output.contrasts, sep="\t", index=False)
+robustness_summary(contrasts, snakemake.params.axes, snakemake.params.alpha).to_csv(
+    snakemake.output.summary, sep="\t", index=False
+)
+variance_by_axis(contrasts, snakemake.params.axes).to_csv(
+    snakemake.output.variance, sep="\t", index=False
+)

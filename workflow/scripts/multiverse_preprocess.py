@@ -1,0 +1,23 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from mimicry.logs import configure_logging
+from mimicry.multiverse import Universe
+from mimicry.preprocess import (
+    combined_universe_outputs,
+    preprocess_universes,
+    read_job_recording,
+    write_outputs,
+)
+
+configure_logging()
+recording = read_job_recording(
+    snakemake.input, snakemake.wildcards.participant, snakemake.params
+)
+grid = [Universe(**universe) for universe in snakemake.params.universes]
+conditions = snakemake.params.settings["study"]["conditions"]
+results = preprocess_universes(recording, conditions, grid)
+write_outputs(
+    *combined_universe_outputs(results), snakemake.output.table, snakemake.output.qc
+)
