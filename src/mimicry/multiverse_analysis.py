@@ -50,7 +50,7 @@ def universe_contrasts(universe, trials, qcs, groups, study, random_effects):
     """The universe's mimicry contrast per group and each drug group's against the
     reference group, per muscle: estimate, 95% interval, p, and the participants and
     trials (per muscle, kept and from included participants) behind them."""
-    cells, kept_trials, _ = aggregate(trials, qcs, groups)
+    cells, _, _ = aggregate(trials, qcs, groups)
     tables = fit_mixed_models(
         cells,
         groups=study["groups"],
@@ -68,23 +68,23 @@ def universe_contrasts(universe, trials, qcs, groups, study, random_effects):
         ],
         ignore_index=True,
     )
-    rows = rows.merge(_kept_counts(cells, kept_trials, qcs), on="muscle", how="left")
+    rows = rows.merge(_kept_counts(cells), on="muscle", how="left")
     rows["universe"] = universe.id
     for axis, value in universe.choices.items():
         rows[axis] = json.dumps(value) if isinstance(value, list) else value
     return rows[[*CONTRAST_COLUMNS, *universe.choices]]
 
 
-def _kept_counts(cells, trials, qcs):
-    excluded = {participant for participant, qc in qcs.items() if qc["excluded"]}
-    kept = trials[~trials["rejected"] & ~trials["participant"].isin(excluded)]
-    first_bin = kept[kept["bin"] == kept["bin"].min()]
-    return pd.DataFrame(
-        {
-            "n_participants": cells.groupby("muscle")["participant"].nunique(),
-            "n_trials": first_bin.groupby("muscle").size(),
-        }
-    ).reset_index()
+def _kept_counts(cells):
+    """Per muscle, the participants and trials behind the cells (each cell counts
+    the kept trials of an included participant; a trial is kept or rejected for all
+    its bins, so the first bin's counts are the trials)."""
+    first_bin = cells[cells["bin"] == cells["bin"].min()]
+    return (
+        first_bin.groupby("muscle")
+        .agg(n_participants=("participant", "nunique"), n_trials=("n_trials", "sum"))
+        .reset_index()
+    )
 
 
 CONTRAST_KEYS = ["muscle", "contrast", "group"]
