@@ -10,6 +10,11 @@ normal deviations, so the truth is each group's curve) plus residual noise of sd
 
 import copy
 import hashlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
 import time
 
 import arviz as az
@@ -35,7 +40,7 @@ from mimicry.bayes.bayes_factors import curve_prior, prior_density_at_zero
 from mimicry.bayes.comparison import UNITS, loo
 from mimicry.bayes.predictive import likelihood_terms, log_likelihood
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
-from mimicry.devtools import PROJECT_ROOT
+from mimicry.devtools import PROJECT_ROOT, group_alive
 from mimicry.study import load_config, mimicry_contrast
 from mimicry.simulate import group_cell_parameters
 
@@ -495,10 +500,56 @@ def test_same_seed_gives_identical_draws_and_bytes(tmp_path):
     assert digests[0] == digests[1]
 
 
-def test_fits_are_not_left_in_the_httpstan_cache(effect_fit):
+# Samples in a process of its own, which the test kills.
+SAMPLING_SCRIPT = """
+import pickle, sys
+from mimicry.bayes import sample
+sample(*pickle.loads(open(sys.argv[1], "rb").read()))
+"""
+
+
+def test_fits_are_not_left_in_the_httpstan_cache_even_by_a_killed_sampling(
+    build_seconds, tmp_path
+):
+    """A sampling killed after some chains were cached leaves them to the next
+    sampling, which deletes them together with its own."""
     name = httpstan.models.calculate_model_name(DEFAULT_STAN_FILE.read_text())
     fits = httpstan.cache.model_directory(name) / "fits"
-    assert not fits.exists() or not any(fits.iterdir())
+    register = httpstan.cache.cache_directory() / "mimicry-fits"
+
+    def cached():
+        return set(fits.glob("*")), set(register.glob("*"))
+
+    before = cached()
+    # One chain more than httpstan runs at once: the last starts after the first
+    # is cached, so the kill lands while cached chains wait for deletion.
+    model_input = build_model_input(
+        cells_for("normal"), STUDY, "drug", rate_deviations=False
+    )
+    job = tmp_path / "job.pickle"
+    job.write_bytes(
+        pickle.dumps((model_input, {**SAMPLER, "chains": os.cpu_count() + 1}))
+    )
+    (tmp_path / "sample.py").write_text(SAMPLING_SCRIPT)
+    child = subprocess.Popen(
+        [sys.executable, tmp_path / "sample.py", job], start_new_session=True
+    )
+    deadline = time.monotonic() + 600
+    while not (left := cached()[0] - before[0]):
+        assert child.poll() is None, "the sampling ended before any chain was cached"
+        assert time.monotonic() < deadline, "no chain cached in 600 s"
+        time.sleep(0.01)
+    # As Snakemake's jobs die with it: the process and its chains' workers.
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    while group_alive(child.pid):
+        time.sleep(0.01)
+    assert all(path.exists() for path in left), "the killed sampling's fits are gone"
+
+    fit(cells_for("normal"), likelihood="normal", chains=1, warmup=50, draws=50)
+    # Orphans of earlier runs may have gone too.
+    fits_after, register_after = cached()
+    assert fits_after <= before[0] and register_after <= before[1]
 
 
 def stan_values(model, unconstrained):

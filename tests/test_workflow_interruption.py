@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mimicry.devtools import copy_workflow, job_counts, run_snakemake
+from mimicry.devtools import copy_workflow, group_alive, job_counts, run_snakemake
 from mimicry.reproduce import differences, manifest
 
 # Two short chains: these tests compare bytes, not posteriors, so the diagnostics gate
@@ -55,19 +55,6 @@ def reference(tmp_path_factory):
     workdir = new_workflow(tmp_path_factory.mktemp("interruption") / "reference")
     run_snakemake(workdir, *RUN)
     return workdir, manifest(workdir)
-
-
-def group_alive(pgid):
-    """Whether any process of the group is still running (zombies do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # Fields after the parenthesised command: state, ppid, pgrp, ...
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 class Run:

@@ -48,3 +48,16 @@ def job_counts(output):
 def seconds_listing(seconds, digits=2):
     """Timings as "[1.23, 1.25]", for benchmark reports."""
     return "[" + ", ".join(f"{value:.{digits}f}" for value in seconds) + "]"
+
+
+def group_alive(pgid):
+    """Whether any process of the group is still running (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # Fields after the parenthesised command: state, ppid, pgrp, ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

@@ -244,26 +244,28 @@ def _sample_pystan(model_input, stan_file, settings):
         "max_depth": settings["max_treedepth"],
         "refresh": settings.get("refresh", DEFAULT_REFRESH),
     }
+    fit_names = _pystan_fit_names(model, settings["chains"], sampler_arguments)
     # PyStan reports progress on stderr, which a rule script sends to its log.
-    fit = model.sample(num_chains=settings["chains"], **sampler_arguments)
-    _forget_pystan_fits(model, settings["chains"], sampler_arguments)
+    with _fits_deleted_afterwards(fit_names):
+        fit = model.sample(num_chains=settings["chains"], **sampler_arguments)
     return az.from_pystan(
         **{"prior" if model_input.prior_only else "posterior": fit},
         **_converter_arguments(model_input),
     )
 
 
-def _forget_pystan_fits(model, chains, sampler_arguments):
-    """Delete the chains httpstan cached for this seed (hundreds of MB each).
+def _pystan_fit_names(model, chains, sampler_arguments):
+    """The names under which httpstan will cache this sampling's chains.
 
-    httpstan keeps every seeded fit and hands it back when the same request comes
-    again; removing them keeps the cache small and makes a re-run really sample. The
-    names are computed exactly as httpstan does for each chain's request.
+    httpstan keeps every seeded fit (hundreds of MB each). The names are computed
+    exactly as httpstan does for each chain's request; they are stable within one
+    process only (httpstan hashes the pickled request, whose key order follows the
+    process's string hashing), so a later job never finds an earlier job's fits.
     """
-    import httpstan.cache
     import httpstan.fits
     import httpstan.schemas
 
+    names = []
     for chain in range(1, chains + 1):
         request = {
             **sampler_arguments,
@@ -277,11 +279,82 @@ def _forget_pystan_fits(model, chains, sampler_arguments):
             json.loads(json.dumps(request))
         )
         function = arguments.pop("function")
-        name = httpstan.fits.calculate_fit_name(function, model.model_name, arguments)
+        names.append(
+            httpstan.fits.calculate_fit_name(function, model.model_name, arguments)
+        )
+    return names
+
+
+def _fit_register():
+    """Where each PyStan sampling lists the fits it will leave in httpstan's cache."""
+    import httpstan.cache
+
+    return httpstan.cache.cache_directory() / "mimicry-fits"
+
+
+@contextlib.contextmanager
+def _fits_deleted_afterwards(fit_names):
+    """Delete ``fit_names`` from httpstan's cache after the block, even if the
+    process is killed in it: the names are registered in a file this process holds
+    locked, and the next sampling deletes the fits of every entry whose lock is free
+    (its owner is gone)."""
+    _delete_orphaned_fits()
+    register = _fit_register()
+    register.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        "w", dir=register, suffix=".writing", delete=False
+    ) as entry:
+        fcntl.flock(entry, fcntl.LOCK_EX)
+        json.dump(fit_names, entry)
+        entry.flush()
+        # Locked before it gets a name that other processes look at.
+        entry_path = Path(entry.name).with_suffix(".json")
+        os.replace(entry.name, entry_path)
+        try:
+            yield
+        except BaseException:
+            _delete_fits(fit_names)
+            raise
+        else:
+            if kept_none := _delete_fits(fit_names):
+                log.warning("httpstan kept no fits %s to delete", kept_none)
+        finally:
+            entry_path.unlink()
+
+
+def _delete_orphaned_fits():
+    for entry_path in sorted(_fit_register().glob("*.json")):
+        try:
+            entry = open(entry_path)
+        except FileNotFoundError:  # its owner finished meanwhile
+            continue
+        with entry:
+            try:
+                fcntl.flock(entry, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # still sampling
+                continue
+            if not entry_path.exists():  # its owner finished while we waited
+                continue
+            fit_names = json.load(entry)
+            log.info(
+                "deleting %d fits an interrupted sampling left in httpstan's cache",
+                len(fit_names),
+            )
+            _delete_fits(fit_names)
+            entry_path.unlink()
+
+
+def _delete_fits(fit_names):
+    """Delete the fits from httpstan's cache; return the names it did not hold."""
+    import httpstan.cache
+
+    missing = []
+    for name in fit_names:
         try:
             httpstan.cache.delete_fit(name)
         except KeyError:
-            log.warning("httpstan kept no fit %s to delete", name)
+            missing.append(name)
+    return missing
 
 
 # --- CmdStanPy --------------------------------------------------------------------
