@@ -23,7 +23,7 @@ from mimicry.simulate import simulate_participant
 
 def with_axes(config, axes, exclude=()):
     config = copy.deepcopy(config)
-    config["multiverse"] = {"enabled": True, "axes": axes, "exclude": list(exclude)}
+    config["multiverse"] |= {"enabled": True, "axes": axes, "exclude": list(exclude)}
     return config
 
 
@@ -177,7 +177,7 @@ def test_four_universes_through_snakemake(workflow_copy, quick_config):
         universe = main_universe[main_universe["contrast"] == kind].set_index(
             ["muscle", "group"]
         )
-        for column in ("estimate", "ci_low", "ci_high", "p"):
+        for column in ("estimate", "se", "z", "ci_low", "ci_high", "p"):
             assert (universe[column] == main.loc[universe.index, column]).all(), column
 
     changed = multiverse_run(workflow_copy, quick_config, ["log_ratio", "difference"])
@@ -198,24 +198,100 @@ def test_four_universes_through_snakemake(workflow_copy, quick_config):
     assert "value-difference" in dry.stdout
 
 
+def test_the_drug_model_per_universe_on_the_log_ratio_scale(
+    workflow_copy, quick_config
+):
+    """With multiverse.bayesian and its sampler set to stan's, the universe with the
+    main pipeline's settings reproduces the main drug fit's contrasts (to float32:
+    posterior.nc stores float32 draws); the z-score universe is not fitted."""
+    stan = quick_config["stan"]
+    sampler = {key: stan[key] for key in ("chains", "warmup", "draws")}
+    axes = {"value": ["log_ratio", "zscore"]}
+    settings = {
+        "multiverse": {
+            "enabled": True,
+            "axes": axes,
+            "bayesian": {"enabled": True, "sampler": sampler},
+        }
+    }
+    (workflow_copy / "multiverse.yaml").write_text(yaml.safe_dump(settings))
+    main_contrasts = "results/models/drug/contrasts.tsv"
+    bayes_output = "results/multiverse/bayes_contrasts.tsv"
+    run_snakemake(
+        workflow_copy,
+        "--cores",
+        "2",
+        bayes_output,
+        main_contrasts,
+        "--configfile",
+        "config/quick.yaml",
+        "multiverse.yaml",
+    )
+    bayes = pd.read_csv(workflow_copy / bayes_output, sep="\t")
+    assert set(bayes["universe"]) == {"value-log_ratio"}
+    assert set(bayes["value"]) == {"log_ratio"}
+    keys = ["parameter", "contrast", "muscle", "condition"]
+    main = pd.read_csv(workflow_copy / main_contrasts, sep="\t").set_index(keys)
+    universe = bayes.set_index(keys).loc[main.index]
+    for column in ("mean", "hdi_low", "hdi_high", "rope_half_width", "bf01"):
+        assert universe[column].to_numpy() == pytest.approx(
+            main[column].to_numpy(), rel=1e-5, abs=1e-7
+        ), column
+    for column in ("p_greater_than_zero", "p_in_rope"):
+        assert universe[column].to_numpy() == pytest.approx(
+            main[column].to_numpy(), abs=1e-3
+        ), column
+    assert (bayes["divergences"] >= 0).all() and (bayes["max_r_hat"] >= 1).all()
+
+    summary = pd.read_csv(
+        workflow_copy / "results/multiverse/bayes_summary.tsv", sep="\t"
+    )
+    assert len(summary) == len(main) and (summary["universes"] == 1).all()
+    excludes = (universe["hdi_low"] > 0) | (universe["hdi_high"] < 0)
+    assert (
+        summary.set_index(keys)
+        .loc[main.index, "share_hdi_excludes_0"]
+        .equals(excludes.astype(float))
+    )
+    assert summary["statement"].str.contains(" of 1 universes ").all()
+
+
+def test_the_bayesian_arm_needs_a_universe_on_the_log_ratio_scale(
+    default_config, default_participants
+):
+    config = with_axes(default_config, {"value": ["difference", "zscore"]})
+    config["multiverse"]["bayesian"]["enabled"] = True
+    participants = [participant for participant, _ in default_participants]
+    with pytest.raises(study.ConfigError) as raised:
+        study.check_config(config, participants)
+    assert str(raised.value) == (
+        "multiverse.bayesian.enabled: no universe has the response on the drug "
+        "model's scale (preprocess.value log_ratio)"
+    )
+
+
 def contrasts_table():
     """Four universes (two bands x two values), two muscles, a mimicry and a drug
-    contrast; the estimate is 0.1 plus 0.2 under zscore, whatever the band."""
+    contrast; the estimate is 0.1, plus 0.2 under zscore and 0.05 with the 250 Hz
+    band; standard error 0.05."""
     rows = []
     for band in ("[20.0, 450.0]", "[20.0, 250.0]"):
         for value in ("log_ratio", "zscore"):
             for muscle in ("ZM", "CS"):
                 for contrast, group in (("mimicry", "placebo"), ("drug", "naltrexone")):
-                    estimate = 0.1 + 0.2 * (value == "zscore")
+                    estimate = 0.1 + 0.2 * (value == "zscore") + 0.05 * ("250" in band)
+                    estimate = estimate if muscle == "ZM" else -estimate
                     rows.append(
                         {
                             "universe": f"{band}-{value}",
                             "muscle": muscle,
                             "contrast": contrast,
                             "group": group,
-                            "estimate": estimate if muscle == "ZM" else -estimate,
-                            "ci_low": estimate - 0.15,
-                            "ci_high": estimate + 0.15,
+                            "estimate": estimate,
+                            "se": 0.05,
+                            "z": estimate / 0.05,
+                            "ci_low": estimate - 0.098,
+                            "ci_high": estimate + 0.098,
                             "p": 0.01 if value == "zscore" else 0.2,
                             "band_hz": band,
                             "value": value,
@@ -230,17 +306,36 @@ def test_robustness_summary_and_variance_by_axis():
     summary = summary.set_index(["muscle", "contrast", "group"])
     zm = summary.loc[("ZM", "drug", "naltrexone")]
     assert zm["universes"] == 4 and zm["share_p_below_alpha"] == 0.5
-    assert zm["share_positive"] == 1 and zm["median_estimate"] == pytest.approx(0.2)
-    assert zm["main_axis"] == "value" and zm["main_axis_share"] == pytest.approx(1)
+    assert zm["share_positive"] == 1 and zm["median_estimate"] == pytest.approx(0.225)
+    # Between-value sums of squares: 0.2^2 for value, 0.05^2 for the band.
+    value_share = 0.2**2 / (0.2**2 + 0.05**2)
+    assert zm["main_axis"] == "value"
+    assert zm["main_axis_share"] == pytest.approx(value_share)
     assert zm["statement"].startswith("ZM, naltrexone's mimicry minus the reference")
     assert "p < 0.05 in 2 of 4 universes" in zm["statement"]
-    assert "most is value (100% of their variance)" in zm["statement"]
+    assert "moves the z statistics most is value (94% of their variance)" in (
+        zm["statement"]
+    )
+    assert zm["main_axis_within_units"] == (
+        "log_ratio band_hz (100%), zscore band_hz (100%)"
+    )
     assert summary.loc[("CS", "mimicry", "placebo"), "share_negative"] == 1
+
     shares = variance_by_axis(contrasts, ["band_hz", "value"]).set_index(
-        ["muscle", "contrast", "group", "axis"]
-    )["variance_share"]
-    assert shares.xs("value", level="axis").to_numpy() == pytest.approx(1.0)
-    assert shares.xs("band_hz", level="axis").to_numpy() == pytest.approx(0.0)
+        ["universes", "muscle", "contrast", "group", "axis"]
+    )
+    overall = shares.loc["all"]
+    for column in ("estimate_share", "z_share"):
+        assert overall.xs("value", level="axis")[column].to_numpy() == pytest.approx(
+            value_share
+        )
+        assert overall.xs("band_hz", level="axis")[column].to_numpy() == pytest.approx(
+            1 - value_share
+        )
+    for units in ("value=log_ratio", "value=zscore"):
+        within = shares.loc[units]
+        assert set(within.index.get_level_values("axis")) == {"band_hz"}
+        assert within["estimate_share"].to_numpy() == pytest.approx(1.0)
 
 
 def test_specification_curve_draws_sorted_estimates_and_each_universes_choices():

@@ -21,6 +21,9 @@ import jsonschema
 
 from mimicry.preprocess_checks import setting_problems
 
+# The response scale the drug model's priors and ROPE are stated on: the Bayesian
+# arm (mimicry.multiverse_bayes) fits only universes with it.
+MODEL_SCALE = "log_ratio"
 # Units dropped from an axis's last key component in its id token.
 UNIT_SUFFIXES = ("_hz", "_s", "_uv")
 AXIS_SEPARATOR = "__"
@@ -68,6 +71,13 @@ def universes(config):
             "multiverse.exclude leaves no universe of the multiverse.axes grid"
         )
     return grid
+
+
+def on_model_scale(grid):
+    """The universes whose response is on the drug model's scale."""
+    return [
+        universe for universe in grid if universe.preprocess["value"] == MODEL_SCALE
+    ]
 
 
 def with_choices(preprocess, choices):
@@ -126,7 +136,13 @@ def universe_problems(config, preprocess_schema):
     simulation = (
         config["simulation"] if config["source"]["kind"] == "simulated" else None
     )
-    for universe in universes(config):
+    grid = universes(config)
+    if config["multiverse"]["bayesian"]["enabled"] and not on_model_scale(grid):
+        yield (
+            "multiverse.bayesian.enabled: no universe has the response on the drug "
+            f"model's scale (preprocess.value {MODEL_SCALE})"
+        )
+    for universe in grid:
         where = f"multiverse.axes: universe {universe.id}"
         try:
             jsonschema.validate(universe.preprocess, preprocess_schema)

@@ -1,6 +1,7 @@
 """One universe's group analysis: its participants' tables aggregated into cells as
 the main pipeline aggregates them, and the frequentist mimicry and drug contrasts of
-the mixed models (`mimicry.frequentist`), one row per contrast."""
+the mixed models (`mimicry.frequentist`), one row per contrast; then their robustness
+over the universes. (The drug model per universe: `mimicry.multiverse_bayes`.)"""
 
 import json
 
@@ -9,6 +10,7 @@ import pyarrow.parquet as pq
 
 from mimicry.aggregate import aggregate
 from mimicry.frequentist import fit_mixed_models
+from mimicry.multiverse import Universe
 from mimicry.study import mimicry_contrast
 
 CONTRAST_COLUMNS = [
@@ -19,9 +21,12 @@ CONTRAST_COLUMNS = [
     "reference_group",
     "conditions",
     "estimate",
+    "se",
+    "z",
     "ci_low",
     "ci_high",
     "p",
+    "converged",
     "n_participants",
     "n_trials",
 ]
@@ -46,11 +51,23 @@ def read_universe(universe_id, table_paths, qc_paths):
     return trials, qcs
 
 
-def universe_contrasts(universe, trials, qcs, groups, study, random_effects):
+def read_universe_job(settings_path, table_paths, qc_paths):
+    """(universe, settings, cells) of a per-universe job: its settings file
+    (multiverse_settings) and its cells, aggregated from every participant's tables
+    as the main pipeline's `aggregate` does."""
+    with open(settings_path) as handle:
+        settings = json.load(handle)
+    universe = Universe(**settings["universe"])
+    trials, qcs = read_universe(universe.id, table_paths, qc_paths)
+    cells, _, _ = aggregate(trials, qcs, settings["groups"])
+    return universe, settings, cells
+
+
+def universe_contrasts(universe, cells, study, random_effects):
     """The universe's mimicry contrast per group and each drug group's against the
-    reference group, per muscle: estimate, 95% interval, p, and the participants and
-    trials (per muscle, kept and from included participants) behind them."""
-    cells, _, _ = aggregate(trials, qcs, groups)
+    reference group, per muscle: estimate, standard error, z, 95% interval, p, and
+    the participants and trials (per muscle, kept and from included participants)
+    behind them."""
     tables = fit_mixed_models(
         cells,
         groups=study["groups"],
@@ -69,10 +86,15 @@ def universe_contrasts(universe, trials, qcs, groups, study, random_effects):
         ignore_index=True,
     )
     rows = rows.merge(_kept_counts(cells), on="muscle", how="left")
-    rows["universe"] = universe.id
+    return with_choices(rows, universe)[[*CONTRAST_COLUMNS, *universe.choices]]
+
+
+def with_choices(rows, universe):
+    """rows with the universe's id and a column per axis holding its value."""
+    rows = rows.assign(universe=universe.id)
     for axis, value in universe.choices.items():
         rows[axis] = json.dumps(value) if isinstance(value, list) else value
-    return rows[[*CONTRAST_COLUMNS, *universe.choices]]
+    return rows
 
 
 def _kept_counts(cells):
@@ -88,12 +110,19 @@ def _kept_counts(cells):
 
 
 CONTRAST_KEYS = ["muscle", "contrast", "group"]
+# The axis whose values change the response's units (log ratio, uV, z-score): the
+# other axes are also compared within each of its values.
+UNITS_AXIS = "value"
+ALL_UNIVERSES = "all"
 
 
 def robustness_summary(contrasts, axes, alpha):
     """Per muscle and contrast, over the universes: how many, the share with p <
     alpha, the shares with a positive and a negative estimate, the median and range
-    of the estimates, the axis that moves them most, and all that in a sentence."""
+    of the estimates, the axis that moves the z statistics most (unit-free, so
+    universes on different scales compare) and, when the response's units are an
+    axis, the axis that moves the estimates most within each unit; all that in a
+    sentence."""
     grouped = contrasts.groupby(CONTRAST_KEYS, sort=False)
     summary = grouped.apply(
         lambda rows: pd.Series(
@@ -111,19 +140,33 @@ def robustness_summary(contrasts, axes, alpha):
     ).reset_index()
     summary["universes"] = summary["universes"].astype(int)
     shares = variance_by_axis(contrasts, axes)
-    largest = shares.loc[
-        shares.groupby(CONTRAST_KEYS, sort=False)["variance_share"].idxmax()
-    ]
+    overall = _largest(shares[shares["universes"] == ALL_UNIVERSES], "z_share")
     summary = summary.merge(
-        largest.rename(
-            columns={"axis": "main_axis", "variance_share": "main_axis_share"}
-        ),
+        overall.rename(columns={"axis": "main_axis", "z_share": "main_axis_share"})[
+            [*CONTRAST_KEYS, "main_axis", "main_axis_share"]
+        ],
         on=CONTRAST_KEYS,
     )
+    within = _largest(shares[shares["universes"] != ALL_UNIVERSES], "estimate_share")
+    summary["main_axis_within_units"] = [
+        ", ".join(
+            f"{row.universes.removeprefix(UNITS_AXIS + '=')} {row.axis} "
+            f"({row.estimate_share:.0%})"
+            for row in within.itertuples(index=False)
+            if (row.muscle, row.contrast, row.group) == keys
+        )
+        for keys in summary[CONTRAST_KEYS].itertuples(index=False, name=None)
+    ]
     summary["statement"] = [
         _statement(row, alpha) for row in summary.itertuples(index=False)
     ]
     return summary
+
+
+def _largest(shares, column):
+    """Per contrast and set of universes, the row of the axis with the largest share."""
+    keys = [*CONTRAST_KEYS, "universes"]
+    return shares.loc[shares.groupby(keys, sort=False)[column].idxmax()]
 
 
 def _statement(row, alpha):
@@ -133,30 +176,57 @@ def _statement(row, alpha):
         else f"{row.muscle}, {row.group}'s mimicry minus the reference group's"
     )
     significant = round(row.share_p_below_alpha * row.universes)
-    return (
+    statement = (
         f"{what}: p < {alpha:g} in {significant} of {row.universes} universes; "
         f"estimates from {row.min_estimate:.3g} to {row.max_estimate:.3g} (median "
         f"{row.median_estimate:.3g}), positive in {row.share_positive:.0%}; the axis "
-        f"that moves them most is {row.main_axis} ({row.main_axis_share:.0%} of their "
-        "variance)."
+        f"that moves the z statistics most is {row.main_axis} "
+        f"({row.main_axis_share:.0%} of their variance)"
     )
+    if row.main_axis_within_units:
+        statement += (
+            f"; within each {UNITS_AXIS}, the axis that moves the estimates most: "
+            f"{row.main_axis_within_units}"
+        )
+    return statement + "."
 
 
 def variance_by_axis(contrasts, axes):
-    """Per muscle, contrast and axis: the share of the estimates' variance over the
-    universes that the axis's values explain (its between-value sum of squares over
-    the total; on a full grid the axes' shares and their interactions add up to 1)."""
+    """Per muscle, contrast and axis: the share of the variance over the universes
+    that the axis's values explain (its between-value sum of squares over the total;
+    on a full grid the axes' shares and their interactions add up to 1), of the
+    estimates (``estimate_share``) and of their z statistics (``z_share``).
+
+    ``universes`` is "all", or "value=<v>" for the universes with one value of the
+    response's units (when ``value`` is an axis), where the other axes' shares of
+    the estimates compare on one scale.
+    """
+    subsets = [(ALL_UNIVERSES, contrasts, axes)]
+    if UNITS_AXIS in axes:
+        others = [axis for axis in axes if axis != UNITS_AXIS]
+        subsets += [
+            (f"{UNITS_AXIS}={units}", table, others)
+            for units, table in contrasts.groupby(UNITS_AXIS, sort=False)
+        ]
     rows = []
-    for keys, table in contrasts.groupby(CONTRAST_KEYS, sort=False):
-        total = ((table["estimate"] - table["estimate"].mean()) ** 2).sum()
-        for axis in axes:
-            means = table.groupby(axis)["estimate"].transform("mean")
-            between = ((means - table["estimate"].mean()) ** 2).sum()
-            rows.append(
-                {
-                    **dict(zip(CONTRAST_KEYS, keys)),
-                    "axis": axis,
-                    "variance_share": between / total if total > 0 else 0.0,
-                }
-            )
+    for universes, subset, subset_axes in subsets:
+        for keys, table in subset.groupby(CONTRAST_KEYS, sort=False):
+            for axis in subset_axes:
+                rows.append(
+                    {
+                        **dict(zip(CONTRAST_KEYS, keys)),
+                        "universes": universes,
+                        "axis": axis,
+                        "estimate_share": _explained_share(table, axis, "estimate"),
+                        "z_share": _explained_share(table, axis, "z"),
+                    }
+                )
     return pd.DataFrame(rows)
+
+
+def _explained_share(table, axis, column):
+    deviations = table[column] - table[column].mean()
+    total = (deviations**2).sum()
+    means = table.groupby(axis)[column].transform("mean")
+    between = ((means - table[column].mean()) ** 2).sum()
+    return between / total if total > 0 else 0.0

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mimicry.decision_rules import hdi_excludes_zero, hdi_in_rope
 from mimicry.study import mimicry_contrast
 
 # Snakemake imports this module to build the DAG (the effect grid), so the modelling
@@ -232,11 +233,14 @@ def bayesian_decisions(contrasts, effect, reference_group, sample_stats):
         "divergences": int(sample_stats["diverging"].sum()),
     }
     return [
-        {"method": "bayes_hdi_excludes_0", "detected": bool(low > 0 or high < 0)}
+        {
+            "method": "bayes_hdi_excludes_0",
+            "detected": bool(hdi_excludes_zero(low, high)),
+        }
         | shared,
         {
             "method": "bayes_hdi_in_rope",
-            "detected": bool(-half_width < low and high < half_width),
+            "detected": bool(hdi_in_rope(low, high, half_width)),
         }
         | shared,
     ]

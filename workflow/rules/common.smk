@@ -38,6 +38,11 @@ MULTIVERSE = {
     )
 }
 MULTIVERSE_IDS = list(MULTIVERSE)
+MULTIVERSE_BAYES_IDS = (
+    [universe.id for universe in multiverse.on_model_scale(MULTIVERSE.values())]
+    if config["multiverse"]["bayesian"]["enabled"]
+    else []
+)
 
 
 wildcard_constraints:
@@ -88,6 +93,7 @@ def multiverse_targets():
     return [
         *rules.multiverse_contrasts.output,
         *expand(rules.multiverse_settings.output.settings, universe=MULTIVERSE_IDS),
+        *multiverse_bayes_targets(),
         *(
             path
             for contrast, group in multiverse_curves()
@@ -96,6 +102,14 @@ def multiverse_targets():
             )
         ),
     ]
+
+
+def multiverse_bayes_targets():
+    return (
+        rules.multiverse_bayes_contrasts.output
+        if config["multiverse"]["bayesian"]["enabled"]
+        else []
+    )
 
 
 def multiverse_curves():
@@ -239,6 +253,17 @@ def sensitivity_replicates():
 
 def multiverse_settings():
     return [dataclasses.asdict(universe) for universe in MULTIVERSE.values()]
+
+
+def multiverse_sampler_settings():
+    """The drug model's sampler per universe: stan's, with multiverse.bayesian's
+    chains, warm-up and draws."""
+    return sampler_settings() | config["multiverse"]["bayesian"]["sampler"]
+
+
+def multiverse_models_settings():
+    keys = ("likelihood", "rate_deviations", "rope", "diagnostics")
+    return {key: config["models"][key] for key in keys}
 
 
 def multiverse_universe_settings(wildcards):

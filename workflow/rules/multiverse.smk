@@ -1,6 +1,7 @@
 # The multiverse (mimicry.multiverse): every universe of the declared preprocessing
 # grid, one preprocessing job per participant for all of them, then one analysis job
-# per universe.
+# per universe (and, with multiverse.bayesian, one drug-model fit per universe on the
+# model's scale).
 
 
 rule multiverse_preprocess:
@@ -27,6 +28,21 @@ rule multiverse_preprocess:
         file_format=participant_format,
     script:
         "../scripts/multiverse_preprocess.py"
+
+
+# Every participant's tables and QC of all universes, ancient (see below).
+MULTIVERSE_TABLES = ancient(
+    expand(
+        rules.multiverse_preprocess.output.table,
+        participant=participants_with_raw_files(),
+    )
+)
+MULTIVERSE_QC = ancient(
+    expand(
+        rules.multiverse_preprocess.output.qc,
+        participant=participants_with_raw_files(),
+    )
+)
 
 
 # What a universe's analysis depends on besides the participants' tables: its own
@@ -57,18 +73,8 @@ rule multiverse_settings:
 rule multiverse_universe:
     input:
         settings=rules.multiverse_settings.output.settings,
-        tables=ancient(
-            expand(
-                rules.multiverse_preprocess.output.table,
-                participant=participants_with_raw_files(),
-            )
-        ),
-        qc=ancient(
-            expand(
-                rules.multiverse_preprocess.output.qc,
-                participant=participants_with_raw_files(),
-            )
-        ),
+        tables=MULTIVERSE_TABLES,
+        qc=MULTIVERSE_QC,
     output:
         contrasts="results/multiverse/universes/{universe}.tsv",
     log:
@@ -83,6 +89,31 @@ rule multiverse_universe:
         runtime=10,
     script:
         "../scripts/multiverse_universe.py"
+
+
+rule multiverse_bayes:
+    input:
+        settings=rules.multiverse_settings.output.settings,
+        program=STAN_PROGRAM,
+        tables=MULTIVERSE_TABLES,
+        qc=MULTIVERSE_QC,
+    output:
+        contrasts="results/multiverse/bayes/{universe}.tsv",
+    log:
+        "logs/multiverse/bayes/{universe}.log",
+    benchmark:
+        "results/benchmarks/multiverse/bayes/{universe}.tsv"
+    conda:
+        "../../envs/stan.yaml"
+    threads: config["multiverse"]["bayesian"]["sampler"]["chains"]
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        models=multiverse_models_settings(),
+        sampler=multiverse_sampler_settings(),
+    script:
+        "../scripts/multiverse_bayes.py"
 
 
 rule multiverse_contrasts:
@@ -124,6 +155,38 @@ rule multiverse_contrasts:
         alpha=config["multiverse"]["alpha"],
     script:
         "../scripts/multiverse_contrasts.py"
+
+
+rule multiverse_bayes_contrasts:
+    input:
+        universes=expand(
+            rules.multiverse_bayes.output.contrasts, universe=MULTIVERSE_BAYES_IDS
+        ),
+    output:
+        contrasts=report(
+            "results/multiverse/bayes_contrasts.tsv",
+            caption="../report/multiverse_bayes.rst",
+            category="Multiverse",
+            labels={"table": "drug-model contrasts per universe"},
+        ),
+        summary=report(
+            "results/multiverse/bayes_summary.tsv",
+            caption="../report/multiverse_bayes.rst",
+            category="Multiverse",
+            labels={"table": "drug-model robustness per contrast"},
+        ),
+    log:
+        "logs/multiverse/bayes_contrasts.log",
+    benchmark:
+        "results/benchmarks/multiverse/bayes_contrasts.tsv"
+    conda:
+        "../../envs/stan.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../scripts/multiverse_bayes_contrasts.py"
 
 
 rule multiverse_figure:

@@ -1,0 +1,104 @@
+"""The drug model (`mimicry.bayes`) in each universe of the multiverse whose response
+is on the model's scale, and the robustness of its contrasts over those universes.
+
+The model's priors and the ROPE's smallest effect of interest are stated on the log
+ratio, so universes with the response in uV or as a z-score are not fitted."""
+
+import pandas as pd
+
+from mimicry.bayes import build_model_input, contrasts_table, diagnostics, sample
+from mimicry.decision_rules import hdi_excludes_zero, hdi_in_rope
+from mimicry.multiverse_analysis import with_choices
+from mimicry.study import mimicry_contrast
+
+BAYES_KEYS = ["parameter", "contrast", "muscle", "condition"]
+BAYES_COLUMNS = [
+    "universe",
+    *BAYES_KEYS,
+    "mean",
+    "hdi_low",
+    "hdi_high",
+    "p_greater_than_zero",
+    "p_in_rope",
+    "rope_half_width",
+    "bf01",
+    "divergences",
+    "max_r_hat",
+    "min_ess_bulk",
+    "diagnostics_passed",
+]
+
+
+def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file):
+    """The drug model's contrasts (`mimicry.bayes.contrasts_table`) in one universe,
+    with the fit's divergences, worst R-hat and bulk ESS, and whether it passes
+    models.diagnostics (reported, not enforced: the multiverse's sampler is cheap)."""
+    model_input = build_model_input(
+        cells,
+        study,
+        "drug",
+        models["likelihood"],
+        rate_deviations=models["rate_deviations"],
+    )
+    inference_data = sample(model_input, sampler, stan_file)
+    table = contrasts_table(
+        inference_data,
+        models["rope"],
+        study["reference_group"],
+        mimicry_contrast(study),
+    )
+    report = diagnostics(
+        inference_data, models["diagnostics"], sampler["max_treedepth"]
+    )
+    checks = report["checks"]
+    table = table.assign(
+        divergences=checks["divergences"]["value"],
+        max_r_hat=checks["rhat"]["value"],
+        min_ess_bulk=checks["ess_bulk"]["value"],
+        diagnostics_passed=report["passed"],
+    )
+    return with_choices(table, universe)[[*BAYES_COLUMNS, *universe.choices]]
+
+
+def bayes_robustness_summary(contrasts):
+    """Per drug-model contrast, over the universes it was fitted in: how many, the
+    shares whose 95% HDI excludes 0 and lies inside the ROPE, the median and range
+    of the posterior means, the most divergences, the worst R-hat and how many fits
+    pass models.diagnostics; all that in a sentence."""
+    summary = (
+        contrasts.groupby(BAYES_KEYS, sort=False)
+        .apply(
+            lambda rows: pd.Series(
+                {
+                    "universes": len(rows),
+                    "share_hdi_excludes_0": hdi_excludes_zero(
+                        rows["hdi_low"], rows["hdi_high"]
+                    ).mean(),
+                    "share_hdi_in_rope": hdi_in_rope(
+                        rows["hdi_low"], rows["hdi_high"], rows["rope_half_width"]
+                    ).mean(),
+                    "median_mean": rows["mean"].median(),
+                    "min_mean": rows["mean"].min(),
+                    "max_mean": rows["mean"].max(),
+                    "max_divergences": rows["divergences"].max(),
+                    "max_r_hat": rows["max_r_hat"].max(),
+                    "universes_passing_diagnostics": rows["diagnostics_passed"].sum(),
+                }
+            ),
+            include_groups=False,
+        )
+        .reset_index()
+    )
+    counts = ["universes", "max_divergences", "universes_passing_diagnostics"]
+    summary[counts] = summary[counts].astype(int)
+    summary["statement"] = [
+        f"{row.parameter}, {row.contrast}, {row.muscle}, {row.condition}: the 95% HDI "
+        f"excludes 0 in {round(row.share_hdi_excludes_0 * row.universes)} of "
+        f"{row.universes} universes and lies inside the ROPE in "
+        f"{round(row.share_hdi_in_rope * row.universes)}; posterior means from "
+        f"{row.min_mean:.3g} to {row.max_mean:.3g} (median {row.median_mean:.3g}); "
+        f"{row.universes_passing_diagnostics} of {row.universes} fits pass "
+        f"models.diagnostics (worst R-hat of any parameter {row.max_r_hat:.3g})."
+        for row in summary.itertuples(index=False)
+    ]
+    return summary
