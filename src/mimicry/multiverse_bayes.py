@@ -6,7 +6,14 @@ ratio, so universes with the response in uV or as a z-score are not fitted."""
 
 import pandas as pd
 
-from mimicry.bayes import build_model_input, contrasts_table, diagnostics, sample
+from mimicry.bayes import (
+    build_model_input,
+    contrasts_table,
+    diagnostics,
+    sample,
+    summary_table,
+)
+from mimicry.bayes.summaries import CONTRASTS
 from mimicry.decision_rules import hdi_excludes_zero, hdi_in_rope
 from mimicry.multiverse_analysis import with_choices
 from mimicry.study import mimicry_contrast
@@ -22,6 +29,9 @@ BAYES_COLUMNS = [
     "p_in_rope",
     "rope_half_width",
     "bf01",
+    "r_hat",
+    "ess_bulk",
+    "ess_tail",
     "divergences",
     "max_r_hat",
     "min_ess_bulk",
@@ -31,8 +41,9 @@ BAYES_COLUMNS = [
 
 def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file):
     """The drug model's contrasts (`mimicry.bayes.contrasts_table`) in one universe,
-    with the fit's divergences, worst R-hat and bulk ESS, and whether it passes
-    models.diagnostics (reported, not enforced: the multiverse's sampler is cheap)."""
+    each with its R-hat and bulk and tail ESS, and the fit's divergences, worst R-hat
+    and bulk ESS over every named parameter and whether it passes models.diagnostics
+    (reported, not enforced: the multiverse's sampler is cheap)."""
     model_input = build_model_input(
         cells,
         study,
@@ -47,11 +58,18 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
         study["reference_group"],
         mimicry_contrast(study),
     )
+    summary = summary_table(inference_data)
     report = diagnostics(
-        inference_data, models["diagnostics"], sampler["max_treedepth"]
+        inference_data, models["diagnostics"], sampler["max_treedepth"], summary=summary
     )
     checks = report["checks"]
-    table = table.assign(
+    # Each contrast's own convergence: the worst parameter is often one participant's.
+    convergence = (
+        summary[summary["variable"].isin(CONTRASTS)]
+        .assign(parameter=lambda rows: rows["variable"].map(CONTRASTS))
+        .loc[:, [*BAYES_KEYS, "r_hat", "ess_bulk", "ess_tail"]]
+    )
+    table = table.merge(convergence, on=BAYES_KEYS, how="left").assign(
         divergences=checks["divergences"]["value"],
         max_r_hat=checks["rhat"]["value"],
         min_ess_bulk=checks["ess_bulk"]["value"],
@@ -63,8 +81,9 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
 def bayes_robustness_summary(contrasts):
     """Per drug-model contrast, over the universes it was fitted in: how many, the
     shares whose 95% HDI excludes 0 and lies inside the ROPE, the median and range
-    of the posterior means, the most divergences, the worst R-hat and how many fits
-    pass models.diagnostics; all that in a sentence."""
+    of the posterior means, the contrast's worst R-hat and bulk ESS, the most
+    divergences, the fits' worst R-hat and how many fits pass models.diagnostics; all
+    that in a sentence."""
     summary = (
         contrasts.groupby(BAYES_KEYS, sort=False)
         .apply(
@@ -82,6 +101,8 @@ def bayes_robustness_summary(contrasts):
                     "max_mean": rows["mean"].max(),
                     "max_divergences": rows["divergences"].max(),
                     "max_r_hat": rows["max_r_hat"].max(),
+                    "max_contrast_r_hat": rows["r_hat"].max(),
+                    "min_contrast_ess_bulk": rows["ess_bulk"].min(),
                     "universes_passing_diagnostics": rows["diagnostics_passed"].sum(),
                 }
             ),
@@ -97,8 +118,10 @@ def bayes_robustness_summary(contrasts):
         f"{row.universes} universes and lies inside the ROPE in "
         f"{round(row.share_hdi_in_rope * row.universes)}; posterior means from "
         f"{row.min_mean:.3g} to {row.max_mean:.3g} (median {row.median_mean:.3g}); "
-        f"{row.universes_passing_diagnostics} of {row.universes} fits pass "
-        f"models.diagnostics (worst R-hat of any parameter {row.max_r_hat:.3g})."
+        f"the contrast's R-hat at most {row.max_contrast_r_hat:.3g} and bulk ESS at "
+        f"least {row.min_contrast_ess_bulk:.0f}; {row.universes_passing_diagnostics} "
+        f"of {row.universes} fits pass models.diagnostics (worst R-hat of any "
+        f"parameter {row.max_r_hat:.3g})."
         for row in summary.itertuples(index=False)
     ]
     return summary
