@@ -6,17 +6,11 @@ ratio, so universes with the response in uV or as a z-score are not fitted."""
 
 import pandas as pd
 
-from mimicry.bayes import (
-    build_model_input,
-    contrasts_table,
-    diagnostics,
-    sample,
-    summary_table,
-)
+from mimicry.bayes import diagnostics, summary_table
+from mimicry.bayes.drug_fit import fit_drug_contrasts
 from mimicry.bayes.summaries import CONTRASTS
 from mimicry.decision_rules import hdi_excludes_zero, hdi_in_rope
 from mimicry.multiverse_analysis import with_choices
-from mimicry.study import mimicry_contrast
 
 BAYES_KEYS = ["parameter", "contrast", "muscle", "condition"]
 BAYES_COLUMNS = [
@@ -44,20 +38,7 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
     each with its R-hat and bulk and tail ESS, and the fit's divergences, worst R-hat
     and bulk ESS over every named parameter and whether it passes models.diagnostics
     (reported, not enforced: the multiverse's sampler is cheap)."""
-    model_input = build_model_input(
-        cells,
-        study,
-        "drug",
-        models["likelihood"],
-        rate_deviations=models["rate_deviations"],
-    )
-    inference_data = sample(model_input, sampler, stan_file)
-    table = contrasts_table(
-        inference_data,
-        models["rope"],
-        study["reference_group"],
-        mimicry_contrast(study),
-    )
+    inference_data, table = fit_drug_contrasts(cells, study, models, sampler, stan_file)
     summary = summary_table(inference_data)
     report = diagnostics(
         inference_data, models["diagnostics"], sampler["max_treedepth"], summary=summary

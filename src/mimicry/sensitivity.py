@@ -265,21 +265,10 @@ def analyse_replicate(cells, config, effect, sampler=None):
     )
     rows = frequentist_decisions(tables, effect, config)
     if sampler is not None:
-        from mimicry.bayes import build_model_input, contrasts_table, sample
+        from mimicry.bayes.drug_fit import fit_drug_contrasts
 
-        model_input = build_model_input(
-            cells,
-            study,
-            "drug",
-            config["models"]["likelihood"],
-            rate_deviations=config["models"]["rate_deviations"],
-        )
-        inference_data = sample(model_input, sampler)
-        contrasts = contrasts_table(
-            inference_data,
-            config["models"]["rope"],
-            study["reference_group"],
-            mimicry_contrast(study),
+        inference_data, contrasts = fit_drug_contrasts(
+            cells, study, config["models"], sampler
         )
         rows += bayesian_decisions(
             contrasts,
