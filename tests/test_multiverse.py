@@ -306,7 +306,8 @@ def contrasts_table():
 
 def test_robustness_summary_and_variance_by_axis():
     contrasts = contrasts_table()
-    summary = robustness_summary(contrasts, ["band_hz", "value"], alpha=0.05)
+    shares = variance_by_axis(contrasts, ["band_hz", "value"])
+    summary = robustness_summary(contrasts, shares, alpha=0.05)
     summary = summary.set_index(["muscle", "contrast", "group"])
     zm = summary.loc[("ZM", "drug", "naltrexone")]
     assert zm["universes"] == 4 and zm["share_p_below_alpha"] == 0.5
@@ -325,9 +326,7 @@ def test_robustness_summary_and_variance_by_axis():
     )
     assert summary.loc[("CS", "mimicry", "placebo"), "share_negative"] == 1
 
-    shares = variance_by_axis(contrasts, ["band_hz", "value"]).set_index(
-        ["universes", "muscle", "contrast", "group", "axis"]
-    )
+    shares = shares.set_index(["universes", "muscle", "contrast", "group", "axis"])
     overall = shares.loc["all"]
     for column in ("estimate_share", "z_share"):
         assert overall.xs("value", level="axis")[column].to_numpy() == pytest.approx(

@@ -116,13 +116,13 @@ UNITS_AXIS = "value"
 ALL_UNIVERSES = "all"
 
 
-def robustness_summary(contrasts, axes, alpha):
+def robustness_summary(contrasts, shares, alpha):
     """Per muscle and contrast, over the universes: how many, the share with p <
     alpha, the shares with a positive and a negative estimate, the median and range
     of the estimates, the axis that moves the z statistics most (unit-free, so
     universes on different scales compare) and, when the response's units are an
     axis, the axis that moves the estimates most within each unit; all that in a
-    sentence."""
+    sentence. ``shares``: the contrasts' variance_by_axis."""
     grouped = contrasts.groupby(CONTRAST_KEYS, sort=False)
     summary = grouped.apply(
         lambda rows: pd.Series(
@@ -139,7 +139,6 @@ def robustness_summary(contrasts, axes, alpha):
         include_groups=False,
     ).reset_index()
     summary["universes"] = summary["universes"].astype(int)
-    shares = variance_by_axis(contrasts, axes)
     overall = _largest(shares[shares["universes"] == ALL_UNIVERSES], "z_share")
     summary = summary.merge(
         overall.rename(columns={"axis": "main_axis", "z_share": "main_axis_share"})[
@@ -148,15 +147,22 @@ def robustness_summary(contrasts, axes, alpha):
         on=CONTRAST_KEYS,
     )
     within = _largest(shares[shares["universes"] != ALL_UNIVERSES], "estimate_share")
-    summary["main_axis_within_units"] = [
-        ", ".join(
-            f"{row.universes.removeprefix(UNITS_AXIS + '=')} {row.axis} "
-            f"({row.estimate_share:.0%})"
-            for row in within.itertuples(index=False)
-            if (row.muscle, row.contrast, row.group) == keys
-        )
-        for keys in summary[CONTRAST_KEYS].itertuples(index=False, name=None)
-    ]
+    within_text = (
+        within["universes"].str.removeprefix(UNITS_AXIS + "=")
+        + " "
+        + within["axis"]
+        + " ("
+        + within["estimate_share"].map("{:.0%}".format)
+        + ")"
+    )
+    summary = summary.merge(
+        within_text.groupby([within[key] for key in CONTRAST_KEYS], sort=False)
+        .agg(", ".join)
+        .rename("main_axis_within_units")
+        .reset_index(),
+        on=CONTRAST_KEYS,
+        how="left",
+    ).fillna({"main_axis_within_units": ""})
     summary["statement"] = [
         _statement(row, alpha) for row in summary.itertuples(index=False)
     ]
@@ -225,8 +231,8 @@ def variance_by_axis(contrasts, axes):
 
 
 def _explained_share(table, axis, column):
-    deviations = table[column] - table[column].mean()
-    total = (deviations**2).sum()
+    mean = table[column].mean()
+    total = ((table[column] - mean) ** 2).sum()
     means = table.groupby(axis)[column].transform("mean")
-    between = ((means - table[column].mean()) ** 2).sum()
+    between = ((means - mean) ** 2).sum()
     return between / total if total > 0 else 0.0

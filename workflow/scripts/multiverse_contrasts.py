@@ -11,9 +11,8 @@ contrasts = pd.concat(
     ignore_index=True,
 )
 contrasts.to_csv(snakemake.output.contrasts, sep="\t", index=False)
-robustness_summary(contrasts, snakemake.params.axes, snakemake.params.alpha).to_csv(
+shares = variance_by_axis(contrasts, snakemake.params.axes)
+shares.to_csv(snakemake.output.variance, sep="\t", index=False)
+robustness_summary(contrasts, shares, snakemake.params.alpha).to_csv(
     snakemake.output.summary, sep="\t", index=False
-)
-variance_by_axis(contrasts, snakemake.params.axes).to_csv(
-    snakemake.output.variance, sep="\t", index=False
 )
