@@ -246,6 +246,17 @@ def test_the_drug_model_per_universe_on_the_log_ratio_scale(
     assert bayes["r_hat"].notna().all() and bayes["ess_bulk"].gt(0).all()
     assert (bayes["r_hat"] <= bayes["max_r_hat"]).all()
     assert (bayes["ess_bulk"] >= bayes["min_ess_bulk"]).all()
+    # A contrast's verdict: its own R-hat and ESS within models.diagnostics, and
+    # no divergence; a whole fit that passes passes every contrast.
+    gate = quick_config["models"]["diagnostics"]
+    own = (
+        (bayes["r_hat"] <= gate["max_rhat"])
+        & (bayes["ess_bulk"] >= gate["min_ess_bulk"])
+        & (bayes["ess_tail"] >= gate["min_ess_tail"])
+        & (bayes["divergences"] <= gate["max_divergences"])
+    )
+    assert (bayes["passes_diagnostics"] <= own).all()
+    assert (bayes["passes_diagnostics"] >= bayes["fit_passes_diagnostics"]).all()
 
     summary = pd.read_csv(
         workflow_copy / "results/multiverse/bayes_summary.tsv", sep="\t"

@@ -26,35 +26,48 @@ BAYES_COLUMNS = [
     "r_hat",
     "ess_bulk",
     "ess_tail",
+    "passes_diagnostics",
     "divergences",
     "max_r_hat",
     "min_ess_bulk",
-    "diagnostics_passed",
+    "fit_passes_diagnostics",
 ]
 
 
 def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file):
     """The drug model's contrasts (`mimicry.bayes.contrasts_table`) in one universe,
-    each with its R-hat and bulk and tail ESS, and the fit's divergences, worst R-hat
-    and bulk ESS over every named parameter and whether it passes models.diagnostics
-    (reported, not enforced: the multiverse's sampler is cheap)."""
+    each with its R-hat and bulk and tail ESS and whether it passes models.diagnostics
+    (its own R-hat and ESS, the fit's divergences, tree depth and E-BFMI), and the
+    fit's divergences, worst R-hat and bulk ESS over every named parameter and
+    whether the whole fit passes (reported, not enforced)."""
     inference_data, table = fit_drug_contrasts(cells, study, models, sampler, stan_file)
     summary = summary_table(inference_data)
-    report = diagnostics(
-        inference_data, models["diagnostics"], sampler["max_treedepth"], summary=summary
-    )
+
+    def gate(rows):
+        return diagnostics(
+            inference_data,
+            models["diagnostics"],
+            sampler["max_treedepth"],
+            summary=rows,
+        )
+
+    report = gate(summary)
     checks = report["checks"]
-    # Each contrast's own convergence: the worst parameter is often one participant's.
+    # Each contrast's own convergence: the fit's worst parameter is often one
+    # participant's asymptote, which the contrasts hardly depend on.
     convergence = (
         summary[summary["variable"].isin(CONTRASTS)]
         .assign(parameter=lambda rows: rows["variable"].map(CONTRASTS))
         .loc[:, [*BAYES_KEYS, "r_hat", "ess_bulk", "ess_tail"]]
     )
+    convergence["passes_diagnostics"] = [
+        gate(summary.loc[[index]])["passed"] for index in convergence.index
+    ]
     table = table.merge(convergence, on=BAYES_KEYS, how="left").assign(
         divergences=checks["divergences"]["value"],
         max_r_hat=checks["rhat"]["value"],
         min_ess_bulk=checks["ess_bulk"]["value"],
-        diagnostics_passed=report["passed"],
+        fit_passes_diagnostics=report["passed"],
     )
     return with_choices(table, universe)[[*BAYES_COLUMNS, *universe.choices]]
 
@@ -62,9 +75,9 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
 def bayes_robustness_summary(contrasts):
     """Per drug-model contrast, over the universes it was fitted in: how many, the
     shares whose 95% HDI excludes 0 and lies inside the ROPE, the median and range
-    of the posterior means, the contrast's worst R-hat and bulk ESS, the most
-    divergences, the fits' worst R-hat and how many fits pass models.diagnostics; all
-    that in a sentence."""
+    of the posterior means, the contrast's worst R-hat and bulk and tail ESS, in how
+    many universes it passes models.diagnostics, the most divergences, the fits'
+    worst R-hat and how many whole fits pass; all that in a sentence."""
     summary = (
         contrasts.groupby(BAYES_KEYS, sort=False)
         .apply(
@@ -84,14 +97,21 @@ def bayes_robustness_summary(contrasts):
                     "max_r_hat": rows["max_r_hat"].max(),
                     "max_contrast_r_hat": rows["r_hat"].max(),
                     "min_contrast_ess_bulk": rows["ess_bulk"].min(),
-                    "universes_passing_diagnostics": rows["diagnostics_passed"].sum(),
+                    "min_contrast_ess_tail": rows["ess_tail"].min(),
+                    "universes_passing_diagnostics": rows["passes_diagnostics"].sum(),
+                    "fits_passing_diagnostics": rows["fit_passes_diagnostics"].sum(),
                 }
             ),
             include_groups=False,
         )
         .reset_index()
     )
-    counts = ["universes", "max_divergences", "universes_passing_diagnostics"]
+    counts = [
+        "universes",
+        "max_divergences",
+        "universes_passing_diagnostics",
+        "fits_passing_diagnostics",
+    ]
     summary[counts] = summary[counts].astype(int)
     summary["statement"] = [
         f"{row.parameter}, {row.contrast}, {row.muscle}, {row.condition}: the 95% HDI "
@@ -99,9 +119,11 @@ def bayes_robustness_summary(contrasts):
         f"{row.universes} universes and lies inside the ROPE in "
         f"{round(row.share_hdi_in_rope * row.universes)}; posterior means from "
         f"{row.min_mean:.3g} to {row.max_mean:.3g} (median {row.median_mean:.3g}); "
-        f"the contrast's R-hat at most {row.max_contrast_r_hat:.3g} and bulk ESS at "
-        f"least {row.min_contrast_ess_bulk:.0f}; {row.universes_passing_diagnostics} "
-        f"of {row.universes} fits pass models.diagnostics (worst R-hat of any "
+        f"the contrast's R-hat at most {row.max_contrast_r_hat:.3g}, bulk ESS at "
+        f"least {row.min_contrast_ess_bulk:.0f} and tail ESS at least "
+        f"{row.min_contrast_ess_tail:.0f}, passing models.diagnostics in "
+        f"{row.universes_passing_diagnostics} of {row.universes}; "
+        f"{row.fits_passing_diagnostics} whole fits pass (worst R-hat of any "
         f"parameter {row.max_r_hat:.3g})."
         for row in summary.itertuples(index=False)
     ]
