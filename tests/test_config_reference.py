@@ -173,3 +173,72 @@ def test_workflow_catalog_settings_point_to_the_reference():
     assert usage["report"] is True
     assert "config/README.md" in usage["mandatory-flags"]["desc"]
     assert REFERENCE == PROJECT_ROOT / "config" / "README.md"
+
+
+def schema_default(name):
+    (key,) = [key for key in keys(load_schema(CONFIG_SCHEMA)) if key.name == name]
+    return key.schema["default"]
+
+
+def interval(name):
+    low, high = schema_default(name)
+    return f"{low:g}..{high:g}"
+
+
+def sampler_size(name):
+    chains, warmup, draws = (
+        schema_default(f"{name}.{part}") for part in ("chains", "warmup", "draws")
+    )
+    return f"{chains} x ({warmup} + {draws})"
+
+
+# README phrases that state a default, each written from the schema's default.
+README_DEFAULTS = {
+    "simulation.sampling_rate_hz": lambda: (
+        f"unit uV, {schema_default('simulation.sampling_rate_hz')} Hz by default"
+    ),
+    "preprocess band-pass": lambda: (
+        "band-passes it ({:g}-{:g} Hz, ".format(*schema_default("preprocess.band_hz"))
+        + f"{schema_default('preprocess.band_order')}th-order Butterworth"
+    ),
+    "preprocess.mains_hz": lambda: (
+        f"below Nyquist ({schema_default('preprocess.mains_hz'):g} Hz by default;"
+    ),
+    "preprocess epochs and bins": lambda: (
+        f"cuts epochs (baseline {interval('preprocess.baseline_s')} s, response "
+        f"{interval('preprocess.response_s')} s), averages "
+        f"{schema_default('preprocess.bin_s'):g} s bins"
+    ),
+    "preprocess.min_kept_share": lambda: (
+        "`preprocess.min_kept_share` "
+        f"(default {schema_default('preprocess.min_kept_share'):.0%})"
+    ),
+    "preprocess.min_kept_trials": lambda: (
+        "`preprocess.min_kept_trials` "
+        f"(default {schema_default('preprocess.min_kept_trials')})"
+    ),
+    "source.bids.group_column": lambda: (
+        "`source.bids.group_column` "
+        f"(default `{schema_default('source.bids.group_column')}`)"
+    ),
+    "figures.fig2.prior_curves": lambda: (
+        "the prior predictive curves of panel B, default "
+        f"{schema_default('figures.fig2.prior_curves')})"
+    ),
+    "multiverse.bayesian.enabled": lambda: (
+        "`multiverse.bayesian.enabled` "
+        f"({'on' if schema_default('multiverse.bayesian.enabled') else 'off'} "
+        "by default)"
+    ),
+    "multiverse.bayesian.sampler": lambda: (
+        "`multiverse.bayesian.sampler` "
+        f"({sampler_size('multiverse.bayesian.sampler')} by default)"
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", README_DEFAULTS)
+def test_readme_states_the_schema_default(setting):
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
+    phrase = README_DEFAULTS[setting]()
+    assert phrase in readme, f"README.md should say {phrase!r}"

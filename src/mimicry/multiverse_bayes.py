@@ -119,12 +119,12 @@ def bayes_robustness_summary(contrasts):
         f"{row.universes} universes and lies inside the ROPE in "
         f"{round(row.share_hdi_in_rope * row.universes)}; posterior means from "
         f"{row.min_mean:.3g} to {row.max_mean:.3g} (median {row.median_mean:.3g}); "
-        f"the contrast's R-hat at most {row.max_contrast_r_hat:.3g}, bulk ESS at "
+        f"the contrast's R-hat at most {row.max_contrast_r_hat:.3f}, bulk ESS at "
         f"least {row.min_contrast_ess_bulk:.0f} and tail ESS at least "
         f"{row.min_contrast_ess_tail:.0f}, passing models.diagnostics in "
         f"{row.universes_passing_diagnostics} of {row.universes}; "
         f"{row.fits_passing_diagnostics} whole fits pass (worst R-hat of any "
-        f"parameter {row.max_r_hat:.3g})."
+        f"parameter {row.max_r_hat:.3f})."
         for row in summary.itertuples(index=False)
     ]
     return summary
