@@ -175,8 +175,11 @@ def test_workflow_catalog_settings_point_to_the_reference():
     assert REFERENCE == PROJECT_ROOT / "config" / "README.md"
 
 
+CONFIG_KEYS = list(keys(load_schema(CONFIG_SCHEMA)))
+
+
 def schema_default(name):
-    (key,) = [key for key in keys(load_schema(CONFIG_SCHEMA)) if key.name == name]
+    (key,) = [key for key in CONFIG_KEYS if key.name == name]
     return key.schema["default"]
 
 

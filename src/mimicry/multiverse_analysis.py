@@ -86,15 +86,16 @@ def universe_contrasts(universe, cells, study, random_effects):
         ignore_index=True,
     )
     rows = rows.merge(_kept_counts(cells), on="muscle", how="left")
-    return with_choices(rows, universe)[[*CONTRAST_COLUMNS, *universe.choices]]
+    return with_universe_columns(rows, universe, CONTRAST_COLUMNS)
 
 
-def with_choices(rows, universe):
-    """rows with the universe's id and a column per axis holding its value."""
+def with_universe_columns(rows, universe, columns):
+    """rows' ``columns`` (``universe`` among them, set to the universe's id), then a
+    column per axis holding the universe's value."""
     rows = rows.assign(universe=universe.id)
     for axis, value in universe.choices.items():
         rows[axis] = json.dumps(value) if isinstance(value, list) else value
-    return rows
+    return rows[[*columns, *universe.choices]]
 
 
 def _kept_counts(cells):

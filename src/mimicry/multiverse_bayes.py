@@ -10,7 +10,7 @@ from mimicry.bayes import diagnostics, summary_table
 from mimicry.bayes.drug_fit import fit_drug_contrasts
 from mimicry.bayes.summaries import CONTRASTS
 from mimicry.decision_rules import hdi_excludes_zero, hdi_in_rope
-from mimicry.multiverse_analysis import with_choices
+from mimicry.multiverse_analysis import with_universe_columns
 
 BAYES_KEYS = ["parameter", "contrast", "muscle", "condition"]
 BAYES_COLUMNS = [
@@ -69,7 +69,7 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
         min_ess_bulk=checks["ess_bulk"]["value"],
         fit_passes_diagnostics=report["passed"],
     )
-    return with_choices(table, universe)[[*BAYES_COLUMNS, *universe.choices]]
+    return with_universe_columns(table, universe, BAYES_COLUMNS)
 
 
 def bayes_robustness_summary(contrasts):

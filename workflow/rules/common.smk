@@ -105,11 +105,7 @@ def multiverse_targets():
 
 
 def multiverse_bayes_targets():
-    return (
-        rules.multiverse_bayes_contrasts.output
-        if config["multiverse"]["bayesian"]["enabled"]
-        else []
-    )
+    return rules.multiverse_bayes_contrasts.output if MULTIVERSE_BAYES_IDS else []
 
 
 def multiverse_curves():
