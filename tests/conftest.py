@@ -5,6 +5,38 @@ import pytest
 from mimicry.devtools import PROJECT_ROOT, copy_workflow
 from mimicry.study import load_config, read_sample_sheet
 
+# Material shared with the developers and CI beside the checkout, absent on a user's clone.
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def fmov_study():
+    """The real public study ../shared/realdata/fmov (37 participants at 100 Hz), or a
+    skip naming what is missing."""
+    path = SHARED / "realdata" / "fmov"
+    if not (path / "participants.csv").is_file():
+        pytest.skip(
+            f"{path} is absent: the real study is shared with the developers and CI, "
+            "not shipped with the workflow"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def fmov_config(fmov_study):
+    """config/examples/fmov on top of the default config, reading the real study's
+    files from disk instead of downloading them."""
+    config = load_config(
+        PROJECT_ROOT / "config" / "config.yaml",
+        PROJECT_ROOT / "config" / "examples" / "fmov" / "config.yaml",
+    )
+    config["source"].update(
+        kind="local",
+        local_dir=str(fmov_study / "FMOV"),
+        file_pattern="{participant_id}_FMOV_preprocessed.txt",
+    )
+    return config
+
 
 @pytest.fixture(scope="session")
 def default_config():
