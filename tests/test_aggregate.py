@@ -9,7 +9,12 @@ import copy
 import pytest
 import yaml
 
-from mimicry.aggregate import AggregationError, aggregate, read_participant_outputs
+from mimicry.aggregate import (
+    AggregationError,
+    aggregate,
+    qc_warnings,
+    read_participant_outputs,
+)
 from mimicry.devtools import run_snakemake
 from mimicry.preprocess import preprocess_participant, write_outputs
 from mimicry.simulate import simulate_participant
@@ -59,6 +64,32 @@ def test_usable_participants_make_cells(recordings, quick_config, tmp_path):
     assert set(cells["condition"]) == set(quick_config["study"]["conditions"])
     excluded = qc_table[qc_table["kind"] == "participant_excluded"]
     assert set(excluded["participant"]) == {"sub-011", "sub-012"}
+
+
+def test_warnings_name_the_rule_and_the_share_of_excluded_participants(
+    recordings, quick_config, tmp_path
+):
+    """sub-012 has artifacts in most trials: the transient rule's share is a warning
+    naming it; 2 of 3 excluded is a study-wide warning, listed first, above a
+    warn_excluded_share of 50% and not above 70%."""
+    settings = settings_of(quick_config, quick_config["study"]["conditions"])
+    trials, qcs = preprocessed(recordings, GROUPS, settings, tmp_path)
+    most = quick_config["preprocess"]["rejection"]["warn_rejected_share"]
+
+    _, _, qc_table = aggregate(trials, qcs, GROUPS, warn_excluded_share=0.5)
+
+    warnings = qc_warnings(qc_table)
+    study_wide = warnings.iloc[0]
+    assert study_wide["participant"] == "" and study_wide["count"] == 2
+    assert "2 of 3 participants excluded (67%)" in study_wide["reason"]
+    per_participant = warnings.iloc[1:]
+    assert set(per_participant["participant"]) == {"sub-012"}
+    assert set(per_participant["muscle"]) == set(quick_config["study"]["muscles"])
+    for _, warning in per_participant.iterrows():
+        assert warning["reason"].startswith("rule transient rejects")
+        assert warning["count"] > most * len(qcs["sub-012"]["rejected_trials"]) / 2
+    _, _, quieter = aggregate(trials, qcs, GROUPS, warn_excluded_share=0.7)
+    assert "" not in set(qc_warnings(quieter)["participant"])
 
 
 def test_condition_no_recording_contains_is_an_error_naming_what_was_found(

@@ -195,6 +195,7 @@ def sampler_size(name):
     return f"{chains} x ({warmup} + {draws})"
 
 
+REJECTION = "preprocess.rejection"
 # README phrases that state a default, each written from the schema's default.
 README_DEFAULTS = {
     "simulation.sampling_rate_hz": lambda: (
@@ -232,6 +233,24 @@ README_DEFAULTS = {
         "`multiverse.bayesian.enabled` "
         f"({'on' if schema_default('multiverse.bayesian.enabled') else 'off'} "
         "by default)"
+    ),
+    "preprocess.rejection ratios": lambda: (
+        f"(`transient_ratio` {schema_default(f'{REJECTION}.transient_ratio'):g}, "
+        f"`baseline_ratio` {schema_default(f'{REJECTION}.baseline_ratio'):g})"
+    ),
+    "preprocess.rejection.false_alarm_rate": lambda: (
+        f"`false_alarm_rate` ({schema_default(f'{REJECTION}.false_alarm_rate'):.0%})"
+    ),
+    "preprocess.rejection.calibration_trials": lambda: (
+        f"`calibration_trials` ({schema_default(f'{REJECTION}.calibration_trials')})"
+    ),
+    "preprocess.rejection.warn_rejected_share": lambda: (
+        "`warn_rejected_share` "
+        f"({schema_default(f'{REJECTION}.warn_rejected_share'):.0%})"
+    ),
+    "preprocess.warn_excluded_share": lambda: (
+        "`preprocess.warn_excluded_share` "
+        f"({schema_default('preprocess.warn_excluded_share'):.0%})"
     ),
     "multiverse.bayesian.sampler": lambda: (
         "`multiverse.bayesian.sampler` "

@@ -319,7 +319,7 @@ def test_low_rate_recording_works_with_a_band_that_fits(
 ):
     plan, path = low_rate_recording
     settings = study_settings(quick_config, band_hz=[20.0, 100.0])
-    with caplog.at_level(logging.INFO, logger="mimicry.preprocess"):
+    with caplog.at_level(logging.INFO, logger="mimicry"):
         table, qc = preprocess_participant(path, "sub-001", settings)
     assert qc["sampling_rate_hz"] == 250
     assert qc["notch_hz"] == [50.0, 100.0]
@@ -498,11 +498,13 @@ def scale_stretch(config, trial, muscle_index, factor, window_s):
 
 
 def test_raised_baseline_is_rejected_by_the_baseline_rule(quick_config, tmp_path):
-    """Tension from 3 s before the onset to the onset: a step, no transient."""
+    """Tension from 3 s before the onset to the onset: a step, no transient, half
+    again as large as the rule's ratio."""
     config = copy.deepcopy(quick_config)
     config["simulation"]["artifact_trial_share"] = 0.0
+    step = 1.5 * config["preprocess"]["rejection"]["baseline_ratio"]
     path = write_variant(
-        config, tmp_path, "sub-007", scale_stretch(config, 5, 0, 4.0, (-3.0, 0.0))
+        config, tmp_path, "sub-007", scale_stretch(config, 5, 0, step, (-3.0, 0.0))
     )
     rejected = {}
     for rules in (["transient", "baseline"], ["transient"]):
@@ -513,9 +515,9 @@ def test_raised_baseline_is_rejected_by_the_baseline_rule(quick_config, tmp_path
     assert [(r["trial"], r["muscle"], r["reason"]) for r in rejected[2]] == [
         (5, "ZM", "baseline")
     ]
-    # The detail reports the baseline against the median: the 4-fold scaling.
+    # The detail reports the baseline against the median: the step's scaling.
     factor = re.match(r"baseline ([\d.]+) x the median", rejected[2][0]["detail"])
-    assert float(factor.group(1)) == pytest.approx(4.0, rel=0.1)
+    assert float(factor.group(1)) == pytest.approx(step, rel=0.1)
     assert rejected[1] == []
 
 

@@ -21,8 +21,8 @@ from scipy.signal import sosfiltfilt, welch
 from mimicry import qc_figures
 from mimicry.aggregate import aggregate
 from mimicry.devtools import job_counts, run_snakemake
+from mimicry.filters import design_filter
 from mimicry.preprocess import (
-    design_filter,
     preprocess_recording,
     read_participant_recording,
     write_outputs,

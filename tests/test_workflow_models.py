@@ -42,12 +42,20 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
         "fig2.png",
         "fig3.png",
         "qc.tsv",
+        "warnings.tsv",
         "contrasts.tsv",
         "comparison.tsv",
         "lrt.tsv",
         "summary.tsv",
     ):
         assert shown in report, shown
+
+    # The participant simulated with artifacts in most trials is warned about.
+    warnings = pd.read_csv(
+        workflow_copy / "results" / "aggregate" / "warnings.tsv", sep="\t", dtype=str
+    )
+    flawed = quick_config["simulation"]["flawed_participants"]["too_few_trials"]
+    assert set(warnings["participant"]) == set(flawed)
 
     no_op = run_snakemake(workflow_copy, "-n", *QUICK)
     assert "Nothing to be done" in no_op.stdout + no_op.stderr

@@ -1,8 +1,11 @@
 """Group aggregation: per-participant tables into the cells the models read, plus QC."""
 
 import json
+import logging
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 CELL_KEYS = ["participant", "group", "muscle", "condition", "bin", "t"]
 QC_COLUMNS = ["participant", "group", "kind", "muscle", "condition", "reason", "count"]
@@ -32,13 +35,16 @@ def read_participant_outputs(table_paths, qc_paths):
     return trials, qcs
 
 
-def aggregate(trials, qcs, groups, missing=()):
+def aggregate(trials, qcs, groups, missing=(), warn_excluded_share=1.0):
     """Cells, the trial table with groups, and every exclusion with its reason.
 
     trials: the per-participant preprocessing tables, concatenated.
     qcs: participant -> its QC record (``excluded``, ``exclusion_reasons``,
-    ``trials_per_condition`` over the configured conditions).
+    ``trials_per_condition`` over the configured conditions, ``warnings``).
     groups: participant -> drug group. missing: participants skipped for lack of a raw file.
+    The QC table holds every rejection, exclusion and warning: each participant's
+    (a rule rejecting too many of its trials) and the study's (more than
+    warn_excluded_share of the participants excluded; also logged).
     A configured condition that no recording contains, and a study without one usable
     participant, raise AggregationError saying what the recordings held instead.
     """
@@ -65,10 +71,19 @@ def aggregate(trials, qcs, groups, missing=()):
             _excluded_participants(qcs, excluded, groups),
             _dropped_trigger_pulses(qcs, groups),
             _missing_participants(missing, groups),
+            _participant_warnings(qcs, groups),
+            _exclusion_share_warning(qcs, excluded, warn_excluded_share),
         ],
         ignore_index=True,
     )
     return cells, trials.reset_index(drop=True), qc_table
+
+
+def qc_warnings(qc_table):
+    """The QC table's warnings, study-wide first."""
+    warnings = qc_table[qc_table["kind"] == "warning"]
+    study_wide = warnings["participant"].isna() | (warnings["participant"] == "")
+    return pd.concat([warnings[study_wide], warnings[~study_wide]], ignore_index=True)
 
 
 def _check_conditions_found(qcs):
@@ -94,11 +109,7 @@ def _check_conditions_found(qcs):
 def _check_usable_participants(qcs, excluded, missing):
     if len(excluded) < len(qcs):
         return
-    reasons = {}
-    for participant in excluded:
-        for kind in {r.split(":")[0] for r in qcs[participant]["exclusion_reasons"]}:
-            reasons[kind] = reasons.get(kind, 0) + 1
-    by_reason = ", ".join(f"{kind}: {count}" for kind, count in sorted(reasons.items()))
+    by_reason = _participants_per_reason(qcs, excluded)
     listed = "; ".join(
         f"{p}: {qcs[p]['exclusion_reasons'][0]}" for p in excluded[:LISTED_PARTICIPANTS]
     )
@@ -113,6 +124,15 @@ def _check_usable_participants(qcs, excluded, missing):
         f"First reason per participant: {listed}. See preprocess.min_kept_share, "
         "preprocess.min_kept_trials and preprocess.rejection"
     )
+
+
+def _participants_per_reason(qcs, excluded):
+    """ "kind: count, ..." of the excluded participants per exclusion kind."""
+    reasons = {}
+    for participant in excluded:
+        for kind in {r.split(":")[0] for r in qcs[participant]["exclusion_reasons"]}:
+            reasons[kind] = reasons.get(kind, 0) + 1
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(reasons.items()))
 
 
 def _quoted(names):
@@ -160,6 +180,51 @@ def _dropped_trigger_pulses(qcs, groups):
 
 
 def _missing_participants(missing, groups):
+    rows = [
+        {
+            "participant": p,
+            "group": groups[p],
+            "kind": "raw_missing",
+            "reason": "no raw file",
+        }
+        for p in missing
+    ]
+    return pd.DataFrame(rows, columns=QC_COLUMNS)
+
+
+def _participant_warnings(qcs, groups):
+    rows = [
+        {
+            "participant": p,
+            "group": groups[p],
+            "kind": "warning",
+            "muscle": warning["muscle"],
+            "reason": warning["message"],
+            "count": warning["rejected"],
+        }
+        for p, qc in sorted(qcs.items())
+        for warning in qc.get("warnings", [])
+    ]
+    return pd.DataFrame(rows, columns=QC_COLUMNS)
+
+
+def _exclusion_share_warning(qcs, excluded, most):
+    """The study-wide warning when more than `most` of the participants are excluded
+    (logged too), as QC rows."""
+    if len(excluded) <= most * len(qcs):
+        return pd.DataFrame(columns=QC_COLUMNS)
+    by_reason = _participants_per_reason(qcs, excluded)
+    message = (
+        f"{len(excluded)} of {len(qcs)} participants excluded "
+        f"({len(excluded) / len(qcs):.0%}), more than "
+        f"preprocess.warn_excluded_share {most:.0%} (participants per reason: "
+        f"{by_reason}); on real recordings that is more often a setting's fault than "
+        "the data's: see preprocess.rejection, preprocess.min_kept_share and "
+        "preprocess.min_kept_trials"
+    )
+    log.warning(message)
+    row = {"participant": "", "group": "", "kind": "warning", "reason": message}
+    return pd.DataFrame([row], columns=QC_COLUMNS).assign(count=len(excluded))
     rows = [
         {
             "participant": p,

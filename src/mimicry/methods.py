@@ -67,6 +67,7 @@ CAPTIONS = {
     "sensitivity": ("sensitivity",),
     "model_summary": ("bayesian",),
     "contrasts": ("reference_group", "rope", "curve_priors"),
+    "qc_warnings": ("warn_excluded_share", "warn_rejected_share"),
 }
 
 
@@ -143,12 +144,13 @@ def rejection(preprocess):
             f"transient: a {settings['transient_window_s']:g} s window's mean "
             f"rectified amplitude more than {settings['transient_ratio']:g} times, or "
             f"less than 1/{settings['transient_ratio']:g} of, the median of the windows "
-            f"within {settings['transient_context_s']:g} s around it"
+            f"within {settings['transient_context_s']:g} s around it, or beyond the "
+            "noise limit where that is wider"
         ),
         "baseline": (
             f"baseline: a baseline mean more than {settings['baseline_ratio']:g} times, "
             f"or less than 1/{settings['baseline_ratio']:g} of, the muscle's median "
-            "baseline"
+            "baseline, or beyond the noise limit where that is wider"
         ),
         "condition_outlier": (
             "condition_outlier: a bin with a robust z (median/MAD) above "
@@ -162,7 +164,12 @@ def rejection(preprocess):
     if rules:
         applied = (
             "A trial was rejected for a muscle by the first of these rules it met "
-            f"(preprocess.rejection): {'; '.join(rule_text[rule] for rule in rules)}"
+            f"(preprocess.rejection): {'; '.join(rule_text[rule] for rule in rules)}. "
+            "A noise limit is the departure that stationary Gaussian noise, filtered "
+            "like the recording at its sampling rate, reaches in at most "
+            f"{settings['false_alarm_rate']:.0%} of trials (calibrated on "
+            f"{settings['calibration_trials']} simulated trials; each participant's "
+            "limits are in its QC file)"
         )
     else:
         applied = (
@@ -285,6 +292,10 @@ def terms(config):
         "frequentist": frequentist(config),
         "bayesian": bayesian(config),
         "sensitivity": sensitivity(config),
+        "warn_excluded_share": f"{config['preprocess']['warn_excluded_share']:.0%}",
+        "warn_rejected_share": (
+            f"{config['preprocess']['rejection']['warn_rejected_share']:.0%}"
+        ),
     }
 
 

@@ -6,9 +6,11 @@ is then read off prefix sums by fancy indexing, with no loop over samples or tri
 
 Artifact rejection (`rejection_reasons`) judges each trial x muscle only on what a
 facial response does not change: short transients against the running median around
-them (`transient_deviations`) and the pre-stimulus baseline level. A rule comparing a
-trial with the participant's trials of all conditions reads one condition's strong
-response as an outlier; the opt-in same-condition rule needs large cells.
+them (`mimicry.epochs.window_deviations`) and the pre-stimulus baseline level, each
+beyond a limit that stationary noise at the recording's rate and band crosses with a
+known probability (`mimicry.noise_limits`). A rule comparing a trial with the
+participant's trials of all conditions reads one condition's strong response as an
+outlier; the opt-in same-condition rule needs large cells.
 
 The per-participant table is a pyarrow Table (``table.to_pandas()`` gives the
 DataFrame): building and writing it needs no pandas import, which would cost a quarter
@@ -17,15 +19,16 @@ of the time of the whole job.
 
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import sosfiltfilt
 
+from mimicry.epochs import EpochWindows, window_deviations
+from mimicry.filters import design_filter
+from mimicry.noise_limits import rule_limits
 from mimicry.recordings import RecordingError, read_recording
 
 log = logging.getLogger(__name__)
@@ -49,7 +52,12 @@ TABLE_SCHEMA = pa.schema(
 
 
 def preprocess_participant(
-    recording_path, participant, settings, file_format=None, events_path=None
+    recording_path,
+    participant,
+    settings,
+    file_format=None,
+    events_path=None,
+    limits_cache=None,
 ):
     """Read and preprocess one participant's recording.
 
@@ -59,13 +67,14 @@ def preprocess_participant(
     `mimicry.preprocess_checks`, run once by `study.check_config`). file_format
     (e.g. from the sample sheet) overrides the configured or extension-derived format.
     events_path, a BIDS events.tsv, makes recording_path an EMG-BIDS recording
-    (`mimicry.bids`). Returns (table, qc) as `preprocess_recording` does.
+    (`mimicry.bids`). limits_cache is `preprocess_recording`'s. Returns (table, qc)
+    as `preprocess_recording` does.
     """
     recording = read_participant_recording(
         recording_path, participant, settings, file_format, events_path
     )
     return preprocess_recording(
-        recording, settings["study"]["conditions"], settings["preprocess"]
+        recording, settings["study"]["conditions"], settings["preprocess"], limits_cache
     )
 
 
@@ -115,21 +124,23 @@ def read_job_recording(job_input, participant, params):
     )
 
 
-def preprocess_recording(recording, conditions, options):
+def preprocess_recording(recording, conditions, options, limits_cache=None):
     """Filter, rectify, epoch, bin and screen one `Recording`.
 
     conditions lists the study's conditions (a condition without trials leaves its
     cells empty, which excludes the participant); options is the validated config's
-    `preprocess` section.
+    `preprocess` section; limits_cache, a folder where the rules' noise limits are
+    kept for other jobs (`mimicry.noise_limits`; None: this process only).
 
     Returns (table, qc): a pyarrow Table with one row per trial x muscle x bin
     (participant, trial, condition, muscle, bin, t, value, rejected, reason) and a
     JSON-ready QC dict (exclusion and its reasons, rejections by reason, kept share per
-    muscle x condition cell, filter details, the rejection settings, the rejected
-    trials with each one's reason and detail).
+    muscle x condition cell, filter details, the rejection settings and the limits
+    they came to at this rate, warnings, the rejected trials with each one's reason
+    and detail).
     """
     return epoch_and_screen(
-        recording, conditions, options, Rectified(recording, options)
+        recording, conditions, options, Rectified(recording, options), limits_cache
     )
 
 
@@ -169,12 +180,13 @@ FILTER_KEYS = (
 )
 
 
-def epoch_and_screen(recording, conditions, options, rectified):
+def epoch_and_screen(recording, conditions, options, rectified, limits_cache=None):
     """`preprocess_recording` from the filtered, rectified signal (`Rectified`, made
     with the same filter settings as options)."""
     muscles = list(recording.signals_uv)
     prefix = rectified.prefix
-    windows = EpochWindows(options, recording.sampling_rate_hz)
+    fs = recording.sampling_rate_hz
+    windows = EpochWindows(options, fs)
     check_epochs_apart(recording, windows, options)
     baseline, bins, inside = windows.means(prefix, recording.onset_samples)
 
@@ -185,10 +197,9 @@ def epoch_and_screen(recording, conditions, options, rectified):
         )
     ]
     rules = options["rejection"]["rules"]
+    limits = rule_limits(fs, options, limits_cache) if rules else None
     transients = (
-        transient_deviations(
-            prefix, recording.onset_samples, options, recording.sampling_rate_hz
-        )
+        window_deviations(prefix, recording.onset_samples, options, fs)
         if "transient" in rules
         else None
     )
@@ -200,6 +211,7 @@ def epoch_and_screen(recording, conditions, options, rectified):
         np.array(recording.conditions),
         transients,
         options["rejection"],
+        limits,
     )
     values = response_values(baseline, bins, reasons == "", options["value"])
 
@@ -212,6 +224,7 @@ def epoch_and_screen(recording, conditions, options, rectified):
         channel_checks,
         rectified.filter_details,
         options,
+        limits,
     )
     log.info(
         "%s: %d trials at %g Hz; rejected trial x muscle: %s; excluded: %s",
@@ -221,6 +234,8 @@ def epoch_and_screen(recording, conditions, options, rectified):
         {muscle: qc["muscles"][muscle]["rejected_by_reason"] for muscle in muscles},
         qc["exclusion_reasons"] or "no",
     )
+    for warning in qc["warnings"]:
+        log.warning("%s: %s", recording.participant, warning["message"])
     for pulse in recording.dropped_pulses:
         log.warning(
             "%s: trigger glitch dropped (recording.trigger_glitches: drop): the pulse "
@@ -234,7 +249,7 @@ def epoch_and_screen(recording, conditions, options, rectified):
     return table, qc
 
 
-def preprocess_universes(recording, conditions, grid):
+def preprocess_universes(recording, conditions, grid, limits_cache=None):
     """{universe id: (table, qc)} as `preprocess_recording` gives them, for each
     universe of grid, filtering once per distinct filter setting."""
     results = {}
@@ -242,7 +257,7 @@ def preprocess_universes(recording, conditions, grid):
         rectified = Rectified(recording, members[0].preprocess)
         for universe in members:
             results[universe.id] = epoch_and_screen(
-                recording, conditions, universe.preprocess, rectified
+                recording, conditions, universe.preprocess, rectified, limits_cache
             )
     return {universe.id: results[universe.id] for universe in grid}
 
@@ -275,49 +290,6 @@ def _by_filter(grid):
         key = repr([universe.preprocess[name] for name in FILTER_KEYS])
         groups.setdefault(key, []).append(universe)
     return groups
-
-
-def design_filter(recording, options):
-    """One second-order-section cascade: Butterworth band-pass plus mains band-stops.
-
-    Returns (sos, notch_hz, skipped_notch_hz). Harmonics whose band-stop would reach
-    the Nyquist frequency are skipped and logged; a band-pass that does is an error.
-    """
-    fs = recording.sampling_rate_hz
-    nyquist = fs / 2
-    low, high = options["band_hz"]
-    if high >= nyquist:
-        raise RecordingError(
-            f"{recording.participant}: {recording.path}: the band-pass upper edge "
-            f"{high:g} Hz needs a sampling rate above {2 * high:g} Hz, but the recording "
-            f"is sampled at {fs:g} Hz; the highest usable upper edge is below "
-            f"{nyquist:g} Hz (set preprocess.band_hz)"
-        )
-    sections = [
-        butter(options["band_order"], [low, high], "bandpass", fs=fs, output="sos")
-    ]
-    notch_hz, skipped_notch_hz = [], []
-    if options["mains_hz"]:
-        harmonics = options["notch_harmonics"]
-        multiples = range(1, harmonics + 1) if isinstance(harmonics, int) else harmonics
-        half_width = options["notch_width_hz"] / 2
-        for frequency in (options["mains_hz"] * multiple for multiple in multiples):
-            if frequency + half_width >= nyquist:
-                skipped_notch_hz.append(float(frequency))
-                continue
-            notch_hz.append(float(frequency))
-            edges = [frequency - half_width, frequency + half_width]
-            sections.append(
-                butter(options["notch_order"], edges, "bandstop", fs=fs, output="sos")
-            )
-    if skipped_notch_hz:
-        log.info(
-            "%s: notch at %s Hz skipped: at or above the Nyquist frequency %g Hz",
-            recording.participant,
-            skipped_notch_hz,
-            nyquist,
-        )
-    return np.vstack(sections), notch_hz, skipped_notch_hz
 
 
 def saturated_sample_share(signals):
@@ -372,83 +344,6 @@ def check_epochs_apart(recording, windows, options):
     )
 
 
-class EpochWindows:
-    """Baseline and response-bin windows around each onset, in samples."""
-
-    def __init__(self, options, sampling_rate_hz):
-        response_start, response_end = options["response_s"]
-        n_bins = round((response_end - response_start) / options["bin_s"])
-        bin_edges_s = response_start + options["bin_s"] * np.arange(n_bins + 1)
-        starts_s = np.concatenate([[options["baseline_s"][0]], bin_edges_s[:-1]])
-        stops_s = np.concatenate([[options["baseline_s"][1]], bin_edges_s[1:]])
-        self.starts = np.round(starts_s * sampling_rate_hz).astype(np.int64)
-        self.stops = np.round(stops_s * sampling_rate_hz).astype(np.int64)
-        self.bin_centres_s = (bin_edges_s[:-1] + bin_edges_s[1:]) / 2
-
-    def means(self, prefix, onsets):
-        """Baseline (muscles, trials) and bin (muscles, trials, bins) means.
-
-        prefix holds each channel's cumulative sum with a leading zero, so a window's
-        mean is two lookups whatever the layout (overlapping trials, a gap between
-        baseline and response). Windows reaching outside the recording give NaN and
-        inside=False for that trial.
-        """
-        n_samples = prefix.shape[1] - 1
-        starts = onsets[:, None] + self.starts
-        stops = onsets[:, None] + self.stops
-        inside = (starts.min(axis=1) >= 0) & (stops.max(axis=1) <= n_samples)
-        starts, stops = np.clip(starts, 0, n_samples), np.clip(stops, 0, n_samples)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = (prefix[:, stops] - prefix[:, starts]) / (stops - starts)
-        means[:, ~inside] = np.nan
-        return means[..., 0], means[..., 1:], inside
-
-
-def transient_deviations(prefix, onsets, options, sampling_rate_hz):
-    """Per (muscle, trial): the short window that departs most from its surroundings.
-
-    Windows of rejection.transient_window_s tile baseline_s[0] to response_s[1]; each
-    window's log mean amplitude is compared with the median over the windows within
-    rejection.transient_context_s on either side (reaching beyond the epoch, so edge
-    windows are judged like the others; windows outside the recording are left out).
-    The running median of a stretch that only rises or only falls is its centre value,
-    so a response, however large, deviates by no more than the noise; a burst, pop or
-    dropout shorter than the context leaves the median at the surrounding level.
-
-    Returns (log deviation of the worst window, signed; its centre in s from onset).
-    """
-    rejection = options["rejection"]
-    width_s = rejection["transient_window_s"]
-    width = max(1, round(width_s * sampling_rate_hz))
-    context = round(rejection["transient_context_s"] / width_s)
-    first_s, last_s = options["baseline_s"][0], options["response_s"][1]
-    n_scored = int(np.ceil((last_s - first_s) / width_s - 1e-9))
-    offsets_s = first_s + width_s * np.arange(-context, n_scored + context)
-    starts = onsets[:, None] + np.round(offsets_s * sampling_rate_hz).astype(np.int64)
-    n_samples = prefix.shape[1] - 1
-    valid = (starts >= 0) & (starts + width <= n_samples)
-    starts = np.clip(starts, 0, max(n_samples - width, 0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_means = np.log((prefix[:, starts + width] - prefix[:, starts]) / width)
-    log_means[:, ~valid] = np.nan
-    neighbourhoods = sliding_window_view(log_means, 2 * context + 1, axis=-1)
-    # The middle of 2 * context + 1 values, by a partition (np.median is several
-    # times slower). Only trials near the recording's ends have missing windows.
-    local = np.partition(neighbourhoods, context, axis=-1)[..., context]
-    near_end = ~valid.all(axis=1)
-    if near_end.any():
-        with warnings.catch_warnings():
-            # A trial wholly outside has no windows; it is rejected as outside anyway.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            local[:, near_end] = np.nanmedian(neighbourhoods[:, near_end], axis=-1)
-    with np.errstate(invalid="ignore"):
-        deviation = log_means[..., context : context + n_scored] - local
-    magnitude = np.where(np.isnan(deviation), 0.0, np.abs(deviation))
-    worst = magnitude.argmax(axis=-1)[..., None]
-    signed = np.take_along_axis(deviation, worst, axis=-1)[..., 0]
-    return signed, first_s + width_s * (worst[..., 0] + 0.5)
-
-
 def robust_z(values, axis):
     """|x - median| / (1.4826 MAD) along axis, NaN-aware; 0 where the MAD is 0."""
     median = np.nanmedian(values, axis=axis, keepdims=True)
@@ -460,20 +355,21 @@ def robust_z(values, axis):
 
 
 def rejection_reasons(
-    baseline, bins, inside, channel_checks, conditions, transients, rejection
+    baseline, bins, inside, channel_checks, conditions, transients, rejection, limits
 ):
     """Reason and detail for each (muscle, trial), '' when kept; first match wins.
 
     Order: outside_recording, the channel's flaw, then the rules named in
     rejection["rules"] in this order, each judging only the trials still kept:
-    transient (`transient_deviations` beyond rejection.transient_ratio either way),
-    baseline (baseline mean beyond rejection.baseline_ratio times the median baseline
-    of the muscle's kept trials, either way: the baseline precedes the stimulus, so
-    all conditions share one reference) and condition_outlier (robust z of a bin's
-    log ratio among the kept trials of the same condition above rejection.condition_z,
+    transient (a window's `window_deviations` beyond limits["transient"]), baseline
+    (the log baseline mean's departure from the median baseline of the muscle's kept
+    trials beyond limits["baseline"]: the baseline precedes the stimulus, so all
+    conditions share one reference) and condition_outlier (robust z of a bin's log
+    ratio among the kept trials of the same condition above rejection.condition_z,
     only in cells with at least rejection.condition_min_trials of them: a response is
     shared by its condition's trials, and a MAD of a handful of trials is noise).
-    transients is `transient_deviations`' result, or None without the transient rule.
+    transients is `window_deviations`' result, or None without the transient rule;
+    limits is `mimicry.noise_limits.rule_limits`' result (log ratios).
     """
     reasons = np.full(baseline.shape, "", dtype=object)
     details = np.full(baseline.shape, "", dtype=object)
@@ -486,33 +382,40 @@ def rejection_reasons(
             details[muscle_index, open_trials] = check["exclusion"]
     rules = rejection["rules"]
     if "transient" in rules:
-        deviation, where_s = transients
-        limit = rejection["transient_ratio"]
+        deviation, centres_s = transients
+        limit = limits["transient"]
+        with np.errstate(invalid="ignore"):
+            excess = np.maximum(deviation - limit["upper"], limit["lower"] - deviation)
+        excess = np.where(np.isnan(excess), -np.inf, excess)
+        worst = excess.argmax(axis=-1)
+        worst_excess = np.take_along_axis(excess, worst[..., None], axis=-1)[..., 0]
         for muscle_index, trial in zip(
-            *np.nonzero((reasons == "") & (np.abs(deviation) > np.log(limit)))
+            *np.nonzero((reasons == "") & (worst_excess > 0))
         ):
+            window = worst[muscle_index, trial]
             reasons[muscle_index, trial] = "transient"
             details[muscle_index, trial] = (
                 f"{rejection['transient_window_s']:g} s window at "
-                f"{where_s[muscle_index, trial]:.2f} s: "
-                f"{np.exp(deviation[muscle_index, trial]):.3g} x the median around it "
-                f"(limits {1 / limit:.3g}, {limit:g})"
+                f"{centres_s[window]:.2f} s: "
+                f"{np.exp(deviation[muscle_index, trial, window]):.3g} x the median "
+                f"around it (limits {_ratio_limits(limit)})"
             )
     with np.errstate(divide="ignore", invalid="ignore"):
         log_baseline = np.log(baseline)
     if "baseline" in rules:
-        limit = rejection["baseline_ratio"]
+        limit = limits["baseline"]
         for muscle_index, kept in enumerate(reasons == ""):
             if not kept.any():
                 continue
             reference = np.median(log_baseline[muscle_index, kept])
             deviation = log_baseline[muscle_index] - reference
-            for trial in np.nonzero(kept & (np.abs(deviation) > np.log(limit)))[0]:
+            beyond = (deviation > limit["upper"]) | (deviation < limit["lower"])
+            for trial in np.nonzero(kept & beyond)[0]:
                 reasons[muscle_index, trial] = "baseline"
                 details[muscle_index, trial] = (
                     f"baseline {np.exp(deviation[trial]):.3g} x the median of the "
                     f"muscle's {np.count_nonzero(kept)} kept baselines (limits "
-                    f"{1 / limit:.3g}, {limit:g})"
+                    f"{_ratio_limits(limit)})"
                 )
     if "condition_outlier" in rules:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -535,6 +438,10 @@ def rejection_reasons(
                         f"{rejection['condition_z']:g})"
                     )
     return reasons, details
+
+
+def _ratio_limits(limit):
+    return f"{np.exp(limit['lower']):.3g}, {np.exp(limit['upper']):.3g}"
 
 
 def response_values(baseline, bins, kept, kind):
@@ -568,12 +475,15 @@ def quality_report(
     channel_checks,
     filter_details,
     options,
+    limits,
 ):
-    """JSON-ready QC: exclusion and its reasons, rejections, kept share per cell.
+    """JSON-ready QC: exclusion and its reasons, rejections, kept share per cell,
+    the rules' limits (None without rules) and warnings.
 
     A participant is excluded when a channel is flat or saturated, or when a muscle x
     condition cell of an intact channel keeps fewer than options["min_kept_share"] of
-    its trials or fewer than options["min_kept_trials"] trials.
+    its trials or fewer than options["min_kept_trials"] trials. A rule that rejects
+    more than rejection.warn_rejected_share of a muscle's trials is a warning.
     """
     conditions = np.array(recording.conditions)
     min_share, min_trials = options["min_kept_share"], options["min_kept_trials"]
@@ -611,6 +521,7 @@ def quality_report(
         }
         exclusion_reasons.extend(exclusions)
     trial_indices, muscle_indices = np.nonzero(reasons.T != "")
+    warnings = rule_share_warnings(muscles, reasons, options["rejection"])
     return {
         "participant": recording.participant,
         "recording": str(recording.path),
@@ -624,6 +535,8 @@ def quality_report(
         **filter_details,
         "value": options["value"],
         "rejection": options["rejection"],
+        "rejection_limits": limit_ratios(limits),
+        "warnings": warnings,
         "excluded": bool(exclusion_reasons),
         "exclusion_reasons": exclusion_reasons,
         "dropped_trigger_pulses": list(recording.dropped_pulses),
@@ -638,6 +551,52 @@ def quality_report(
             }
             for trial, muscle_index in zip(trial_indices, muscle_indices)
         ],
+    }
+
+
+def rule_share_warnings(muscles, reasons, rejection):
+    """One warning ({muscle, rule, rejected, trials, message}) per muscle x rule that
+    rejects more than rejection.warn_rejected_share of the muscle's trials."""
+    most = rejection["warn_rejected_share"]
+    warnings = []
+    for muscle, muscle_reasons in zip(muscles, reasons):
+        trials = len(muscle_reasons)
+        for rule in rejection["rules"]:
+            rejected = int(np.count_nonzero(muscle_reasons == rule))
+            if rejected <= most * trials:
+                continue
+            message = (
+                f"rule {rule} rejects {rejected} of {trials} {muscle} trials "
+                f"({rejected / trials:.0%}), more than "
+                f"preprocess.rejection.warn_rejected_share {most:.0%}; on real "
+                "recordings that is more often the rule's fault than the data's "
+                "(each trial's detail is in the QC JSON's rejected_trials)"
+            )
+            warnings.append(
+                {
+                    "muscle": muscle,
+                    "rule": rule,
+                    "rejected": rejected,
+                    "trials": trials,
+                    "message": message,
+                }
+            )
+    return warnings
+
+
+def limit_ratios(limits):
+    """The rules' limits as ratios (JSON-ready), or None."""
+    if limits is None:
+        return None
+    return {
+        rule: {
+            "upper_ratio": float(np.exp(limit["upper"])),
+            "lower_ratio": float(np.exp(limit["lower"])),
+            "noise_upper_ratio": float(np.exp(limit["noise_upper"])),
+            "noise_lower_ratio": float(np.exp(limit["noise_lower"])),
+            "configured_ratio": limit["ratio"],
+        }
+        for rule, limit in limits.items()
     }
 
 

@@ -29,6 +29,9 @@ PARTICIPANTS = participants.index.tolist()
 SOURCE = config["source"]["kind"]
 # Relative to the working directory, so that no absolute path reaches the report.
 STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
+# The artifact rules' noise limits, calibrated once per sampling rate and setting and
+# shared by every preprocessing job (mimicry.noise_limits).
+NOISE_LIMITS_CACHE = "results/preprocessed/noise_limits"
 MODELS = ["pooled", "drug"]
 SENSITIVITY_EFFECTS = sensitivity.effects_by_id(config)
 MULTIVERSE = {

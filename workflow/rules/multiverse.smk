@@ -26,6 +26,7 @@ rule multiverse_preprocess:
         settings=preprocess_settings(),
         universes=multiverse_settings(),
         file_format=participant_format,
+        limits_cache=NOISE_LIMITS_CACHE,
     script:
         "../scripts/multiverse_preprocess.py"
 

@@ -22,6 +22,7 @@ rule preprocess:
     params:
         settings=preprocess_settings(),
         file_format=participant_format,
+        limits_cache=NOISE_LIMITS_CACHE,
     script:
         "../scripts/preprocess.py"
 
@@ -40,6 +41,12 @@ rule aggregate:
             caption="../report/qc.rst",
             category="Quality control",
         ),
+        warnings=report(
+            "results/aggregate/warnings.tsv",
+            caption="../report/qc_warnings.rst",
+            category="Quality control",
+            subcategory="Alerts",
+        ),
     log:
         "logs/aggregate.log",
     benchmark:
@@ -53,5 +60,7 @@ rule aggregate:
     params:
         groups=participants["group"].to_dict(),
         missing=participants_without_raw_files(),
+        warn_excluded_share=config["preprocess"]["warn_excluded_share"],
+        methods=methods.caption_terms(config, "qc_warnings"),
     script:
         "../scripts/aggregate.py"

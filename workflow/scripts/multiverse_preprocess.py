@@ -17,7 +17,9 @@ recording = read_job_recording(
 )
 grid = [Universe(**universe) for universe in snakemake.params.universes]
 conditions = snakemake.params.settings["study"]["conditions"]
-results = preprocess_universes(recording, conditions, grid)
+results = preprocess_universes(
+    recording, conditions, grid, snakemake.params.limits_cache
+)
 write_outputs(
     *combined_universe_outputs(results), snakemake.output.table, snakemake.output.qc
 )

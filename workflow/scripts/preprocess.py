@@ -12,7 +12,10 @@ recording = read_job_recording(
     snakemake.input, snakemake.wildcards.participant, snakemake.params
 )
 table, qc = preprocess_recording(
-    recording, settings["study"]["conditions"], settings["preprocess"]
+    recording,
+    settings["study"]["conditions"],
+    settings["preprocess"],
+    snakemake.params.limits_cache,
 )
 write_outputs(table, qc, snakemake.output.table, snakemake.output.qc)
 write_spectra(
