@@ -10,6 +10,16 @@ from mimicry.recordings import RecordingError
 
 log = logging.getLogger(__name__)
 
+# The preprocess keys the filtered signal depends on.
+FILTER_KEYS = (
+    "band_hz",
+    "band_order",
+    "mains_hz",
+    "notch_harmonics",
+    "notch_width_hz",
+    "notch_order",
+)
+
 
 def design_filter(recording, options):
     """The cascade for a recording: `filter_sections` at its rate.

@@ -30,7 +30,7 @@ from scipy.signal import sosfiltfilt
 from scipy.stats import binom
 
 from mimicry.epochs import TransientWindows, window_deviations
-from mimicry.filters import filter_sections
+from mimicry.filters import FILTER_KEYS, filter_sections
 
 # Bumped when the calibration's method changes, so cached limits are not reused.
 METHOD_VERSION = 1
@@ -45,16 +45,7 @@ SETTLING_S = 1.0
 # Samples simulated at once (bounds the calibration's memory at any rate).
 CHUNK_SAMPLES = 2_000_000
 
-CALIBRATION_KEYS = (
-    "band_hz",
-    "band_order",
-    "mains_hz",
-    "notch_harmonics",
-    "notch_width_hz",
-    "notch_order",
-    "baseline_s",
-    "response_s",
-)
+CALIBRATION_KEYS = (*FILTER_KEYS, "baseline_s", "response_s")
 REJECTION_KEYS = (
     "transient_window_s",
     "transient_context_s",

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from scipy.signal import sosfiltfilt
 
 from mimicry.epochs import EpochWindows, window_deviations
-from mimicry.filters import design_filter
+from mimicry.filters import FILTER_KEYS, design_filter
 from mimicry.noise_limits import rule_limits
 from mimicry.recordings import RecordingError, read_recording
 
@@ -167,17 +167,6 @@ class Rectified:
             "notch_hz": notch_hz,
             "skipped_notch_hz": skipped_notch_hz,
         }
-
-
-# The preprocess keys the filtered, rectified signal depends on.
-FILTER_KEYS = (
-    "band_hz",
-    "band_order",
-    "mains_hz",
-    "notch_harmonics",
-    "notch_width_hz",
-    "notch_order",
-)
 
 
 def epoch_and_screen(recording, conditions, options, rectified, limits_cache=None):
