@@ -32,7 +32,7 @@ def test_default_grid_has_at_least_72_universes_with_unique_readable_ids(
     default_config,
 ):
     grid = multiverse.universes(default_config)
-    axes = default_config["multiverse"]["axes"]
+    axes = multiverse.axis_values(default_config)
     expected = 1
     for values in axes.values():
         expected *= len(values)
