@@ -65,6 +65,7 @@ LENIENT = {
     "max_divergences": 0,
     "max_treedepth_hits": 0,
     "min_bfmi": 0.3,
+    "participant_level": "gate",
 }
 # Large enough for 12 per group: the contrast's posterior sd is about
 # sqrt(2) * 0.06 / sqrt(12) = 0.025, so 0.12 is ~5 sd from zero.

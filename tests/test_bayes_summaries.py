@@ -24,6 +24,7 @@ THRESHOLDS = {
     "max_divergences": 0,
     "max_treedepth_hits": 0,
     "min_bfmi": 0.3,
+    "participant_level": "gate",
 }
 COORDS = {
     "group": ["placebo", "naltrexone"],

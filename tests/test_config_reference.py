@@ -19,6 +19,7 @@ from mimicry.config_reference import (
 )
 from mimicry.config_schema import Key, keys, load_schema
 from mimicry.devtools import PROJECT_ROOT
+from mimicry.multiverse import derived_bands
 
 SCHEMAS = {"config": CONFIG_SCHEMA, "sample sheet": SHEET_SCHEMA}
 ANNOTATIONS = {"$schema", "$comment", "title", "description", "default", "examples"}
@@ -196,6 +197,17 @@ def sampler_size(name):
 
 
 REJECTION = "preprocess.rejection"
+FMOV_BAND = yaml.safe_load(
+    (PROJECT_ROOT / "config" / "examples" / "fmov" / "config.yaml").read_text()
+)["preprocess"]["band_hz"]
+
+
+def derived_bands_text(band_hz):
+    """ "[20, 450], [20, 250] or [10, 400]": the bands a null band axis derives."""
+    bands = [f"[{low:g}, {high:g}]" for low, high in derived_bands(band_hz)]
+    return f"{', '.join(bands[:-1])} or {bands[-1]}"
+
+
 # README phrases that state a default, each written from the schema's default.
 README_DEFAULTS = {
     "simulation.sampling_rate_hz": lambda: (
@@ -228,6 +240,13 @@ README_DEFAULTS = {
     "figures.fig2.prior_curves": lambda: (
         "the prior predictive curves of panel B, default "
         f"{schema_default('figures.fig2.prior_curves')})"
+    ),
+    "multiverse.axes.band_hz": lambda: (
+        "band edges derived from `preprocess.band_hz` (`band_hz: "
+        f"{literal(schema_default('multiverse.axes')['band_hz'])}`; "
+        f"{derived_bands_text(schema_default('preprocess.band_hz'))} Hz at its "
+        f"default, {derived_bands_text(FMOV_BAND)} Hz for the 100 Hz "
+        "`config/examples/fmov`)"
     ),
     "multiverse.bayesian.enabled": lambda: (
         "`multiverse.bayesian.enabled` "

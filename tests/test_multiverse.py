@@ -3,6 +3,7 @@ recording (mimicry.preprocess.preprocess_universes), on a simulated quick-study
 participant."""
 
 import copy
+import json
 import re
 
 import pandas as pd
@@ -31,7 +32,7 @@ def test_default_grid_has_at_least_72_universes_with_unique_readable_ids(
     default_config,
 ):
     grid = multiverse.universes(default_config)
-    axes = default_config["multiverse"]["axes"]
+    axes = multiverse.axis_values(default_config)
     expected = 1
     for values in axes.values():
         expected *= len(values)
@@ -242,7 +243,15 @@ def test_the_drug_model_per_universe_on_the_log_ratio_scale(
             main[column].to_numpy(), abs=1e-3
         ), column
     assert (bayes["divergences"] >= 0).all()
-    # Each contrast's own R-hat, at most the fit's worst over every parameter.
+    # The same fit as the main one, judged as summarize_model judged it.
+    report = json.loads(
+        (workflow_copy / "results/models/drug/diagnostics.json").read_text()
+    )
+    assert (bayes["fit_passes_diagnostics"] == report["passed"]).all()
+    assert (
+        bayes["participant_shortfalls"] == len(report["participant_shortfalls"])
+    ).all()
+    # Each contrast's own R-hat, at most the fit's worst over the group-level ones.
     assert bayes["r_hat"].notna().all() and bayes["ess_bulk"].gt(0).all()
     assert (bayes["r_hat"] <= bayes["max_r_hat"]).all()
     assert (bayes["ess_bulk"] >= bayes["min_ess_bulk"]).all()

@@ -49,6 +49,9 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
         "summary.tsv",
     ):
         assert shown in report, shown
+    # The diagnostics caption follows models.diagnostics.participant_level.
+    participant_level = quick_config["models"]["diagnostics"]["participant_level"]
+    assert f"models.diagnostics.participant_level: {participant_level}" in report
 
     # The participant simulated with artifacts in most trials is warned about.
     warnings = pd.read_csv(

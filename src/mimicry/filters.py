@@ -21,12 +21,12 @@ FILTER_KEYS = (
 )
 
 
-def design_filter(recording, options):
+def design_filter(recording, options, band_key="preprocess.band_hz"):
     """The cascade for a recording: `filter_sections` at its rate.
 
     Returns (sos, notch_hz, skipped_notch_hz). Harmonics whose band-stop would reach
     the Nyquist frequency are skipped and logged; a band-pass that does is an error
-    naming the recording and preprocess.band_hz.
+    naming the recording and band_key, the config key that set the band.
     """
     fs = recording.sampling_rate_hz
     nyquist = fs / 2
@@ -36,7 +36,7 @@ def design_filter(recording, options):
             f"{recording.participant}: {recording.path}: the band-pass upper edge "
             f"{high:g} Hz needs a sampling rate above {2 * high:g} Hz, but the recording "
             f"is sampled at {fs:g} Hz; the highest usable upper edge is below "
-            f"{nyquist:g} Hz (set preprocess.band_hz)"
+            f"{nyquist:g} Hz (set {band_key})"
         )
     sos, notch_hz, skipped_notch_hz = filter_sections(fs, options)
     if skipped_notch_hz:

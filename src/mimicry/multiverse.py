@@ -2,7 +2,9 @@
 
 `multiverse.axes` maps preprocess keys (dotted for nested ones, such as
 rejection.rules) to the values each takes; the universes are their product, less
-those matching an entry of `multiverse.exclude`. A universe's preprocess settings
+those matching an entry of `multiverse.exclude`. A band_hz axis of null takes values
+derived from preprocess.band_hz (`derived_bands`), which is itself checked against
+the recordings' sampling rates. A universe's preprocess settings
 are the config's preprocess section with its axis values set. Its id is made from
 its axes and their values alone, so it stays the same when values are added to an
 axis or the axes reordered, and it names the choices it stands for.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import jsonschema
 
-from mimicry.preprocess_checks import setting_problems
+from mimicry.preprocess_checks import rate_problems, setting_problems
 
 # The response scale the drug model's priors and ROPE are stated on: the Bayesian
 # arm (mimicry.multiverse_bayes) fits only universes with it.
@@ -27,6 +29,11 @@ MODEL_SCALE = "log_ratio"
 # Units dropped from an axis's last key component in its id token.
 UNIT_SUFFIXES = ("_hz", "_s", "_uv")
 AXIS_SEPARATOR = "__"
+# A band_hz axis of null: per value, the factors of preprocess.band_hz's low and high
+# edges. The default band [20, 450] Hz gives [20, 450], [20, 250] and [10, 400]: the
+# edges facial-EMG studies choose between, all inside the configured band.
+DERIVED_BAND_FACTORS = ((1, 1), (1, 5 / 9), (1 / 2, 8 / 9))
+BAND_AXIS = "band_hz"
 
 
 class MultiverseConfigError(ValueError):
@@ -40,9 +47,40 @@ class Universe:
     preprocess: dict  # the whole preprocess section with the choices set
 
 
+def axis_values(config):
+    """multiverse.axes with a null band_hz axis given its derived values."""
+    values = dict(config["multiverse"]["axes"])
+    for axis in [axis for axis, choices in values.items() if choices is None]:
+        if axis != BAND_AXIS:
+            raise MultiverseConfigError(
+                f"multiverse.axes.{axis} is null, which only {BAND_AXIS} allows "
+                f"(values derived from preprocess.{BAND_AXIS}); give its values"
+            )
+        values[axis] = derived_bands(config["preprocess"][BAND_AXIS])
+    return values
+
+
+def derived_bands(band_hz):
+    """The band axis a null multiverse.axes.band_hz stands for: preprocess.band_hz
+    [low, high] with each edge scaled by DERIVED_BAND_FACTORS, to 0.1 Hz."""
+    low, high = band_hz
+    bands = [
+        [float(round(low * low_factor, 1)), float(round(high * high_factor, 1))]
+        for low_factor, high_factor in DERIVED_BAND_FACTORS
+    ]
+    for band in bands:
+        if not band[0] < band[1]:
+            raise MultiverseConfigError(
+                f"multiverse.axes.{BAND_AXIS} is null, so its values are derived from "
+                f"preprocess.{BAND_AXIS} {list(band_hz)}: {bands}, of which {band} is "
+                f"not a band (low < high); give multiverse.axes.{BAND_AXIS} its values"
+            )
+    return bands
+
+
 def universes(config):
     """Every universe of the grid, in the order of the axes' values."""
-    axes = config["multiverse"]["axes"]
+    axes = axis_values(config)
     exclusions = config["multiverse"]["exclude"]
     for exclusion in exclusions:
         unknown = sorted(set(exclusion) - set(axes))
@@ -128,6 +166,22 @@ def value_token(value):
 
 def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def band_rate_problems(config, declared_rates):
+    """Messages for the multiverse.axes.band_hz values whose upper edge is at or above
+    the Nyquist frequency of a recording's declared sampling rate (see
+    `mimicry.preprocess_checks.rate_problems`)."""
+    key = f"multiverse.axes.{BAND_AXIS}"
+    if config["multiverse"]["axes"].get(BAND_AXIS, []) is None:
+        key += f" (derived from preprocess.{BAND_AXIS})"
+    bands = []
+    for universe in universes(config):
+        band = universe.choices.get(BAND_AXIS)
+        if band is not None and band not in bands:
+            bands.append(band)
+    for band in bands:
+        yield from rate_problems(band, declared_rates, key)
 
 
 def universe_problems(config, preprocess_schema):

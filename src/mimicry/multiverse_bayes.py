@@ -30,6 +30,7 @@ BAYES_COLUMNS = [
     "divergences",
     "max_r_hat",
     "min_ess_bulk",
+    "participant_shortfalls",
     "fit_passes_diagnostics",
 ]
 
@@ -38,8 +39,9 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
     """The drug model's contrasts (`mimicry.bayes.contrasts_table`) in one universe,
     each with its R-hat and bulk and tail ESS and whether it passes models.diagnostics
     (its own R-hat and ESS, the fit's divergences, tree depth and E-BFMI), and the
-    fit's divergences, worst R-hat and bulk ESS over every named parameter and
-    whether the whole fit passes (reported, not enforced)."""
+    fit's divergences, worst R-hat and bulk ESS over the group-level parameters, how
+    many participant-level parameter checks miss a threshold and whether the fit
+    passes the gate as `summarize_model` judges it (reported, not enforced)."""
     inference_data, table = fit_drug_contrasts(cells, study, models, sampler, stan_file)
     summary = summary_table(inference_data)
 
@@ -53,8 +55,8 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
 
     report = gate(summary)
     checks = report["checks"]
-    # Each contrast's own convergence: the fit's worst parameter is often one
-    # participant's asymptote, which the contrasts hardly depend on.
+    # Each contrast's own convergence: the gate's worst group-level parameter may be
+    # another cell's, which this contrast does not depend on.
     convergence = (
         summary[summary["variable"].isin(CONTRASTS)]
         .assign(parameter=lambda rows: rows["variable"].map(CONTRASTS))
@@ -67,6 +69,7 @@ def universe_bayes_contrasts(universe, cells, study, models, sampler, stan_file)
         divergences=checks["divergences"]["value"],
         max_r_hat=checks["rhat"]["value"],
         min_ess_bulk=checks["ess_bulk"]["value"],
+        participant_shortfalls=len(report["participant_shortfalls"]),
         fit_passes_diagnostics=report["passed"],
     )
     return with_universe_columns(table, universe, BAYES_COLUMNS)
@@ -77,7 +80,7 @@ def bayes_robustness_summary(contrasts):
     shares whose 95% HDI excludes 0 and lies inside the ROPE, the median and range
     of the posterior means, the contrast's worst R-hat and bulk and tail ESS, in how
     many universes it passes models.diagnostics, the most divergences, the fits'
-    worst R-hat and how many whole fits pass; all that in a sentence."""
+    worst group-level R-hat and how many fits pass the gate; all that in a sentence."""
     summary = (
         contrasts.groupby(BAYES_KEYS, sort=False)
         .apply(
@@ -123,8 +126,8 @@ def bayes_robustness_summary(contrasts):
         f"least {row.min_contrast_ess_bulk:.0f} and tail ESS at least "
         f"{row.min_contrast_ess_tail:.0f}, passing models.diagnostics in "
         f"{row.universes_passing_diagnostics} of {row.universes}; "
-        f"{row.fits_passing_diagnostics} whole fits pass (worst R-hat of any "
-        f"parameter {row.max_r_hat:.3f})."
+        f"{row.fits_passing_diagnostics} fits pass the gate (worst R-hat of a "
+        f"group-level parameter {row.max_r_hat:.3f})."
         for row in summary.itertuples(index=False)
     ]
     return summary

@@ -150,13 +150,15 @@ class Rectified:
     prefix holds each channel's cumulative sum with a leading zero, so every window
     mean is two lookups; what depends only on the filter is computed once here and
     shared by every pipeline with the same filter settings (`FILTER_KEYS`).
+    band_key: the config key that set options' band_hz, for the error of a band the
+    recording's rate cannot carry.
     """
 
-    def __init__(self, recording, options):
+    def __init__(self, recording, options, band_key="preprocess.band_hz"):
         signals = np.vstack(
             [recording.signals_uv[muscle] for muscle in recording.signals_uv]
         )
-        sos, notch_hz, skipped_notch_hz = design_filter(recording, options)
+        sos, notch_hz, skipped_notch_hz = design_filter(recording, options, band_key)
         self.saturated_share = saturated_sample_share(signals)
         rectified = np.abs(sosfiltfilt(sos, signals, axis=-1))
         self.prefix = np.zeros((len(signals), rectified.shape[1] + 1))
@@ -241,9 +243,17 @@ def epoch_and_screen(recording, conditions, options, rectified, limits_cache=Non
 def preprocess_universes(recording, conditions, grid, limits_cache=None):
     """{universe id: (table, qc)} as `preprocess_recording` gives them, for each
     universe of grid, filtering once per distinct filter setting."""
+    # Imported here: the single pipeline's jobs need not import the multiverse.
+    from mimicry.multiverse import BAND_AXIS
+
     results = {}
     for members in _by_filter(grid).values():
-        rectified = Rectified(recording, members[0].preprocess)
+        band_key = (
+            f"multiverse.axes.{BAND_AXIS}"
+            if BAND_AXIS in members[0].choices
+            else "preprocess.band_hz"
+        )
+        rectified = Rectified(recording, members[0].preprocess, band_key)
         for universe in members:
             results[universe.id] = epoch_and_screen(
                 recording, conditions, universe.preprocess, rectified, limits_cache

@@ -54,13 +54,14 @@ def setting_problems(preprocess, simulation=None):
             )
 
 
-def rate_problems(preprocess, declared_rates):
-    """Messages for recordings whose declared sampling rate the band-pass cannot use.
+def rate_problems(band_hz, declared_rates, key="preprocess.band_hz"):
+    """Messages for recordings whose declared sampling rate a band-pass cannot use.
 
+    band_hz: the band's [low, high] edges, set by config key ``key``;
     declared_rates: participant -> (rate in Hz, where the rate is declared: a config
     key or a file's header).
     """
-    high = preprocess["band_hz"][1]
+    high = band_hz[1]
     too_slow = {}
     for participant, (rate, origin) in sorted(declared_rates.items()):
         if high >= rate / 2:
@@ -74,8 +75,8 @@ def rate_problems(preprocess, declared_rates):
     ]
     more = len(listed) - 10
     yield (
-        f"preprocess.band_hz {list(preprocess['band_hz'])}: the upper edge {high:g} Hz "
+        f"{key} {list(band_hz)}: the upper edge {high:g} Hz "
         "is at or above the Nyquist frequency (half the sampling rate) of "
         f"{'; '.join(listed[:10])}{f'; and {more} more' if more > 0 else ''}; set "
-        "preprocess.band_hz below half the lowest rate"
+        f"{key} below half the lowest rate"
     )

@@ -168,7 +168,8 @@ def local_raw_paths(sheet, config):
 
 
 def check_declared_rates(config, sheet, paths):
-    """The preprocess settings against the sampling rates the recordings declare.
+    """The band-pass edges (preprocess.band_hz, and with the multiverse every value
+    of multiverse.axes.band_hz) against the sampling rates the recordings declare.
 
     paths: participant -> raw file, for the files that exist. Declared rates: the
     simulation's, a text export's recording.text.sampling_rate_hz, and the rate an
@@ -191,8 +192,15 @@ def check_declared_rates(config, sheet, paths):
         rate = declared_sampling_rate(path, file_format, channels)
         if rate is not None:
             declared[participant] = (rate, f"{path}'s header")
-    for problem in preprocess_checks.rate_problems(config["preprocess"], declared):
-        raise ConfigError(problem)
+    problems = list(
+        preprocess_checks.rate_problems(config["preprocess"]["band_hz"], declared)
+    )
+    if config["multiverse"]["enabled"]:
+        from mimicry import multiverse
+
+        problems += multiverse.band_rate_problems(config, declared)
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def raw_file_name(record, source, file_format):

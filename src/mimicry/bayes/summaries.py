@@ -1,11 +1,18 @@
 """Posterior summaries, sampler diagnostics with a pass/fail gate, drug contrasts.
 
-Diagnostic thresholds are a plain dict (all keys required):
+Diagnostic thresholds are a plain dict (all keys required, config
+``models.diagnostics``):
 
 - ``mode``: "fail" (raise :class:`DiagnosticsError`) or "warn" (log a warning);
 - ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``: over every named parameter;
 - ``max_divergences``, ``max_treedepth_hits``: counts over all post-warmup draws;
-- ``min_bfmi``: E-BFMI of every chain.
+- ``min_bfmi``: E-BFMI of every chain;
+- ``participant_level``: "warn" or "gate", for the participant-level parameters
+  (variables with a participant dimension: one participant's asymptote or rate in
+  one cell). The gate judges the sampler's own checks and the group-level
+  parameters, which the conclusions rest on (a, b, c, the spreads, the drug
+  contrasts); participant-level parameters that miss R-hat or ESS are listed as
+  warnings ("warn") or judged like the rest ("gate").
 """
 
 import logging
@@ -35,6 +42,15 @@ PARAMETERS = (
 )
 CONTRASTS = {"contrast_a": "a", "contrast_c": "c"}
 HDI_PROB = 0.95
+# R-hat and ESS checks: summary column, limit kind, threshold key.
+CONVERGENCE = {
+    "rhat": ("r_hat", "max", "max_rhat"),
+    "ess_bulk": ("ess_bulk", "min", "min_ess_bulk"),
+    "ess_tail": ("ess_tail", "min", "min_ess_tail"),
+}
+PARTICIPANT_LEVEL = ("warn", "gate")
+# Parameters a log message names per failed check; diagnostics.json lists them all.
+SHOWN_SHORTFALLS = 10
 DIMENSION_ORDER = ("contrast", "group", "participant", "muscle", "condition")
 SUGGESTIONS = {
     "divergences": "raise stan.adapt_delta (e.g. 0.95) or look for a badly "
@@ -103,84 +119,203 @@ def _table(name, statistics):
     return table
 
 
+def participant_level_variables(dataset):
+    """The variables with a participant dimension (participant_a, participant_c):
+    one participant's parameter in each cell."""
+    return [
+        name for name, array in dataset.data_vars.items() if "participant" in array.dims
+    ]
+
+
 def diagnostics(
     inference_data, thresholds, max_treedepth, group="posterior", summary=None
 ):
     """Sampler diagnostics, each check with its value, threshold and verdict.
 
-    summary: the group's summary_table, if already computed; R-hat and ESS checks
-    name the parameter where they are worst.
+    ``checks``: the sampler's own (divergences, tree depth hits, E-BFMI) and R-hat and
+    bulk and tail ESS over the group-level parameters, each naming the parameter
+    where it is worst, and ``shortfalls``, every group-level parameter that misses a
+    threshold. ``participant_checks`` and ``participant_shortfalls``: the same over the
+    participant-level parameters (`participant_level_variables`), which the gate
+    judges only under ``participant_level: gate``. summary: the group's
+    summary_table, if already computed.
     """
+    participant_level = thresholds["participant_level"]
+    if participant_level not in PARTICIPANT_LEVEL:
+        raise ValueError(
+            f"models.diagnostics.participant_level must be one of {PARTICIPANT_LEVEL}, "
+            f"not '{participant_level}'"
+        )
     stats_group = "sample_stats" if group == "posterior" else "sample_stats_prior"
     sample_stats = inference_data[stats_group]
     if summary is None:
         summary = summary_table(inference_data, group)
-    bfmi = az.bfmi(inference_data[stats_group]).tolist()
-    values = {
-        "divergences": int(sample_stats["diverging"].sum()),
-        "treedepth_hits": int((sample_stats["tree_depth"] >= max_treedepth).sum()),
-        "bfmi": min(bfmi),
-        "rhat": float(summary["r_hat"].max()),
-        "ess_bulk": float(summary["ess_bulk"].min()),
-        "ess_tail": float(summary["ess_tail"].min()),
-    }
-    worst = {
-        "rhat": summary.loc[summary["r_hat"].idxmax(), "parameter"],
-        "ess_bulk": summary.loc[summary["ess_bulk"].idxmin(), "parameter"],
-        "ess_tail": summary.loc[summary["ess_tail"].idxmin(), "parameter"],
-    }
-    limits = {
-        "divergences": ("max", thresholds["max_divergences"]),
-        "treedepth_hits": ("max", thresholds["max_treedepth_hits"]),
-        "bfmi": ("min", thresholds["min_bfmi"]),
-        "rhat": ("max", thresholds["max_rhat"]),
-        "ess_bulk": ("min", thresholds["min_ess_bulk"]),
-        "ess_tail": ("min", thresholds["min_ess_tail"]),
-    }
+    individual = summary["variable"].isin(
+        participant_level_variables(inference_data[group])
+    )
+    bfmi = az.bfmi(sample_stats).tolist()
     checks = {
-        name: {
-            "value": values[name],
-            "limit": kind,
-            "threshold": threshold,
-            "passed": bool(
-                values[name] <= threshold
-                if kind == "max"
-                else values[name] >= threshold
-            ),
-            **({"parameter": worst[name]} if name in worst else {}),
-        }
-        for name, (kind, threshold) in limits.items()
+        "divergences": _check(
+            int(sample_stats["diverging"].sum()), "max", thresholds["max_divergences"]
+        ),
+        "treedepth_hits": _check(
+            int((sample_stats["tree_depth"] >= max_treedepth).sum()),
+            "max",
+            thresholds["max_treedepth_hits"],
+        ),
+        "bfmi": _check(min(bfmi), "min", thresholds["min_bfmi"]),
     }
+    convergence, shortfalls = convergence_checks(summary[~individual], thresholds)
+    participant_checks, participant_shortfalls = convergence_checks(
+        summary[individual], thresholds
+    )
+    gated = [*checks.values(), *convergence.values()]
+    if participant_level == "gate":
+        gated += participant_checks.values()
     return {
-        "passed": all(check["passed"] for check in checks.values()),
-        "checks": checks,
+        "passed": all(check["passed"] for check in gated),
+        "checks": checks | convergence,
+        "shortfalls": shortfalls,
+        "participant_level": participant_level,
+        "participant_checks": participant_checks,
+        "participant_shortfalls": participant_shortfalls,
         "bfmi_per_chain": bfmi,
         "chains": sample_stats.sizes["chain"],
         "draws_per_chain": sample_stats.sizes["draw"],
     }
 
 
+def _check(value, limit, threshold, **where):
+    passed = value <= threshold if limit == "max" else value >= threshold
+    return {
+        "value": value,
+        "limit": limit,
+        "threshold": threshold,
+        "passed": bool(passed),
+        **where,
+    }
+
+
+def convergence_checks(summary, thresholds):
+    """R-hat and bulk and tail ESS over the rows of a summary_table: each check's
+    worst value and the parameter where it is (value None and passed when there are
+    no rows), and every row that misses a threshold, worst first within a check,
+    with its participant, group, muscle and condition."""
+    checks, shortfalls = {}, []
+    for name, (column, limit, key) in CONVERGENCE.items():
+        values = summary[column].dropna()
+        threshold = thresholds[key]
+        if values.empty:
+            checks[name] = {
+                "value": None,
+                "limit": limit,
+                "threshold": threshold,
+                "passed": True,
+            }
+            continue
+        worst = values.idxmax() if limit == "max" else values.idxmin()
+        checks[name] = _check(
+            float(values[worst]),
+            limit,
+            threshold,
+            parameter=summary.loc[worst, "parameter"],
+        )
+        missed = values[values > threshold if limit == "max" else values < threshold]
+        for index in missed.sort_values(ascending=limit == "min").index:
+            row = summary.loc[index]
+            shortfalls.append(
+                {
+                    "parameter": row["parameter"],
+                    "check": name,
+                    "value": float(row[column]),
+                    **{
+                        dim: row[dim]
+                        for dim in DIMENSION_ORDER
+                        if dim in row and not pd.isna(row[dim])
+                    },
+                }
+            )
+    return checks, shortfalls
+
+
 def check_diagnostics(report, mode):
-    """Raise (mode "fail") or log a warning (mode "warn") for each failed check."""
+    """Raise (mode "fail") or log a warning (mode "warn") naming each failed check of
+    the gate; log a warning naming the participant-level parameters that miss a
+    threshold when the gate does not judge them (participant_level "warn")."""
     if mode not in ("fail", "warn"):
         raise ValueError(f"diagnostics mode must be 'fail' or 'warn', not '{mode}'")
-    failed = {
-        name: check for name, check in report["checks"].items() if not check["passed"]
-    }
+    gated = report["participant_level"] == "gate"
+    participant_failed = [
+        (name, check)
+        for name, check in report["participant_checks"].items()
+        if not check["passed"]
+    ]
+    if participant_failed and not gated:
+        log.warning(
+            "participant-level parameters miss models.diagnostics (reported, not "
+            "gated: models.diagnostics.participant_level is warn): %s",
+            _shortfall_listing(report["participant_shortfalls"], participant_failed),
+        )
+    failed = [
+        (name, check) for name, check in report["checks"].items() if not check["passed"]
+    ]
+    if gated:
+        failed += participant_failed
     if not failed:
-        log.info("all sampler diagnostics passed")
+        log.info("the diagnostics gate passed")
         return report
+    shortfalls = report["shortfalls"] + (
+        report["participant_shortfalls"] if gated else []
+    )
     message = "sampler diagnostics failed: " + "; ".join(
         f"{name} = {check['value']:.4g}"
         f"{' at ' + check['parameter'] if 'parameter' in check else ''}"
         f" (must be {'<=' if check['limit'] == 'max' else '>='}"
-        f" {check['threshold']}): {SUGGESTIONS[name]}"
-        for name, check in failed.items()
+        f" {check['threshold']}{_others_missing(shortfalls, name)}): "
+        f"{SUGGESTIONS[name]}"
+        for name, check in failed
     )
     if mode == "fail":
         raise DiagnosticsError(message)
     log.warning(message)
     return report
+
+
+def _missing(shortfalls, name):
+    return [shortfall for shortfall in shortfalls if shortfall["check"] == name]
+
+
+def _others_missing(shortfalls, name):
+    """ "; 17 parameters miss it, all in diagnostics.json" where more than the worst
+    one does."""
+    missing = len(_missing(shortfalls, name))
+    return (
+        f"; {missing} parameters miss it, all in diagnostics.json"
+        if missing > 1
+        else ""
+    )
+
+
+def _shortfall_listing(shortfalls, failed):
+    return "; ".join(
+        f"{name} {'above' if check['limit'] == 'max' else 'below'} "
+        f"{check['threshold']} in {len(_missing(shortfalls, name))}: "
+        f"{_names(_missing(shortfalls, name))}"
+        for name, check in failed
+    )
+
+
+def _names(shortfalls):
+    """The first SHOWN_SHORTFALLS parameters with their values, then how many more
+    diagnostics.json lists."""
+    shown = [
+        f"{shortfall['parameter']} ({shortfall['value']:.4g})"
+        for shortfall in shortfalls[:SHOWN_SHORTFALLS]
+    ]
+    more = len(shortfalls) - SHOWN_SHORTFALLS
+    return ", ".join(shown) + (
+        f" and {more} more (all in diagnostics.json)" if more > 0 else ""
+    )
 
 
 def rope_half_widths(posterior, rope, reference_group, mimicry_conditions):
