@@ -55,9 +55,10 @@ bench-simulate: install
 	$(BIN)/python benchmarks/simulate.py --cores 2
 
 # Deletes results/, logs/ and the simulated raw files, then times `make run` and re-runs.
-# Simulation settings estimated from a cells table (CELLS), written to results/study_like_mine.
+# Simulation settings estimated from a cells table (CELLS: a cells.parquet or CSV) of
+# the study CONFIG describes, written to results/study_like_mine with the command to run.
 study-like-mine: install
-	$(BIN)/python -m mimicry.study_like_mine $(CELLS) --out results/study_like_mine
+	$(BIN)/python -m mimicry.study_like_mine $(CELLS) --out results/study_like_mine $(CONFIG_ARGS)
 
 # R, brms and rstan from Debian's packages, for benchmarks only (run as root).
 bench-brms-setup:

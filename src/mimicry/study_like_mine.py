@@ -1,29 +1,61 @@
 """A simulated study like mine: the simulation's parameters estimated from a cells table.
 
+Run from the workflow's folder as
+
+    python -m mimicry.study_like_mine CELLS --configfile MY_CONFIG.yaml --out DIR
+
+(``make study-like-mine CELLS=... CONFIG=...``). CELLS is an aggregated cells table: the
+workflow's ``results/aggregate/cells.parquet`` or a CSV with the same columns, one row
+per participant x muscle x condition x bin: ``participant`` (or ``participant_id``;
+read as text, so ``09`` stays ``09``), ``group``, ``muscle``, ``condition``, ``t`` (the
+bin's centre, s), ``y`` (the log ratio) and ``n_trials``. The config files go on top of
+config/config.yaml as in ``make run CONFIG=...``; their ``study`` section must name
+exactly the table's groups, muscles and conditions, and their ``preprocess.response_s``
+and ``preprocess.bin_s`` its bins (``preprocess.value`` log_ratio); a mismatch stops
+with a message naming both.
+
 Moment estimates, per muscle x condition cell, pooled over groups (the estimate is a
 null study: no drug effect):
 
 - ``a, b, c``: the asymptotic curve (as binned log ratios, ``binned_log_ratio``) fitted
-  by least squares to the mean over participants in each bin;
+  by least squares to the mean over participants in each bin. When the rate is small
+  next to the window, the data identify only the product of asymptote and rate, and
+  least squares drives the asymptote far beyond anything observed. The levels ``a``
+  and ``b`` are therefore kept within the range of the bin means widened on each side
+  by ``LEVEL_RANGE_MULTIPLE`` (1) times its width: a curve with its asymptote there
+  shows at least about half its rise within the window. A cell whose least-squares
+  curve leaves that range is fitted again with ``a`` and ``b`` bounded to it (the rate
+  then follows), and a warning names the cell, the unbounded and the bounded fit;
 - ``participant_deviation.asymptote_sd``: each participant's least-squares asymptote
   given that cell's b and c; their variance over participants, minus the part the fit's
   own error explains (the residual variance of the bins about the participant's fit
-  over sum(rise^2)), square-rooted and averaged over cells. It includes the trials'
-  deviations averaged within the participant, so ``trial_asymptote_sd`` is set to 0;
+  over sum(rise^2)), averaged over cells weighted by sum(rise^2), how much of the
+  asymptote the window shows (a slow curve's asymptotes are extrapolations), and
+  square-rooted. It includes the trials' deviations averaged within the participant,
+  so ``trial_asymptote_sd`` is set to 0;
 - ``trials_per_condition``: the median of ``n_trials``; the groups and their sizes
-  come from the table's participants.
+  come from the table's participants; ``trial_onset_spacing_s`` is the config's,
+  lengthened if the bins' epoch would not fit between onsets.
 
-Response types, heavy tails, rate deviations and outliers are not estimated: the
-estimate sets them off (normal deviations, everyone mimics), so simulating from it and
-estimating again gives back what was estimated. Run as
+Response types, heavy tails, rate deviations, outliers and flawed participants are not
+estimated: the estimate sets them off (normal deviations, everyone mimics), so
+simulating from it and estimating again gives back what was estimated.
 
-    python -m mimicry.study_like_mine results/aggregate/cells.parquet --out DIR
-
-which writes DIR/simulation.yaml (apply it on top of config/config.yaml) and
-DIR/participants.tsv (the sample sheet it points to).
+DIR/simulation.yaml holds the estimates with the study's design (``study``, a channel
+name per muscle, the bins' ``preprocess`` settings, ``source.kind: simulated``) and
+DIR/participants.tsv, the sample sheet it points to. The commands printed at the end
+(also in the file's header) run the simulated study: ``make run
+CONFIG=DIR/simulation.yaml``, or ``snakemake --configfile DIR/simulation.yaml --cores
+all`` in the workflow's environment (append a target, e.g.
+results/aggregate/cells.parquet, to run part of it). Everything else (the recordings'
+sampling rate, hum, drift and artifacts, the preprocessing filters, the models) is the
+workflow's default (config/config.yaml).
 """
 
 import argparse
+import logging
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,27 +65,157 @@ from scipy import optimize
 
 from mimicry.asymptotic import bin_sample_times, binned_log_ratio
 from mimicry.bayes.data import SERIES_KEYS
-from mimicry.study import load_config
+from mimicry.logs import configure_logging
+from mimicry.simulate import ONSET_JITTER_S
+from mimicry.study import ConfigError, load_config
+
+log = logging.getLogger("mimicry.study_like_mine")
+
+# Config the workflow always reads first (the Snakefile's configfile).
+DEFAULT_CONFIG = "config/config.yaml"
+# a and b stay within the bin means' range widened by this many times its width.
+LEVEL_RANGE_MULTIPLE = 1.0
+CELL_COLUMNS = ["participant", "group", "muscle", "condition", "t", "y", "n_trials"]
 
 
-def bin_edges(times):
-    """Edges of equal bins whose centres are ``times``."""
-    times = np.sort(np.asarray(times, dtype=float))
-    width = float(np.median(np.diff(times))) if len(times) > 1 else 2 * times[0]
-    return np.append(times - width / 2, times[-1] + width / 2)
+class CellsMismatchError(ConfigError):
+    """The cells table and the config describe different studies."""
 
 
-def fit_curve(edges, mean_by_bin):
-    """a, b, c of the binned curve closest to the bin means (least squares)."""
+@dataclass
+class Estimate:
+    simulation: dict
+    sheet: pd.DataFrame
+    # One message per muscle x condition cell whose curve was bounded.
+    bounded: list
+
+
+def read_cells(path):
+    """A cells table (.parquet, else CSV) with participant ids as text.
+
+    Its id column is ``participant`` (the workflow's) or ``participant_id``.
+    """
+    path = Path(path)
+    id_columns = {"participant": str, "participant_id": str}
+    if path.suffix.lower() == ".parquet":
+        cells = pd.read_parquet(path)
+    else:
+        cells = pd.read_csv(path, dtype=id_columns)
+    present = [column for column in id_columns if column in cells]
+    if len(present) != 1:
+        raise CellsMismatchError(
+            f"cells table {path}: needs one id column, participant or "
+            f"participant_id; it has {present or 'neither'}"
+        )
+    cells = cells.rename(columns={"participant_id": "participant"})
+    missing = [column for column in CELL_COLUMNS if column not in cells]
+    if missing:
+        raise CellsMismatchError(f"cells table {path}: no column {missing}")
+    for column in ("participant", "group", "muscle", "condition"):
+        cells[column] = cells[column].astype(str)
+    return cells[CELL_COLUMNS]
+
+
+def check_design(cells, config, config_files):
+    """Raise naming every difference between the table's and the config's groups,
+    muscles, conditions and bins."""
+    study, preprocess = config["study"], config["preprocess"]
+    problems = []
+    for key, column in (
+        ("groups", "group"),
+        ("muscles", "muscle"),
+        ("conditions", "condition"),
+    ):
+        in_table, in_config = set(cells[column]), set(study[key])
+        if in_table != in_config:
+            problems.append(
+                f"study.{key} is {study[key]} but the table's {column}s are "
+                f"{sorted(in_table)} (only in the table: {sorted(in_table - in_config)}; "
+                f"only in the config: {sorted(in_config - in_table)})"
+            )
+    centres = np.sort(cells["t"].unique())
+    edges = config_bin_edges(preprocess)
+    expected = (edges[:-1] + edges[1:]) / 2
+    if len(centres) != len(expected) or not np.allclose(centres, expected):
+        problems.append(
+            f"preprocess.response_s {preprocess['response_s']} in bins of "
+            f"preprocess.bin_s {preprocess['bin_s']} s has bin centres "
+            f"{np.round(expected, 4).tolist()}, the table's t are {centres.tolist()}"
+        )
+    if preprocess["value"] != "log_ratio":
+        problems.append(
+            f"preprocess.value is {preprocess['value']}: the simulated curves are log "
+            "ratios (log_ratio)"
+        )
+    groups_of = cells.groupby("participant")["group"].unique()
+    for participant, groups in groups_of[groups_of.map(len) > 1].items():
+        problems.append(f"participant {participant} is in groups {sorted(groups)}")
+    if problems:
+        files = ", ".join(map(str, config_files))
+        raise CellsMismatchError(
+            f"the cells table does not match the study of {files}: "
+            + "; ".join(problems)
+            + ". Pass the config of the study the table comes from (make "
+            "study-like-mine CONFIG=...)."
+        )
+
+
+def config_bin_edges(preprocess):
+    """Edges of the response window's bins (s)."""
+    start, end = preprocess["response_s"]
+    n_bins = int(round((end - start) / preprocess["bin_s"]))
+    return start + preprocess["bin_s"] * np.arange(n_bins + 1)
+
+
+def level_bounds(mean_by_bin):
+    """The range of the bin means widened by LEVEL_RANGE_MULTIPLE times its width."""
+    low, high = float(np.min(mean_by_bin)), float(np.max(mean_by_bin))
+    margin = LEVEL_RANGE_MULTIPLE * (high - low)
+    return low - margin, high + margin
+
+
+def fit_curve(edges, mean_by_bin, bounds=None):
+    """a, b, c of the binned curve closest to the bin means (least squares); with
+    bounds (low, high), a and b within them."""
 
     def residuals(parameters):
         a, b, log_c = parameters
         return binned_log_ratio(edges, a, b, np.exp(log_c)) - mean_by_bin
 
-    start = [float(mean_by_bin[-1]), float(mean_by_bin[0]), np.log(0.5)]
-    solution = optimize.least_squares(residuals, start, method="lm")
+    start = np.array([mean_by_bin[-1], mean_by_bin[0], np.log(0.5)], dtype=float)
+    if bounds is None:
+        solution = optimize.least_squares(residuals, start, method="lm")
+    else:
+        low, high = bounds
+        start[:2] = np.clip(start[:2], low, high)
+        solution = optimize.least_squares(
+            residuals, start, bounds=([low, low, -np.inf], [high, high, np.inf])
+        )
     a, b, log_c = solution.x
     return {"a": float(a), "b": float(b), "c": float(np.exp(log_c))}
+
+
+def identified_curve(edges, mean_by_bin, cell_name):
+    """The least-squares curve, or, when its a or b leaves level_bounds, the bounded
+    fit and a message saying so."""
+    curve = fit_curve(edges, mean_by_bin)
+    low, high = level_bounds(mean_by_bin)
+    if all(low <= curve[level] <= high for level in ("a", "b")):
+        return curve, None
+    bounded = fit_curve(edges, mean_by_bin, (low, high))
+    outside = " and ".join(
+        level for level in ("a", "b") if not low <= curve[level] <= high
+    )
+    message = (
+        f"{cell_name}: the {edges[-1] - edges[0]:g} s window does not identify the "
+        f"curve. Least squares puts a at {curve['a']:.4g}, b at {curve['b']:.4g} and "
+        f"the rate c at {curve['c']:.3g}/s, {outside} outside [{low:.3g}, "
+        f"{high:.3g}] (the bin means' range widened by {LEVEL_RANGE_MULTIPLE:g} times "
+        "its width on each side; a slow rate shows only a x c, a fast one hides b). "
+        f"Fitted with a and b within it instead: a = {bounded['a']:.3g}, "
+        f"b = {bounded['b']:.3g}, c = {bounded['c']:.3g}/s"
+    )
+    return bounded, message
 
 
 def bin_rise(edges, c):
@@ -63,22 +225,35 @@ def bin_rise(edges, c):
 
 def participant_asymptote_variance(series, edges, curve):
     """Variance over participants (rows of series) of their least-squares
-    asymptotes given the curve's b and c, net of the fits' own error. (The binned
-    log ratio is linear in a up to second-order terms for responses of this size.)"""
+    asymptotes given the curve's b and c, net of the fits' own error, and sum(rise^2),
+    the weight of that variance. (The binned log ratio is linear in a up to
+    second-order terms for responses of this size.)"""
     rise = bin_rise(edges, curve["c"])
     y = series - curve["b"] * (1 - rise)
     asymptotes = y @ rise / (rise @ rise)
     residual = y - np.outer(asymptotes, rise)
     noise = (residual**2).sum(axis=1) / (len(rise) - 1)
-    return float(np.var(asymptotes, ddof=1) - np.mean(noise) / (rise @ rise))
+    variance = np.var(asymptotes, ddof=1) - np.mean(noise) / (rise @ rise)
+    return float(variance), float(rise @ rise)
 
 
-def estimate_simulation(cells, study):
-    """The ``simulation`` config section (and the sample sheet) of a study like the
-    one ``cells`` holds."""
+def trial_onset_spacing(config):
+    """The config's simulated onset spacing, lengthened when the bins' epoch (with
+    the simulator's 1 s on either side and its onset jitter) would not fit."""
+    preprocess = config["preprocess"]
+    epoch = preprocess["response_s"][1] - preprocess["baseline_s"][0]
+    needed = max(epoch + ONSET_JITTER_S, preprocess["response_s"][1] + 2.0)
+    return max(float(config["simulation"]["trial_onset_spacing_s"]), needed)
+
+
+def estimate_simulation(cells, config):
+    """The ``simulation`` config section, the sample sheet and the bounded cells'
+    messages of a study like the one in ``cells`` (read_cells), whose design
+    ``config`` holds (check_design)."""
+    study = config["study"]
     cells = cells.sort_values([*SERIES_KEYS, "t"])
-    edges = bin_edges(cells["t"].unique())
-    curves, variances = {}, []
+    edges = config_bin_edges(config["preprocess"])
+    curves, variances, weights, bounded = {}, [], [], []
     for muscle in study["muscles"]:
         curves[muscle] = {}
         for condition in study["conditions"]:
@@ -86,26 +261,35 @@ def estimate_simulation(cells, study):
                 (cells["muscle"] == muscle) & (cells["condition"] == condition)
             ]
             series = cell.pivot(index="participant", columns="t", values="y").dropna()
-            curve = fit_curve(edges, series.mean().to_numpy())
-            curves[muscle][condition] = curve
-            variances.append(
-                participant_asymptote_variance(series.to_numpy(), edges, curve)
+            curve, message = identified_curve(
+                edges, series.mean().to_numpy(), f"{muscle} x {condition}"
             )
+            if message:
+                log.warning(message)
+                bounded.append(message)
+            curves[muscle][condition] = curve
+            variance, weight = participant_asymptote_variance(
+                series.to_numpy(), edges, curve
+            )
+            variances.append(variance)
+            weights.append(weight)
     sheet = (
         cells[["participant", "group"]]
         .drop_duplicates()
         .rename(columns={"participant": "participant_id"})
         .sort_values("participant_id", ignore_index=True)
     )
+    asymptote_variance = np.average(variances, weights=weights)
     simulation = {
         "trials_per_condition": int(np.median(cells["n_trials"])),
+        "trial_onset_spacing_s": trial_onset_spacing(config),
         "response_s": float(edges[-1]),
         "cells": curves,
         "drug_effects": [],
         "response_type_shares": {"none": 0.0, "reverse": 0.0},
         "participant_deviation": {
             "df": None,
-            "asymptote_sd": float(np.sqrt(max(np.mean(variances), 0.0))),
+            "asymptote_sd": float(np.sqrt(max(asymptote_variance, 0.0))),
             "rate_log_sd": 0.0,
         },
         "outlier_participants": {"share": 0.0},
@@ -113,42 +297,82 @@ def estimate_simulation(cells, study):
         "outlier_trials": {"share": 0.0},
         "flawed_participants": {"flat_channel": [], "too_few_trials": []},
     }
-    return simulation, sheet
+    return Estimate(simulation, sheet, bounded)
 
 
-def write_study_like_mine(cells, study, out_dir):
-    """Write simulation.yaml and participants.tsv into out_dir; return both paths."""
+def simulated_study_config(config, simulation, sheet_path):
+    """What simulation.yaml holds: the study's design, the bins and the estimates."""
+    preprocess = config["preprocess"]
+    return {
+        "participants": str(sheet_path),
+        "study": config["study"],
+        # The simulator writes EDF files whose channels carry these names.
+        "channels": {muscle: f"EMG_{muscle}" for muscle in config["study"]["muscles"]},
+        "source": {"kind": "simulated"},
+        "preprocess": {
+            key: preprocess[key] for key in ("baseline_s", "response_s", "bin_s")
+        },
+        "simulation": simulation,
+    }
+
+
+def simulate_commands(config_path):
+    """The commands that run the simulated study from the workflow's folder: make's
+    (the report too) and Snakemake's (in the workflow's environment; a target
+    appended runs part of it)."""
+    return [
+        f"make run CONFIG={config_path}",
+        f"snakemake --configfile {config_path} --cores all",
+    ]
+
+
+def write_study_like_mine(cells, config, out_dir):
+    """Write simulation.yaml and participants.tsv into out_dir; return both paths
+    and the Estimate."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    simulation, sheet = estimate_simulation(cells, study)
+    estimate = estimate_simulation(cells, config)
     sheet_path = out_dir / "participants.tsv"
-    sheet.to_csv(sheet_path, sep="\t", index=False)
+    estimate.sheet.to_csv(sheet_path, sep="\t", index=False)
     config_path = out_dir / "simulation.yaml"
+    notes = "".join(f"#   {message}\n" for message in estimate.bounded)
+    make, snakemake = simulate_commands(config_path)
     header = (
-        "# A simulated study like the one in the cells table (mimicry.study_like_mine):\n"
-        f"#   snakemake --cores 2 --configfile config/config.yaml {config_path}\n"
+        "# A simulated study like the one in the cells table (mimicry.study_like_mine),\n"
+        "# on top of config/config.yaml; run from the workflow's folder:\n"
+        f"#   {make}\n#   {snakemake}\n"
+        + (f"# Curves the data do not identify:\n{notes}" if notes else "")
     )
-    config = {"participants": str(sheet_path), "simulation": simulation}
-    config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return config_path, sheet_path
+    written = simulated_study_config(config, estimate.simulation, sheet_path)
+    config_path.write_text(
+        header + yaml.safe_dump(written, sort_keys=False, default_flow_style=None)
+    )
+    return config_path, sheet_path, estimate
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("cells", help="cells table (.parquet)")
+    parser.add_argument("cells", help="cells table (.parquet, else CSV)")
     parser.add_argument("--out", required=True, help="directory for the outputs")
     parser.add_argument(
-        "--config",
+        "--configfile",
         nargs="+",
-        default=["config/config.yaml"],
-        help="config files whose study section names muscles and conditions",
+        default=[],
+        help=f"your study's config files, on top of {DEFAULT_CONFIG} (as in make run)",
     )
     arguments = parser.parse_args()
-    study = load_config(*arguments.config)["study"]
-    for path in write_study_like_mine(
-        pd.read_parquet(arguments.cells), study, arguments.out
-    ):
-        print(f"wrote {path}")
+    configure_logging()
+    config_files = [DEFAULT_CONFIG, *arguments.configfile]
+    try:
+        config = load_config(*config_files)
+        cells = read_cells(arguments.cells)
+        check_design(cells, config, config_files)
+    except ConfigError as error:
+        sys.exit(f"study_like_mine: {error}")
+    config_path, sheet_path, _ = write_study_like_mine(cells, config, arguments.out)
+    make, snakemake = simulate_commands(config_path)
+    print(f"wrote {config_path} and {sheet_path}; simulate the study with")
+    print(f"  {make}\nor, in the workflow's environment,\n  {snakemake}")
 
 
 if __name__ == "__main__":
