@@ -10,15 +10,18 @@ normal deviations, so the truth is each group's curve) plus residual noise of sd
 
 import copy
 import hashlib
+import logging
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import arviz as az
 import httpstan.cache
+import httpstan.models
 import numpy as np
 import pytest
 import scipy.integrate
@@ -125,6 +128,24 @@ def build_seconds():
         build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def test_an_interrupted_build_left_in_the_cache_is_built_again(caplog):
+    """A build stopped after httpstan wrote the compiled module but before its
+    stderr.log (a killed job, a client timing out on a busy machine) made every later
+    build of the program fail; the next build deletes it and compiles again."""
+    data = build_model_input(
+        cells_for("normal"), STUDY, "drug", rate_deviations=False
+    ).data
+    build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
+    name = httpstan.models.calculate_model_name(Path(DEFAULT_STAN_FILE).read_text())
+    compiler_output = httpstan.cache.model_directory(name) / "stderr.log"
+    compiler_output.unlink()
+    with caplog.at_level(logging.WARNING, logger="mimicry"):
+        model = build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
+    assert "interrupted build" in caplog.text
+    assert compiler_output.is_file()
+    assert "contrast_a" in model.param_names
 
 
 @pytest.fixture(scope="module", params=["student_t", "normal"])

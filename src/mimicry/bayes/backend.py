@@ -226,6 +226,7 @@ def build_pystan_model(stan_file, data, seed):
     )
     started = time.perf_counter()
     with file_lock(lock), tempfile.TemporaryDirectory() as scratch:
+        _delete_interrupted_build(model_name)
         # setuptools writes its object files to ./build: keep them out of the project.
         with contextlib.chdir(scratch):
             model = stan.build(program, data=data, random_seed=seed)
@@ -233,6 +234,28 @@ def build_pystan_model(stan_file, data, seed):
         "PyStan model %s ready in %.1f s", model_name, time.perf_counter() - started
     )
     return model
+
+
+def _delete_interrupted_build(model_name):
+    """Delete a model's httpstan cache directory that an interrupted build left.
+
+    httpstan writes the compiler's stderr.log after the compiled module; a build killed
+    in between (a job stopped, or a client timing out on a busy machine) leaves a
+    module without it, which httpstan takes for a finished build and then fails on
+    (FileNotFoundError, or a garbled error reply) in every later run. Called under
+    the program's lock, so no build of it is in progress.
+    """
+    import httpstan.cache
+
+    directory = httpstan.cache.model_directory(model_name)
+    if directory.is_dir() and not (directory / "stderr.log").is_file():
+        log.warning(
+            "httpstan's cache holds an interrupted build of %s (no stderr.log): "
+            "deleting %s and building again",
+            model_name,
+            directory,
+        )
+        httpstan.cache.delete_model_directory(model_name)
 
 
 def _sample_pystan(model_input, stan_file, settings):
