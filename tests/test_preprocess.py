@@ -38,10 +38,11 @@ BIN_EDGES_S = np.arange(0.0, 6.01, 0.5)
 # (about 0.09 per trial and bin, so about 0.01 for the cell mean) and the previous
 # trial's decay reaching into some baselines (below 0.02). Observed: at most 0.021.
 TIME_COURSE_TOLERANCE = 0.04
-# Floors for the quick study (12 participants, about 50 injected trial x muscle
-# pairs). On the default 130-participant study the defaults reach recall 1 and
-# precision 1 (benchmarks/rejection.py): the weakest burst is 7.8 times the median
-# around it, the largest clean departure 1.8 times, and the limit is 3.
+# Floors for the quick study on a steady background (12 participants, about 50
+# injected trial x muscle pairs). On the default 130-participant study on a steady
+# background the limits of 3 reached recall 1 and precision 1 (benchmarks/rejection.py):
+# the weakest burst was 7.8 times the median around it, the largest clean departure 1.8
+# times.
 MIN_RECALL = 0.95
 MIN_PRECISION = 0.95
 # MNE and this package run the same Butterworth designs forwards and backwards; they
