@@ -273,13 +273,11 @@ def _draw_spontaneous_bursts(rng, duration_s, settings):
 def level_fluctuation(config, plan, sampling_rate_hz):
     """Per muscle, the slow fluctuation of the log EMG level at each sample.
 
-    The sum of Ornstein-Uhlenbeck processes (simulation.level_fluctuation.components),
-    each stationary from the first sample, with the participant's scale
-    (plan.level_fluctuation_scale) on their sds. Drawn from the participant's level
-    stream alone, so the same plan and configuration give the same fluctuation.
+    The sum of Ornstein-Uhlenbeck processes (simulation.level_fluctuation.components)
+    with the participant's scale (plan.level_fluctuation_scale) on their sds. Drawn
+    from the participant's level stream alone, so the same plan and configuration give
+    the same fluctuation.
     """
-    from scipy.signal import lfilter
-
     _, _, rng = participant_streams(config["seed"], plan.participant_id)
     components = config["simulation"]["level_fluctuation"]["components"]
     n_samples = plan.duration_s * sampling_rate_hz
@@ -287,16 +285,33 @@ def level_fluctuation(config, plan, sampling_rate_hz):
     for muscle, scale in plan.level_fluctuation_scale.items():
         level = np.zeros(n_samples)
         for component in components:
-            sd = scale * component["sd"]
-            step_correlation = np.exp(
-                -1.0 / (component["time_constant_s"] * sampling_rate_hz)
+            level += (
+                scale
+                * component["sd"]
+                * _unit_ornstein_uhlenbeck(
+                    rng, n_samples, sampling_rate_hz, component["time_constant_s"]
+                )
             )
-            innovations = rng.standard_normal(n_samples)
-            innovations[0] *= sd
-            innovations[1:] *= sd * np.sqrt(1.0 - step_correlation**2)
-            level += lfilter([1.0], [1.0, -step_correlation], innovations)
         levels[muscle] = level
     return levels
+
+
+def _unit_ornstein_uhlenbeck(rng, n_samples, sampling_rate_hz, time_constant_s):
+    """A stationary Ornstein-Uhlenbeck process of unit variance (in expectation), by
+    random-phase FFT synthesis of its Lorentzian spectrum as `emg_noise` does: a loop
+    as long as the recording, whose ends meet (a recording is many time constants
+    long). Needs no SciPy, whose import would double a simulation job's time."""
+    frequencies = np.fft.rfftfreq(n_samples, d=1.0 / sampling_rate_hz)
+    power = 1.0 / (1.0 + np.square(2 * np.pi * frequencies * time_constant_s))
+    coefficients = rng.standard_normal(len(frequencies)) + 1j * rng.standard_normal(
+        len(frequencies)
+    )
+    process = np.fft.irfft(coefficients * np.sqrt(power), n_samples)
+    # Each sample's variance: irfft keeps the real part of the constant term (and of
+    # the Nyquist term when n_samples is even) and counts every other term twice.
+    once = [0, -1] if n_samples % 2 == 0 else [0]
+    variance = (4 * power.sum() - 3 * power[once].sum()) / n_samples**2
+    return process / np.sqrt(variance)
 
 
 def burst_log_envelope(bursts, n_samples, sampling_rate_hz):
