@@ -225,7 +225,7 @@ README_DEFAULTS = {
     ),
     "simulation.artifact_amplitude_factor": lambda: (
         f"{schema_default('simulation.artifact_amplitude_factor'):g} times the resting "
-        "amplitude"
+        "amplitude at the time"
     ),
     "preprocess band-pass": lambda: (
         "band-passes it ({:g}-{:g} Hz, ".format(*schema_default("preprocess.band_hz"))

@@ -400,7 +400,7 @@ def synthesize(plan, config):
             + levels[muscle]
             + burst_log_envelope(plan.spontaneous_bursts[muscle], n_samples, fs)
         )
-        _add_artifacts(emg, plan, muscle, rng, fs)
+        _add_artifacts(emg, plan, muscle, levels[muscle], rng, fs)
         mains_phase = rng.uniform(0, 2 * np.pi, size=2)
         mains = simulation["mains_amplitude_uv"] * (
             np.sin(2 * np.pi * simulation["mains_hz"] * t + mains_phase[0])
@@ -418,7 +418,10 @@ def synthesize(plan, config):
     return np.vstack(channels)
 
 
-def _add_artifacts(emg, plan, muscle, rng, fs):
+def _add_artifacts(emg, plan, muscle, level, rng, fs):
+    """Each artifact of the muscle, amplitude_factor times its resting amplitude at the
+    time (the level fluctuation included, so that an artifact stands out as much
+    whatever the level)."""
     for trial in plan.trials:
         artifact = trial.artifact
         if artifact is None or muscle not in artifact.muscles:
@@ -426,9 +429,10 @@ def _add_artifacts(emg, plan, muscle, rng, fs):
         start = int(round((trial.onset_s + artifact.start_s) * fs))
         n_samples = int(round(artifact.duration_s * fs))
         burst = emg_noise(rng, n_samples, fs) * np.hanning(n_samples)
-        emg[start : start + n_samples] += (
-            artifact.amplitude_factor * plan.baseline_amplitude_uv[muscle] * burst
+        resting_uv = plan.baseline_amplitude_uv[muscle] * np.exp(
+            level[start : start + n_samples]
         )
+        emg[start : start + n_samples] += artifact.amplitude_factor * resting_uv * burst
 
 
 def file_rate_hz(simulation):
