@@ -1,5 +1,7 @@
 """Shared fixtures: the project's configuration and throw-away copies of the workflow."""
 
+import copy
+
 import pytest
 
 from mimicry.devtools import PROJECT_ROOT, copy_workflow
@@ -48,6 +50,27 @@ def quick_config():
     return load_config(
         PROJECT_ROOT / "config" / "config.yaml", PROJECT_ROOT / "config" / "quick.yaml"
     )
+
+
+@pytest.fixture(scope="session")
+def lowrate_config():
+    """The quick study exported at 100 Hz like BIOPAC text exports (config/lowrate.yaml)."""
+    return load_config(
+        *(
+            PROJECT_ROOT / "config" / name
+            for name in ("config.yaml", "quick.yaml", "lowrate.yaml")
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def steady_quick_config(quick_config):
+    """The quick study with a steady EMG level and no spontaneous bursts: the only
+    departures from the responses are the injected artifacts and flaws."""
+    config = copy.deepcopy(quick_config)
+    config["simulation"]["level_fluctuation"]["components"] = []
+    config["simulation"]["spontaneous_bursts"]["rate_per_s"] = 0.0
+    return config
 
 
 @pytest.fixture(scope="session")

@@ -213,6 +213,33 @@ README_DEFAULTS = {
     "simulation.sampling_rate_hz": lambda: (
         f"unit uV, {schema_default('simulation.sampling_rate_hz')} Hz by default"
     ),
+    "simulation.level_fluctuation": lambda: (
+        " and ".join(
+            f"sd {component['sd']:g} with time constant "
+            f"{component['time_constant_s']:g} s"
+            for component in schema_default("simulation.level_fluctuation.components")
+        )
+        + ", times a log-normal factor per participant and muscle of log sd "
+        + f"{schema_default('simulation.level_fluctuation.participant_log_sd'):g}"
+    ),
+    "simulation.spontaneous_bursts": lambda: (
+        "a Poisson process of "
+        f"{schema_default('simulation.spontaneous_bursts.rate_per_s'):g} bursts per s, "
+        "the median over participants and muscles, whose log rate varies with sd "
+        f"{schema_default('simulation.spontaneous_bursts.participant_rate_log_sd'):g};"
+        " each burst lasts "
+        "{:g}-{:g} s".format(
+            *schema_default("simulation.spontaneous_bursts.duration_s")
+        )
+        + " and lifts the amplitude over a Hann window to 1 + an excess of median "
+        f"{schema_default('simulation.spontaneous_bursts.excess_median'):g} and log sd "
+        f"{schema_default('simulation.spontaneous_bursts.excess_log_sd'):g} times its "
+        "level"
+    ),
+    "simulation.artifact_amplitude_factor": lambda: (
+        f"{schema_default('simulation.artifact_amplitude_factor'):g} times the resting "
+        "amplitude at the time"
+    ),
     "preprocess band-pass": lambda: (
         "band-passes it ({:g}-{:g} Hz, ".format(*schema_default("preprocess.band_hz"))
         + f"{schema_default('preprocess.band_order')}th-order Butterworth"

@@ -33,13 +33,18 @@ CONFIG_SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @pytest.fixture(scope="module")
-def simulated(quick_config, tmp_path_factory):
-    """One quick-study participant: plan, signals in uV and its EDF+ file."""
+def simulated(steady_quick_config, tmp_path_factory):
+    """One quick-study participant: plan, signals in uV and its EDF+ file. On a
+    steady background: with a wandering level its EMG's spread sits at the line
+    (TRIGGER_REST_SHARE_OF_RANGE) between a trigger and a signal, as real EMG
+    channels do on both sides of it, and an EMG channel misread as a trigger would
+    take either branch of the trigger checks."""
+    config = steady_quick_config
     directory = tmp_path_factory.mktemp("recordings")
-    plan = plan_participant(quick_config, PARTICIPANT, "placebo")
-    data_uv = synthesize(plan, quick_config)
+    plan = plan_participant(config, PARTICIPANT, "placebo")
+    data_uv = synthesize(plan, config)
     path = directory / f"{PARTICIPANT}.edf"
-    write_edf(path, data_uv, plan, quick_config)
+    write_edf(path, data_uv, plan, config)
     return plan, data_uv, path
 
 

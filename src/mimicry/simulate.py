@@ -1,9 +1,20 @@
 """The simulated study: raw EDF+ recordings with a known ground truth.
 
 Each participant's recording depends only on the global seed, the participant id and
-the configuration, so the per-participant jobs are independent. Randomness comes in two
-streams per participant: the *plan* (trial order, onsets, deviations, artifacts), which
-the ground truth lists, and the *signal* (noise samples), which only the recording holds.
+the configuration, so the per-participant jobs are independent. Randomness comes in three
+streams per participant: the *plan* (trial order, onsets, deviations, artifacts,
+spontaneous bursts), which the ground truth lists, the *signal* (noise samples), which
+only the recording holds, and the *level* (the slow fluctuation of the EMG level, see
+`level_fluctuation`), which tests can draw again.
+
+The signal looks like real facial EMG where artifact rules and models look: besides the
+responses, the EMG level wanders (sd of the log baseline across a participant's trials
+about 0.5, as in a real study), and short spontaneous bursts of heavy-tailed size come
+and go at rest as in a response (physiology: the truth lists them apart from the rare,
+far larger movement and blink artifacts). Recordings are synthesised at
+simulation.sampling_rate_hz; simulation.export_rate_hz keeps every n-th sample, as
+BIOPAC-style text exports at 100 Hz do (no anti-aliasing filter: EMG power above the
+new Nyquist frequency folds back, and 50 Hz mains lands at Nyquist).
 
 Participants differ as in real facial-EMG studies: each one's response type (mimics,
 does not respond, or responds in reverse) scales the population asymptotes; their own
@@ -40,6 +51,16 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class Burst:
+    """A spontaneous burst: the EMG amplitude rises to peak_factor times its level and
+    back, as a Hann window over duration_s."""
+
+    start_s: float  # from the start of the recording
+    duration_s: float
+    peak_factor: float
+
+
+@dataclass(frozen=True)
 class Trial:
     index: int
     condition: str
@@ -58,23 +79,32 @@ class ParticipantPlan:
     response_type: str  # one of RESPONSE_FACTORS
     outlier: bool  # deviations scaled by simulation.outlier_participants.scale
     baseline_amplitude_uv: dict  # muscle -> RMS at rest
+    level_fluctuation_scale: dict  # muscle -> factor on the level's sds
     cell_parameters: dict  # muscle -> condition -> {a, b, c} incl. own deviation
     trials: tuple
     duration_s: int
+    spontaneous_bursts: dict  # muscle -> tuple of Burst, in time order
 
     def to_truth(self):
         truth = asdict(self)
         for trial in truth["trials"]:
             if trial["artifact"] is not None:
                 trial["artifact"]["muscles"] = list(trial["artifact"]["muscles"])
+        # Columns, not one object per burst: a default participant has hundreds.
+        truth["spontaneous_bursts"] = {
+            muscle: {
+                field: [burst[field] for burst in bursts]
+                for field in ("start_s", "duration_s", "peak_factor")
+            }
+            for muscle, bursts in truth["spontaneous_bursts"].items()
+        }
         return truth
 
 
 def participant_streams(seed, participant_id):
-    """Independent plan and signal generators for one participant."""
+    """Independent plan, signal and level generators for one participant."""
     sequence = np.random.SeedSequence([seed, zlib.crc32(participant_id.encode())])
-    plan_sequence, signal_sequence = sequence.spawn(2)
-    return np.random.default_rng(plan_sequence), np.random.default_rng(signal_sequence)
+    return tuple(np.random.default_rng(child) for child in sequence.spawn(3))
 
 
 def group_cell_parameters(simulation, study, group, response_factor=1.0):
@@ -105,7 +135,7 @@ def plan_participant(config, participant_id, group):
     """Draw everything the ground truth records about one participant."""
     simulation, study = config["simulation"], config["study"]
     muscles, conditions = study["muscles"], study["conditions"]
-    rng, _ = participant_streams(config["seed"], participant_id)
+    rng, _, _ = participant_streams(config["seed"], participant_id)
     flawed = simulation["flawed_participants"]
     flaw = next((kind for kind, ids in flawed.items() if participant_id in ids), None)
 
@@ -163,6 +193,19 @@ def plan_participant(config, participant_id, group):
                 artifact=artifact,
             )
         )
+    duration_s = int(np.ceil(onsets[-1] + spacing))
+    # Drawn after everything above, which therefore stays as it was without them.
+    fluctuation = simulation["level_fluctuation"]
+    level_scale = {
+        muscle: float(np.exp(fluctuation["participant_log_sd"] * rng.normal()))
+        for muscle in muscles
+    }
+    bursts = {
+        muscle: _draw_spontaneous_bursts(
+            rng, duration_s, simulation["spontaneous_bursts"]
+        )
+        for muscle in muscles
+    }
     return ParticipantPlan(
         participant_id=participant_id,
         group=group,
@@ -171,9 +214,11 @@ def plan_participant(config, participant_id, group):
         response_type=response_type,
         outlier=outlier,
         baseline_amplitude_uv=baseline,
+        level_fluctuation_scale=level_scale,
         cell_parameters=cells,
         trials=tuple(trials),
-        duration_s=int(np.ceil(onsets[-1] + spacing)),
+        duration_s=duration_s,
+        spontaneous_bursts=bursts,
     )
 
 
@@ -203,6 +248,101 @@ def _draw_artifact(rng, muscles, simulation):
     start = rng.uniform(-BASELINE_S, simulation["response_s"] - duration)
     factor = simulation["artifact_amplitude_factor"] * rng.uniform(0.6, 1.4)
     return Artifact(affected, float(start), float(duration), float(factor))
+
+
+def _draw_spontaneous_bursts(rng, duration_s, settings):
+    """A Poisson process of bursts over the recording, its rate varying between
+    participants and muscles; each burst's excess over the level (peak_factor - 1)
+    log-normal, so a few are several times larger than most."""
+    rate = settings["rate_per_s"] * np.exp(
+        settings["participant_rate_log_sd"] * rng.normal()
+    )
+    count = rng.poisson(rate * duration_s)
+    starts = np.sort(rng.uniform(0.0, duration_s, size=count))
+    durations = rng.uniform(*settings["duration_s"], size=count)
+    excess = settings["excess_median"] * np.exp(
+        settings["excess_log_sd"] * rng.standard_normal(count)
+    )
+    # Rounded as the truth stores them, so the file follows the truth exactly.
+    return tuple(
+        Burst(round(float(start), 3), round(float(duration), 3), round(1 + float(e), 3))
+        for start, duration, e in zip(starts, durations, excess)
+    )
+
+
+def level_fluctuation(config, plan, sampling_rate_hz):
+    """Per muscle, the slow fluctuation of the log EMG level at each sample.
+
+    The sum of Ornstein-Uhlenbeck processes (simulation.level_fluctuation.components)
+    with the participant's scale (plan.level_fluctuation_scale) on their sds. Drawn
+    from the participant's level stream alone, so the same plan and configuration give
+    the same fluctuation.
+    """
+    _, _, rng = participant_streams(config["seed"], plan.participant_id)
+    components = config["simulation"]["level_fluctuation"]["components"]
+    n_samples = plan.duration_s * sampling_rate_hz
+    levels = {}
+    for muscle, scale in plan.level_fluctuation_scale.items():
+        level = np.zeros(n_samples)
+        for component in components:
+            level += (
+                scale
+                * component["sd"]
+                * _unit_ornstein_uhlenbeck(
+                    rng, n_samples, sampling_rate_hz, component["time_constant_s"]
+                )
+            )
+        levels[muscle] = level
+    return levels
+
+
+def _unit_ornstein_uhlenbeck(rng, n_samples, sampling_rate_hz, time_constant_s):
+    """A stationary Ornstein-Uhlenbeck process of unit variance (in expectation), by
+    random-phase FFT synthesis of its Lorentzian spectrum as `emg_noise` does: a loop
+    as long as the recording, whose ends meet (a recording is many time constants
+    long). Needs no SciPy, whose import would double a simulation job's time."""
+    frequencies = np.fft.rfftfreq(n_samples, d=1.0 / sampling_rate_hz)
+    power = 1.0 / (1.0 + np.square(2 * np.pi * frequencies * time_constant_s))
+    coefficients = rng.standard_normal(len(frequencies)) + 1j * rng.standard_normal(
+        len(frequencies)
+    )
+    process = np.fft.irfft(coefficients * np.sqrt(power), n_samples)
+    # Each sample's variance: irfft keeps the real part of the constant term (and of
+    # the Nyquist term when n_samples is even) and counts every other term twice.
+    once = [0, -1] if n_samples % 2 == 0 else [0]
+    variance = (4 * power.sum() - 3 * power[once].sum()) / n_samples**2
+    return process / np.sqrt(variance)
+
+
+def burst_log_envelope(bursts, n_samples, sampling_rate_hz):
+    """Per-sample log amplitude that the spontaneous bursts add."""
+    factor = np.ones(n_samples)
+    for burst in bursts:
+        start = int(round(burst.start_s * sampling_rate_hz))
+        window = np.hanning(int(round(burst.duration_s * sampling_rate_hz)))
+        window = window[: max(0, n_samples - start)]
+        factor[start : start + len(window)] += (burst.peak_factor - 1.0) * window
+    return np.log(factor)
+
+
+def background_log_ratios(config, plan, bin_edges_s):
+    """Per muscle, what the level fluctuation and the spontaneous bursts add to each
+    trial's log(bin mean / baseline mean) beside the response (trials x bins): the log
+    of their amplitude factor's mean over each bin (edges in s from onset) minus that
+    over the baseline second. Added to the response curve's binned log ratio, it gives
+    what the recording's rectified envelope holds, artifacts aside."""
+    fs = config["simulation"]["sampling_rate_hz"]
+    onsets = np.round(np.array([t.onset_s for t in plan.trials]) * fs).astype(int)
+    edges = onsets[:, None] + np.round(np.asarray(bin_edges_s) * fs).astype(int)
+    baseline = onsets - int(round(BASELINE_S * fs))
+    ratios = {}
+    for muscle, level in level_fluctuation(config, plan, fs).items():
+        bursts = burst_log_envelope(plan.spontaneous_bursts[muscle], len(level), fs)
+        prefix = np.concatenate([[0.0], np.cumsum(np.exp(level + bursts))])
+        bin_means = np.diff(prefix[edges], axis=1) / np.diff(edges, axis=1)
+        baseline_means = (prefix[onsets] - prefix[baseline]) / (onsets - baseline)
+        ratios[muscle] = np.log(bin_means) - np.log(baseline_means)[:, None]
+    return ratios
 
 
 def log_envelope(plan, muscle, sampling_rate_hz, response_s):
@@ -243,18 +383,24 @@ def emg_noise(rng, n_samples, sampling_rate_hz):
 
 
 def synthesize(plan, config):
-    """Two-channel recording in microvolts: EMG, artifacts, mains hum and drift."""
+    """Two-channel recording in microvolts at simulation.sampling_rate_hz: EMG with its
+    level fluctuation and spontaneous bursts, artifacts, mains hum and drift."""
     simulation, muscles = config["simulation"], config["study"]["muscles"]
     fs = simulation["sampling_rate_hz"]
-    _, rng = participant_streams(config["seed"], plan.participant_id)
+    _, rng, _ = participant_streams(config["seed"], plan.participant_id)
     n_samples = plan.duration_s * fs
     t = np.arange(n_samples) / fs
+    levels = level_fluctuation(config, plan, fs)
     channels = []
     for muscle in muscles:
         emg = emg_noise(rng, n_samples, fs)
         emg *= plan.baseline_amplitude_uv[muscle]
-        emg *= np.exp(log_envelope(plan, muscle, fs, simulation["response_s"]))
-        _add_artifacts(emg, plan, muscle, rng, fs)
+        emg *= np.exp(
+            log_envelope(plan, muscle, fs, simulation["response_s"])
+            + levels[muscle]
+            + burst_log_envelope(plan.spontaneous_bursts[muscle], n_samples, fs)
+        )
+        _add_artifacts(emg, plan, muscle, levels[muscle], rng, fs)
         mains_phase = rng.uniform(0, 2 * np.pi, size=2)
         mains = simulation["mains_amplitude_uv"] * (
             np.sin(2 * np.pi * simulation["mains_hz"] * t + mains_phase[0])
@@ -272,7 +418,10 @@ def synthesize(plan, config):
     return np.vstack(channels)
 
 
-def _add_artifacts(emg, plan, muscle, rng, fs):
+def _add_artifacts(emg, plan, muscle, level, rng, fs):
+    """Each artifact of the muscle, amplitude_factor times its resting amplitude at the
+    time (the level fluctuation included, so that an artifact stands out as much
+    whatever the level)."""
     for trial in plan.trials:
         artifact = trial.artifact
         if artifact is None or muscle not in artifact.muscles:
@@ -280,16 +429,46 @@ def _add_artifacts(emg, plan, muscle, rng, fs):
         start = int(round((trial.onset_s + artifact.start_s) * fs))
         n_samples = int(round(artifact.duration_s * fs))
         burst = emg_noise(rng, n_samples, fs) * np.hanning(n_samples)
-        emg[start : start + n_samples] += (
-            artifact.amplitude_factor * plan.baseline_amplitude_uv[muscle] * burst
+        resting_uv = plan.baseline_amplitude_uv[muscle] * np.exp(
+            level[start : start + n_samples]
         )
+        emg[start : start + n_samples] += artifact.amplitude_factor * resting_uv * burst
+
+
+def file_rate_hz(simulation):
+    """Sampling rate of the written files: simulation.export_rate_hz, else the
+    acquisition rate simulation.sampling_rate_hz."""
+    return simulation["export_rate_hz"] or simulation["sampling_rate_hz"]
+
+
+def export_rate_problem(simulation):
+    """Why simulation.export_rate_hz cannot be made from the acquisition rate, or None."""
+    if simulation["sampling_rate_hz"] % file_rate_hz(simulation):
+        return (
+            f"simulation.export_rate_hz {simulation['export_rate_hz']} must divide "
+            f"simulation.sampling_rate_hz {simulation['sampling_rate_hz']}: the files "
+            "keep every n-th sample of the acquisition"
+        )
+    return None
+
+
+def export(data_uv, simulation):
+    """The channels at the file rate: every n-th sample, no anti-aliasing filter (what
+    BIOPAC-style exports at a lower rate do: their spectra are flat to Nyquist)."""
+    problem = export_rate_problem(simulation)
+    if problem:
+        raise ValueError(problem)
+    return data_uv[:, :: simulation["sampling_rate_hz"] // file_rate_hz(simulation)]
 
 
 def write_edf(path, data_uv, plan, config):
-    """EDF+ with one signal per muscle (uV) and one annotation per stimulus onset."""
+    """EDF+ with one signal per muscle (uV) and one annotation per stimulus onset, from
+    channels at the acquisition rate (as `synthesize` gives them) written at the file
+    rate (`export`)."""
     import edfio
 
-    fs = config["simulation"]["sampling_rate_hz"]
+    fs = file_rate_hz(config["simulation"])
+    data_uv = export(data_uv, config["simulation"])
     signals = [
         edfio.EdfSignal(
             channel,
@@ -334,6 +513,7 @@ def study_truth(config, participants):
     return {
         "seed": config["seed"],
         "sampling_rate_hz": simulation["sampling_rate_hz"],
+        "file_rate_hz": file_rate_hz(simulation),
         "study": study,
         "cells": simulation["cells"],
         "drug_effects": simulation["drug_effects"],

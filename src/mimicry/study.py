@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from mimicry import preprocess_checks
+from mimicry.simulate import export_rate_problem, file_rate_hz
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
@@ -179,8 +180,10 @@ def check_declared_rates(config, sheet, paths):
 
     declared = {}
     if config["source"]["kind"] == "simulated":
-        rate = config["simulation"]["sampling_rate_hz"]
-        declared = {p: (rate, "simulation.sampling_rate_hz") for p in sheet.index}
+        simulation = config["simulation"]
+        key = "export_rate_hz" if simulation["export_rate_hz"] else "sampling_rate_hz"
+        origin = f"simulation.{key}"
+        declared = {p: (file_rate_hz(simulation), origin) for p in sheet.index}
     text_rate = config["recording"]["text"]["sampling_rate_hz"]
     channels = list(config["channels"].values())
     for participant, path in paths.items():
@@ -432,6 +435,9 @@ def _check_simulation(simulation, study, participant_ids):
             "simulation.response_type_shares: none + reverse is "
             f"{shares['none'] + shares['reverse']:g}, more than all participants"
         )
+    problem = export_rate_problem(simulation)
+    if problem:
+        raise ConfigError(problem)
     window = 1.0 + simulation["response_s"] + 1.0
     if simulation["trial_onset_spacing_s"] < window:
         raise ConfigError(
