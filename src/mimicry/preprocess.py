@@ -20,6 +20,7 @@ of the time of the whole job.
 import json
 import logging
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pyarrow as pa
@@ -402,12 +403,14 @@ def rejection_reasons(
     with np.errstate(divide="ignore", invalid="ignore"):
         log_baseline = np.log(baseline)
     if "baseline" in rules:
-        limit = limits["baseline"]
         for muscle_index, kept in enumerate(reasons == ""):
             if not kept.any():
                 continue
             reference = np.median(log_baseline[muscle_index, kept])
             deviation = log_baseline[muscle_index] - reference
+            limit = _widened_by_level_spread(
+                limits["baseline"], deviation[kept], rejection["false_alarm_rate"]
+            )
             beyond = (deviation > limit["upper"]) | (deviation < limit["lower"])
             for trial in np.nonzero(kept & beyond)[0]:
                 reasons[muscle_index, trial] = "baseline"
@@ -437,6 +440,19 @@ def rejection_reasons(
                         f"{rejection['condition_z']:g})"
                     )
     return reasons, details
+
+
+def _widened_by_level_spread(limit, deviations, false_alarm_rate):
+    """The baseline limits, widened to what the muscle's own resting level reaches
+    between trials: the two-sided normal quantile at false_alarm_rate times the
+    robust sd (1.4826 MAD) of its kept baselines' log deviations. A level that
+    wanders between trials is what baseline correction is for, not an artifact."""
+    spread = MAD_TO_SD * np.median(np.abs(deviations))
+    reach = NormalDist().inv_cdf(1 - false_alarm_rate / 2) * spread
+    return {
+        "upper": max(limit["upper"], reach),
+        "lower": min(limit["lower"], -reach),
+    }
 
 
 def _ratio_limits(limit):

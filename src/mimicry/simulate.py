@@ -253,15 +253,18 @@ def _draw_artifact(rng, muscles, simulation):
 def _draw_spontaneous_bursts(rng, duration_s, settings):
     """A Poisson process of bursts over the recording, its rate varying between
     participants and muscles; each burst's excess over the level (peak_factor - 1)
-    log-normal, so a few are several times larger than most."""
+    log-normal, so a few are several times larger than most, up to max_peak_factor
+    (a larger event is a movement: the artifacts simulate those)."""
     rate = settings["rate_per_s"] * np.exp(
         settings["participant_rate_log_sd"] * rng.normal()
     )
     count = rng.poisson(rate * duration_s)
     starts = np.sort(rng.uniform(0.0, duration_s, size=count))
     durations = rng.uniform(*settings["duration_s"], size=count)
-    excess = settings["excess_median"] * np.exp(
-        settings["excess_log_sd"] * rng.standard_normal(count)
+    excess = np.minimum(
+        settings["excess_median"]
+        * np.exp(settings["excess_log_sd"] * rng.standard_normal(count)),
+        settings["max_peak_factor"] - 1,
     )
     # Rounded as the truth stores them, so the file follows the truth exactly.
     return tuple(
