@@ -1,4 +1,5 @@
-"""Figures 1-3 of the paper, from the workflow's tables and posteriors.
+"""Figures 1-3 as Korb et al. (2023) drew them, of the study analysed, from the
+workflow's tables and posteriors.
 
 Each figure function returns the matplotlib Figure and a table of the numbers it
 plots, so the rule can save both and tests can compare the drawing with the table.

@@ -385,10 +385,24 @@ def contrast_label(contrast):
     return f"{first} - {second}"
 
 
+# Keys of the study section that only the report's front page reads.
+DESCRIPTION_KEYS = ("title", "reference")
+
+
+def study_settings(study):
+    """study without its title and reference, for every step but the report's front
+    page: renaming the report must not re-run an analysis."""
+    return {key: value for key, value in study.items() if key not in DESCRIPTION_KEYS}
+
+
 def study_design(study):
-    """study without mimicry_contrast, for the steps that never read it: changing the
-    contrast must not re-run preprocessing or sampling."""
-    return {key: value for key, value in study.items() if key != "mimicry_contrast"}
+    """study_settings without mimicry_contrast, for the steps that never read it:
+    changing the contrast must not re-run preprocessing or sampling."""
+    return {
+        key: value
+        for key, value in study_settings(study).items()
+        if key != "mimicry_contrast"
+    }
 
 
 def _check_simulation(simulation, study, participant_ids):
