@@ -13,6 +13,7 @@ import struct
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -30,6 +31,7 @@ from mimicry.preprocess import (
 from mimicry.recordings import read_recording
 from mimicry.simulate import simulate_participant
 from mimicry.spectra import channel_spectra, read_spectra, write_spectra
+from mimicry.tables import read_tsv
 
 PARTICIPANTS = {"sub-001": "placebo", "sub-011": "naltrexone", "sub-012": "amisulpride"}
 ORDINARY, FLAT, ARTIFACTS = PARTICIPANTS
@@ -387,8 +389,6 @@ def test_same_inputs_give_the_same_png_bytes(participants, settings, tmp_path):
 def group(participants, settings):
     """The aggregate QC table of the three participants plus one without a raw file."""
     tables = [entry[3] for entry in participants.values()]
-    import pandas as pd
-
     trials = pd.concat(tables, ignore_index=True)
     qcs = {participant: entry[4] for participant, entry in participants.items()}
     groups = {**PARTICIPANTS, "sub-013": "placebo"}
@@ -444,6 +444,32 @@ def test_group_exclusion_and_rejection_counts(group, settings):
         drawn = dict(zip(reasons, (patch.get_width() for patch in bar.patches)))
         assert drawn == {r: counts.get((r, muscle), 0) for r in reasons}
     assert sorted(reasons) == sorted(first_bin["reason"].unique())
+
+
+def test_group_figure_of_qc_tsv_keeps_ids_as_written(participants, settings, tmp_path):
+    """Ids the sample-sheet schema allows that pandas would read as numbers or as
+    missing, through qc.tsv as the aggregate rule writes it and qc_group reads it."""
+    ids = dict(zip([*PARTICIPANTS, "sub-013"], ["09", "10", "NA", "1e3"]))
+    tables, qcs = [], {}
+    for participant, entry in participants.items():
+        tables.append(entry[3].assign(participant=ids[participant]))
+        qcs[ids[participant]] = {**entry[4], "participant": ids[participant]}
+    groups = {
+        ids[p]: group for p, group in {**PARTICIPANTS, "sub-013": "placebo"}.items()
+    }
+    trials = pd.concat(tables, ignore_index=True)
+    _, _, qc_table = aggregate(trials, qcs, groups, missing=["1e3"])
+    qc_table.to_csv(tmp_path / "qc.tsv", sep="\t", index=False)
+
+    read = read_tsv(tmp_path / "qc.tsv")
+    assert set(read["participant"]) == set(ids.values())
+    figure = qc_figures.group_figure(read, qcs, settings)
+    (ax,) = [ax for ax in figure.get_axes() if ax.get_title().startswith("kept")]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == sorted(ids.values())
+    exclusions = _axes(figure, "exclusion reasons (3 participants)")
+    labels = " ".join(text.get_text() for text in exclusions.texts)
+    assert "10" in labels and "NA" in labels and "1e3" in labels
+    plt.close(figure)
 
 
 # The workflow

@@ -602,12 +602,12 @@ def write_group_figure(qc_table_path, qc_paths, png_path, settings):
     """Read results/aggregate/qc.tsv and the participants' QC reports; write the figure."""
     import json
 
-    import pandas as pd
+    from mimicry.tables import read_tsv
 
     qcs = {}
     for path in qc_paths:
         with open(path) as handle:
             qc = json.load(handle)
         qcs[qc["participant"]] = qc
-    qc_table = pd.read_csv(qc_table_path, sep="\t")
+    qc_table = read_tsv(qc_table_path)
     save_png(group_figure(qc_table, qcs, settings), png_path)

@@ -15,7 +15,8 @@ class ConfigError(ValueError):
 
 
 def read_sample_sheet(path):
-    """Read the sample sheet with every column as text (ids like 007 stay 007).
+    """Read the sample sheet with every column as text (ids like 007 or NA stay as
+    written).
 
     Comma-separated when the name ends in .csv, tab-separated otherwise; formats and
     checksums are lower-cased (EDF is edf).
@@ -29,8 +30,13 @@ def read_sample_sheet(path):
     _check_sheet_fields(path, separator)
     # index_col=False: pandas would otherwise make a first column of ids the index
     # of rows with one field more than the header, shifting every other column.
-    sheet = pd.read_csv(path, sep=separator, dtype=str, comment="#", index_col=False)
-    sheet.columns = sheet.columns.str.strip()
+    options = {"sep": separator, "dtype": str, "comment": "#", "index_col": False}
+    sheet = pd.read_csv(path, **options)
+    # Ids as written: NA, nan or None is an id there, not a missing value.
+    verbatim = pd.read_csv(path, keep_default_na=False, na_values=[""], **options)
+    sheet.columns = verbatim.columns = sheet.columns.str.strip()
+    if "participant_id" in sheet:
+        sheet["participant_id"] = verbatim["participant_id"]
     sheet = sheet.apply(lambda column: column.str.strip())
     for column in ("format", "sha256"):
         if column in sheet:
