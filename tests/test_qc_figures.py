@@ -17,11 +17,13 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from matplotlib.colors import to_rgba
 from scipy.signal import sosfiltfilt, welch
 
 from mimicry import qc_figures
 from mimicry.aggregate import aggregate
-from mimicry.devtools import job_counts, run_snakemake
+from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.preprocess import (
     design_filter,
     preprocess_recording,
@@ -272,8 +274,9 @@ def test_reason_legend_names_every_reason_with_its_marker(figures, participants)
     figure, _ = figures[ARTIFACTS]
     table = participants[ARTIFACTS][3]
     (legend,) = figure.legends
-    reasons = sorted(table.loc[table["rejected"], "reason"].unique())
-    assert [text.get_text() for text in legend.get_texts()] == reasons
+    reasons = set(table.loc[table["rejected"], "reason"])
+    in_style_order = [r for r in qc_figures.REASON_STYLES if r in reasons]
+    assert [text.get_text() for text in legend.get_texts()] == in_style_order
     markers = {}
     for ax in figure.get_axes():
         for line in _lines(ax, "rejected"):
@@ -281,6 +284,56 @@ def test_reason_legend_names_every_reason_with_its_marker(figures, participants)
                 line.get_marker()
             )
     assert len(set(markers.values())) == len(markers) == len(reasons)
+
+
+def _drawn_reason_styles(figure):
+    """reason -> {(marker, colour)} of its heatmap markers and legend entries."""
+    drawn = {}
+    lines = [line for ax in figure.get_axes() for line in _lines(ax, "rejected")]
+    for legend in figure.legends:
+        lines += legend.legend_handles
+    for line in lines:
+        style = (line.get_marker(), to_rgba(line.get_color()))
+        drawn.setdefault(line.get_label(), set()).add(style)
+    return drawn
+
+
+def test_a_reason_has_one_marker_and_colour_for_every_participant(figures, group):
+    drawn = {p: _drawn_reason_styles(figure) for p, (figure, _) in figures.items()}
+    # The ordinary participant's trials are rejected for transients only, the flat
+    # channel's also as flat_channel: different reason sets that share a reason.
+    assert set(drawn[ORDINARY]) == {"transient"}
+    assert set(drawn[FLAT]) == {"flat_channel", "transient"}
+    expected = {
+        reason: {(marker, to_rgba(colour))}
+        for reason, (marker, colour) in qc_figures.REASON_STYLES.items()
+    }
+    for styles in drawn.values():
+        assert styles == {reason: expected[reason] for reason in styles}
+    # The group figure marks each reason's row with the same marker and colour.
+    figure, *_ = group
+    rejections = _axes(figure, "rejected trials by reason (all participants)")
+    reasons = [tick.get_text() for tick in rejections.get_yticklabels()]
+    markers = _lines(rejections, "reason_marker")
+    assert len(markers) == len(reasons) >= 2
+    for line in markers:
+        (row,) = line.get_ydata()
+        style = {(line.get_marker(), to_rgba(line.get_color()))}
+        assert style == expected[reasons[int(row)]]
+
+
+def test_every_rejection_reason_has_its_own_style():
+    schema = yaml.safe_load(
+        (PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text()
+    )
+    rejection = schema["properties"]["preprocess"]["properties"]["rejection"]
+    rules = rejection["properties"]["rules"]["items"]["enum"]
+    fixed = ["outside_recording", "flat_channel", "saturated_channel"]
+    assert set(qc_figures.REASON_STYLES) == {*fixed, *rules}
+    styles = list(qc_figures.REASON_STYLES.values())
+    assert qc_figures.UNKNOWN_REASON_STYLE not in styles
+    assert len(set(styles)) == len(styles)
+    assert len({marker for marker, _ in styles}) == len(styles)
 
 
 # Cell curves
