@@ -217,6 +217,55 @@ def test_figure1_points_and_error_bars_are_the_table_means_and_sems(
             np.testing.assert_allclose(data_line.get_ydata(), drawn["mean"])
 
 
+def _group_size_texts(ax):
+    return [text.get_text() for text in ax.texts if text.get_gid() == "group_sizes"]
+
+
+def _panel_counts(cells, muscle, condition):
+    panel = cells[(cells["muscle"] == muscle) & (cells["condition"] == condition)]
+    return panel.groupby("group")["participant"].nunique()
+
+
+def test_figure1_legend_gives_each_groups_participants(figure1_drawn, cells, study):
+    figure, _ = figure1_drawn
+    (legend,) = figure.legends
+    n = cells.groupby("group")["participant"].nunique()
+    assert [text.get_text() for text in legend.get_texts()] == [
+        f"{group} (n = {n[group]})" for group in study["groups"]
+    ]
+    # The same in every panel, so no panel repeats it.
+    for (muscle, condition), ax in _cell_panels(figure, study).items():
+        assert _panel_counts(cells, muscle, condition).to_dict() == n.to_dict()
+        assert not _group_size_texts(ax)
+
+
+def test_figure1_states_n_per_panel_where_it_differs(cells, study):
+    """A participant without one muscle x condition cell (e.g. none of its trials
+    kept there) counts in the other panels only."""
+    participant, group = cells.iloc[0][["participant", "group"]]
+    muscle, condition = study["muscles"][-1], study["conditions"][-1]
+    fewer = cells[
+        ~(
+            (cells["participant"] == participant)
+            & (cells["muscle"] == muscle)
+            & (cells["condition"] == condition)
+        )
+    ]
+    figure, _ = figures.figure1(fewer, study)
+    n = cells.groupby("group")["participant"].nunique()
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == [
+        f"{g} (n = {n[g] - 1}-{n[g]}, per panel)" if g == group else f"{g} (n = {n[g]})"
+        for g in study["groups"]
+    ]
+    for (panel_muscle, panel_condition), ax in _cell_panels(figure, study).items():
+        counts = _panel_counts(fewer, panel_muscle, panel_condition)
+        expected = ", ".join(f"{g} {counts[g]}" for g in study["groups"])
+        assert _group_size_texts(ax) == [f"n: {expected}"]
+    assert _panel_counts(fewer, muscle, condition)[group] == n[group] - 1
+    plt.close(figure)
+
+
 def test_figure1_uses_the_study_names_not_the_papers(cells, study):
     renamed = {"placebo": "control", "naltrexone": "drug X", "amisulpride": "drug Y"}
     other_study = {

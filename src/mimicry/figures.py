@@ -165,14 +165,58 @@ def figure1_table(cells, study):
     return _in_study_order(summary, study)
 
 
+def participants_per_panel(cells, study):
+    """Participants behind each line: muscle x condition x group -> count, 0 where a
+    group has no cells in a panel."""
+    counts = cells.groupby(["muscle", "condition", "group"], observed=True)[
+        "participant"
+    ].nunique()
+    panels = pd.MultiIndex.from_product(
+        [study["muscles"], study["conditions"], study["groups"]],
+        names=counts.index.names,
+    )
+    return counts.reindex(panels, fill_value=0)
+
+
+def group_sizes(counts, study):
+    """Each group's legend label and, when its n differs between panels, the
+    per-panel texts: (group -> label, (muscle, condition) -> text or None)."""
+    by_group = counts.groupby(level="group", sort=False)
+    uniform = {group: n.nunique() == 1 for group, n in by_group}
+    labels = {
+        group: (
+            f"{group} (n = {n.iloc[0]})"
+            if uniform[group]
+            else f"{group} (n = {n.min()}-{n.max()}, per panel)"
+        )
+        for group, n in by_group
+    }
+    texts = {
+        (muscle, condition): (
+            None
+            if all(uniform.values())
+            else "n: "
+            + ", ".join(
+                f"{group} {counts[muscle, condition, group]}"
+                for group in study["groups"]
+            )
+        )
+        for (_, muscle), (_, condition) in _cells(study)
+    }
+    return {group: labels[group] for group in study["groups"]}, texts
+
+
 @_styled
 def figure1(cells, study):
     """Facial EMG by muscle (rows), condition (columns), time and drug (lines).
 
+    The legend gives each group's participants (after exclusions, counted in
+    ``cells``); a group whose count differs between panels has it in every panel.
     Returns the figure and ``figure1_table(cells, study)``, whose means and SEMs are
     the plotted points and error bars.
     """
     table = figure1_table(cells, study)
+    labels, panel_texts = group_sizes(participants_per_panel(cells, study), study)
     palette = drug_palette(study["groups"])
     figure = plt.figure(
         figsize=(3.3 * len(study["conditions"]), 2.4 * len(study["muscles"]) + 0.6),
@@ -196,9 +240,21 @@ def figure1(cells, study):
                 capsize=2,
                 label=group,
             )
+        if panel_texts[muscle, condition]:
+            ax.text(
+                0.02,
+                0.98,
+                panel_texts[muscle, condition],
+                transform=ax.transAxes,
+                ha="left",
+                va="top",
+                fontsize="x-small",
+                gid="group_sizes",
+            )
     figure.supxlabel(TIME_LABEL, fontsize="medium")
     figure.supylabel(f"{RESPONSE_LABEL}, mean ± SEM", fontsize="medium")
-    _group_legend(figure, *axes[0, 0].get_legend_handles_labels())
+    handles, groups = axes[0, 0].get_legend_handles_labels()
+    _group_legend(figure, handles, [labels[group] for group in groups])
     return figure, table
 
 
