@@ -502,13 +502,33 @@ def contrast_groups(study):
     }
 
 
-def figure3_table(drug, contrasts, study):
+def window_end_fit(drug, window_end_s):
+    """Per drug x muscle x condition: c x T (posterior mean of the rate c times the
+    response window's end T), the posterior mean of the fitted value there, mu(T) =
+    a + (b - a) exp(-c T), and whether the asymptote a lies beyond the observed
+    window (c x T < 1: less than 63% of the way from b to a by T)."""
+    posterior = drug["posterior"]
+    a, b, c = (posterior[name] for name in ("a", "b", "c"))
+    mu = a + (b - a) * np.exp(-c * window_end_s)
+    fit = xr.Dataset(
+        {
+            "c_times_window_end": c.mean(("chain", "draw")) * window_end_s,
+            "mu_window_end": mu.mean(("chain", "draw")),
+        }
+    ).to_dataframe(dim_order=["group", "muscle", "condition"])
+    fit = fit[["c_times_window_end", "mu_window_end"]].reset_index()
+    return fit.assign(beyond_window=fit["c_times_window_end"] < 1)
+
+
+def figure3_table(drug, contrasts, study, window_end_s):
     """Posterior mean and 95% HDI of each drug x muscle x condition parameter, and
     the drug - reference contrasts with their ROPE and Bayes factors, in one table.
 
     Rows of the "estimate" panel come from the drug model's posterior, rows of the
     "contrast" panel from ``contrasts`` (the workflow's contrasts.tsv), with all its
-    columns (P(in ROPE), bf01 and its MCSE, ...).
+    columns (P(in ROPE), bf01 and its MCSE, ...). The asymptote's estimate rows also
+    hold ``window_end_fit``'s columns; its contrast rows are ``beyond_window`` when
+    the drug's or the reference group's asymptote is.
     """
     posterior = drug["posterior"]
     estimates = []
@@ -525,6 +545,9 @@ def figure3_table(drug, contrasts, study):
         ).to_dataframe(dim_order=["group", "muscle", "condition"])
         estimates.append(statistics.reset_index().assign(parameter=parameter))
     estimates = pd.concat(estimates, ignore_index=True).assign(panel="estimate")
+    keys = ["group", "muscle", "condition"]
+    fit = window_end_fit(drug, window_end_s).assign(parameter="a")
+    estimates = estimates.merge(fit, on=["parameter", *keys], how="left")
     drugs = contrasts["contrast"].map(contrast_groups(study))
     if drugs.isna().any():
         unknown = sorted(set(contrasts.loc[drugs.isna(), "contrast"]))
@@ -533,7 +556,16 @@ def figure3_table(drug, contrasts, study):
             f"group '{study['reference_group']}'"
         )
     contrast_rows = contrasts.assign(panel="contrast", group=drugs)
+    beyond = fit.set_index(keys)["beyond_window"]
+    reference = contrast_rows.assign(group=study["reference_group"])
+    either = (
+        beyond.reindex(pd.MultiIndex.from_frame(contrast_rows[keys])).to_numpy()
+        | beyond.reindex(pd.MultiIndex.from_frame(reference[keys])).to_numpy()
+    )
+    contrast_rows["beyond_window"] = pd.array(either, dtype="boolean")
+    contrast_rows.loc[contrast_rows["parameter"] != "a", "beyond_window"] = pd.NA
     columns = ["panel", "parameter", "group", "contrast", "muscle", "condition"]
+    estimates["beyond_window"] = estimates["beyond_window"].astype("boolean")
     table = pd.concat([estimates, contrast_rows], ignore_index=True)
     ordered = [
         _in_study_order(
@@ -547,16 +579,19 @@ def figure3_table(drug, contrasts, study):
 
 
 @_styled
-def figure3(drug, contrasts, study):
+def figure3(drug, contrasts, study, window_end_s):
     """Drug model fixed effects (top) and drug - reference contrasts (bottom).
 
     One column per parameter (a, c); muscle x condition cells on the y-axis; a point
     at the posterior mean and a line over the 95% HDI per drug, coloured by drug (a
     contrast takes its drug's colour). Each cell's ROPE (``rope_half_width`` of
-    ``contrasts``) is shaded around 0 in the contrast panels. Returns the figure and
-    ``figure3_table``.
+    ``contrasts``) is shaded around 0 in the contrast panels. An asymptote beyond
+    the observed window (c x T < 1, T = ``window_end_s``, the response window's end)
+    is an extrapolation: its point, and that of every contrast involving it, is
+    open, and a cross with its value marks the fitted mu(T) beside it. Returns the
+    figure and ``figure3_table``.
     """
-    table = figure3_table(drug, contrasts, study)
+    table = figure3_table(drug, contrasts, study, window_end_s)
     palette = drug_palette(study["groups"])
     parameters = list(CONTRASTS.values())
     cell_labels = [
@@ -577,8 +612,10 @@ def figure3(drug, contrasts, study):
             panel: table[(table["panel"] == panel) & (table["parameter"] == parameter)]
             for panel in ("estimate", "contrast")
         }
-        _forest(estimate_ax, rows["estimate"], cell_labels, palette)
-        _forest(contrast_ax, rows["contrast"], cell_labels, palette)
+        for ax, panel in ((estimate_ax, "estimate"), (contrast_ax, "contrast")):
+            _forest(ax, rows[panel], cell_labels, palette)
+            if parameter == "a":
+                _beyond_window(ax, rows[panel], cell_labels, palette)
         estimate_ax.set_title(f"{PARAMETER_NAMES[parameter]} per drug group")
         estimate_ax.set_xlabel(parameter_label(parameter))
         contrast_ax.set_title(f"{PARAMETER_NAMES[parameter]}: drug − {reference}")
@@ -593,6 +630,12 @@ def figure3(drug, contrasts, study):
     ]
     handles.append(Patch(color="0.88", label="ROPE"))
     _group_legend(figure, handles, [handle.get_label() for handle in handles])
+    if table["beyond_window"].any():
+        figure.legend(
+            handles=_beyond_window_handles(window_end_s),
+            loc="outside lower center",
+            frameon=False,
+        )
     return figure, table
 
 
@@ -616,25 +659,100 @@ def _rope_bands(ax, rows, cell_labels):
     )
 
 
+def _row_positions(rows, cell_labels):
+    """Y of each row of figure3_table in a forest panel: its cell, dodged by group."""
+    offsets = _dodge(list(dict.fromkeys(rows["group"])), width=0.45)
+    position = {label: index for index, label in enumerate(cell_labels)}
+    cells = _cell_label(rows["muscle"], rows["condition"])
+    return cells.map(position) + rows["group"].map(offsets)
+
+
 def _forest(ax, rows, cell_labels, palette):
     """Mean (point) and 95% HDI (line) per group, dodged within each cell."""
-    groups = list(dict.fromkeys(rows["group"]))
-    offsets = _dodge(groups, width=0.45)
-    position = {label: index for index, label in enumerate(cell_labels)}
-    for group in groups:
-        series = rows[rows["group"] == group]
-        cells = _cell_label(series["muscle"], series["condition"])
-        y = cells.map(position) + offsets[group]
-        ax.hlines(y, series["hdi_low"], series["hdi_high"], color=palette[group])
+    y = _row_positions(rows, cell_labels)
+    for group, series in rows.groupby("group", sort=False):
+        ax.hlines(
+            y[series.index], series["hdi_low"], series["hdi_high"], color=palette[group]
+        )
         ax.plot(
             series["mean"],
-            y,
+            y[series.index],
             linestyle="",
             marker="o",
             markersize=4,
             color=palette[group],
             label=group,
+            gid="mean",
         )
+
+
+def _beyond_window(ax, rows, cell_labels, palette):
+    """Open points over the rows whose asymptote lies beyond the observed window; for
+    estimates also a cross at the fitted mu(T) and its value."""
+    y = _row_positions(rows, cell_labels)
+    flagged = rows[rows["beyond_window"].fillna(False).astype(bool)]
+    for group, series in flagged.groupby("group", sort=False):
+        ax.plot(
+            series["mean"],
+            y[series.index],
+            linestyle="",
+            marker="o",
+            markersize=4,
+            markerfacecolor="white",
+            markeredgecolor=palette[group],
+            zorder=3,
+            gid="beyond_window",
+        )
+        if series["mu_window_end"].isna().all():  # contrasts: no fit of their own
+            continue
+        ax.plot(
+            series["mu_window_end"],
+            y[series.index],
+            linestyle="",
+            marker="x",
+            markersize=3.5,
+            color=palette[group],
+            gid="window_end",
+        )
+        for index, row in series.iterrows():
+            ax.annotate(
+                f"μ(T) = {row['mu_window_end']:.2g}",
+                xy=(max(row["hdi_high"], row["mu_window_end"]), y[index]),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=5,
+                color=palette[group],
+                gid="window_end_value",
+            )
+
+
+def _beyond_window_handles(window_end_s):
+    note = (
+        f"asymptote beyond the observed window: c·T < 1, T = {window_end_s:g} s "
+        "(end of the response window), an extrapolation"
+    )
+    return [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="o",
+            markersize=4,
+            markerfacecolor="white",
+            markeredgecolor=NEUTRAL_COLOUR,
+            label=note,
+        ),
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="x",
+            markersize=3.5,
+            color=NEUTRAL_COLOUR,
+            label="μ(T) = a + (b − a) exp(−c·T), the fit at the window's end",
+        ),
+    ]
 
 
 SENSITIVITY_METHOD_LABELS = {

@@ -11,6 +11,7 @@ figure, table = figure3(
     az.from_netcdf(snakemake.input.drug),
     read_tsv(snakemake.input.contrasts),
     snakemake.params.study,
+    snakemake.params.window_end_s,
 )
 save_figure(figure, snakemake.output.png, snakemake.output.pdf)
 table.to_csv(snakemake.output.table, sep="\t", index=False)
