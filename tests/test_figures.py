@@ -79,13 +79,27 @@ def pooled(study):
 
 
 @pytest.fixture(scope="module")
-def drug(study):
+def window_end_s(quick_config):
+    return quick_config["preprocess"]["response_s"][1]
+
+
+# Rates far slower than 1 / window end (drug model group, muscle, condition indices):
+# one drug in every condition of the first muscle, the reference group in one cell.
+SLOW_CELLS = [(1, 0, slice(None)), (0, 1, 0)]
+
+
+@pytest.fixture(scope="module")
+def drug(study, window_end_s):
     """A drug-model posterior whose contrasts are computed from its a and c draws."""
     rng = np.random.default_rng(3)
     groups = study["groups"]
     shape = (len(groups), len(study["muscles"]), len(study["conditions"]))
     a = _draws(rng, shape, 0.1, 0.05)
-    c = np.exp(_draws(rng, shape, np.log(0.5), 0.2))
+    log_c = _draws(rng, shape, np.log(0.5), 0.2)
+    for group, muscle, condition in SLOW_CELLS:
+        log_c[:, :, group, muscle, condition] += np.log(0.1 / window_end_s)
+    c = np.exp(log_c)
+    b = _draws(rng, shape[1:], 0.0, 0.01)
     reference = groups.index(study["reference_group"])
     others = [index for index, group in enumerate(groups) if index != reference]
     contrast = [f"{groups[index]} - {groups[reference]}" for index in others]
@@ -93,6 +107,7 @@ def drug(study):
     return az.from_dict(
         posterior={
             "a": a,
+            "b": b,
             "c": c,
             "contrast_a": a[:, :, others] - a[:, :, [reference]],
             "contrast_c": c[:, :, others] - c[:, :, [reference]],
@@ -100,6 +115,7 @@ def drug(study):
         coords={"group": groups, "contrast": contrast, **_cell_coords(study)},
         dims={
             "a": ["group", *cell_dims],
+            "b": cell_dims,
             "c": ["group", *cell_dims],
             "contrast_a": ["contrast", *cell_dims],
             "contrast_c": ["contrast", *cell_dims],
@@ -134,8 +150,8 @@ def figure2_drawn(cells, prior, pooled, study, prior_curves):
 
 
 @pytest.fixture(scope="module")
-def figure3_drawn(drug, contrasts, study):
-    figure, table = figures.figure3(drug, contrasts, study)
+def figure3_drawn(drug, contrasts, study, window_end_s):
+    figure, table = figures.figure3(drug, contrasts, study, window_end_s)
     yield figure, table
     plt.close(figure)
 
@@ -151,6 +167,10 @@ def _cell_panels(figure, study):
     """
     keys = [(m, k) for m in study["muscles"] for k in study["conditions"]]
     return dict(zip(keys, figure.get_axes()[-len(keys) :]))
+
+
+def _gid_lines(ax, gid):
+    return [line for line in ax.get_lines() if line.get_gid() == gid]
 
 
 def _figure_texts(figure):
@@ -215,6 +235,55 @@ def test_figure1_points_and_error_bars_are_the_table_means_and_sems(
                 & (table["group"] == group)
             ]
             np.testing.assert_allclose(data_line.get_ydata(), drawn["mean"])
+
+
+def _group_size_texts(ax):
+    return [text.get_text() for text in ax.texts if text.get_gid() == "group_sizes"]
+
+
+def _panel_counts(cells, muscle, condition):
+    panel = cells[(cells["muscle"] == muscle) & (cells["condition"] == condition)]
+    return panel.groupby("group")["participant"].nunique()
+
+
+def test_figure1_legend_gives_each_groups_participants(figure1_drawn, cells, study):
+    figure, _ = figure1_drawn
+    (legend,) = figure.legends
+    n = cells.groupby("group")["participant"].nunique()
+    assert [text.get_text() for text in legend.get_texts()] == [
+        f"{group} (n = {n[group]})" for group in study["groups"]
+    ]
+    # The same in every panel, so no panel repeats it.
+    for (muscle, condition), ax in _cell_panels(figure, study).items():
+        assert _panel_counts(cells, muscle, condition).to_dict() == n.to_dict()
+        assert not _group_size_texts(ax)
+
+
+def test_figure1_states_n_per_panel_where_it_differs(cells, study):
+    """A participant without one muscle x condition cell (e.g. none of its trials
+    kept there) counts in the other panels only."""
+    participant, group = cells.iloc[0][["participant", "group"]]
+    muscle, condition = study["muscles"][-1], study["conditions"][-1]
+    fewer = cells[
+        ~(
+            (cells["participant"] == participant)
+            & (cells["muscle"] == muscle)
+            & (cells["condition"] == condition)
+        )
+    ]
+    figure, _ = figures.figure1(fewer, study)
+    n = cells.groupby("group")["participant"].nunique()
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == [
+        f"{g} (n = {n[g] - 1}-{n[g]}, per panel)" if g == group else f"{g} (n = {n[g]})"
+        for g in study["groups"]
+    ]
+    for (panel_muscle, panel_condition), ax in _cell_panels(figure, study).items():
+        counts = _panel_counts(fewer, panel_muscle, panel_condition)
+        expected = ", ".join(f"{g} {counts[g]}" for g in study["groups"])
+        assert _group_size_texts(ax) == [f"n: {expected}"]
+    assert _panel_counts(fewer, muscle, condition)[group] == n[group] - 1
+    plt.close(figure)
 
 
 def test_figure1_uses_the_study_names_not_the_papers(cells, study):
@@ -366,7 +435,7 @@ def test_figure3_points_are_posterior_means_and_lines_their_hdis(
     posterior = drug["posterior"]
     for parameter in ("a", "c"):
         ax = _panel(figure, f"{figures.PARAMETER_NAMES[parameter]} per drug group")
-        markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        markers = _gid_lines(ax, "mean")
         assert [line.get_label() for line in markers] == study["groups"]
         intervals = [c for c in ax.collections if isinstance(c, LineCollection)]
         assert len(intervals) == len(study["groups"])
@@ -400,7 +469,7 @@ def test_figure3_contrasts_come_from_the_table_with_the_rope_around_zero(
     drugs = [group for group in study["groups"] if group != reference]
     for parameter in ("a", "c"):
         ax = _panel(figure, f"{figures.PARAMETER_NAMES[parameter]}: drug − {reference}")
-        markers = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        markers = _gid_lines(ax, "mean")
         assert [line.get_label() for line in markers] == drugs
         for line in markers:
             rows = contrasts[
@@ -424,6 +493,65 @@ def test_figure3_contrasts_come_from_the_table_with_the_rope_around_zero(
     assert set(drawn["group"]) == set(drugs)
 
 
+def test_figure3_marks_asymptotes_beyond_the_window_with_the_fit_there(
+    figure3_drawn, drug, contrasts, study, window_end_s
+):
+    figure, table = figure3_drawn
+    posterior = drug["posterior"]
+    a, b, c = (posterior[name] for name in ("a", "b", "c"))
+    c_times_t = (c.mean(("chain", "draw")) * window_end_s).to_series()
+    mu = (a + (b - a) * np.exp(-c * window_end_s)).mean(("chain", "draw")).to_series()
+    beyond = c_times_t[c_times_t < 1].index
+    # The slow cells of the fixture and no other.
+    assert len(beyond) == len(study["conditions"]) + 1
+    palette = figures.drug_palette(study["groups"])
+    groups = {to_rgb(colour): group for group, colour in palette.items()}
+
+    def drawn(ax, gid):
+        """(group, x) of every point of the lines with this gid, by their colour."""
+        points = []
+        for line in _gid_lines(ax, gid):
+            group = groups[to_rgb(line.get_markeredgecolor())]
+            points += [(group, round(x, 9)) for x in line.get_xdata()]
+        return sorted(points)
+
+    estimates = _panel(figure, "asymptote a per drug group")
+    means = a.mean(("chain", "draw")).to_series()
+    assert drawn(estimates, "beyond_window") == sorted(
+        (group, round(means[group, m, k], 9)) for group, m, k in beyond
+    )
+    assert drawn(estimates, "window_end") == sorted(
+        (group, round(mu[group, m, k], 9)) for group, m, k in beyond
+    )
+    for line in _gid_lines(estimates, "beyond_window"):
+        assert line.get_markerfacecolor() == "white"
+    values = sorted(
+        text.get_text()
+        for text in estimates.texts
+        if text.get_gid() == "window_end_value"
+    )
+    assert values == sorted(f"μ(T) = {mu[key]:.2g}" for key in beyond)
+    # A contrast is open where the drug's or the reference group's asymptote is.
+    reference = study["reference_group"]
+    slow = set(beyond)
+    open_contrasts = [
+        (row["contrast"].split(" - ")[0], round(row["mean"], 9))
+        for _, row in contrasts[contrasts["parameter"] == "a"].iterrows()
+        if (row["contrast"].split(" - ")[0], row["muscle"], row["condition"]) in slow
+        or (reference, row["muscle"], row["condition"]) in slow
+    ]
+    contrast_ax = _panel(figure, f"asymptote a: drug − {reference}")
+    assert drawn(contrast_ax, "beyond_window") == sorted(open_contrasts)
+    assert not _gid_lines(_panel(figure, "rate c per drug group"), "beyond_window")
+    # The legend says what the open points and crosses are, with T.
+    notes = [text.get_text() for text in figure.legends[-1].get_texts()]
+    assert f"T = {window_end_s:g} s" in notes[0]
+    rows = table[(table["panel"] == "estimate") & (table["parameter"] == "a")]
+    rows = rows.set_index(["group", "muscle", "condition"])
+    np.testing.assert_allclose(rows["mu_window_end"], mu[rows.index])
+    assert set(rows.index[rows["beyond_window"]]) == slow
+
+
 def test_figure3_table_carries_each_contrasts_bayes_factor(figure3_drawn, contrasts):
     _, table = figure3_drawn
     keys = ["parameter", "contrast", "muscle", "condition"]
@@ -443,8 +571,7 @@ def test_one_palette_colours_every_figure(figure1_drawn, figure3_drawn, study):
     }
     marker_colours = {
         line.get_label(): to_rgb(line.get_color())
-        for line in figure3.get_axes()[0].get_lines()
-        if line.get_marker() == "o"
+        for line in _gid_lines(figure3.get_axes()[0], "mean")
     }
     expected = {group: to_rgb(colour) for group, colour in palette.items()}
     assert line_colours == expected == marker_colours
@@ -455,13 +582,22 @@ def test_one_palette_colours_every_figure(figure1_drawn, figure3_drawn, study):
 
 @pytest.mark.parametrize("name", ["figure1", "figure2", "figure3"])
 def test_same_inputs_give_the_same_png_and_pdf_bytes(
-    name, tmp_path, cells, prior, pooled, drug, contrasts, study, prior_curves
+    name,
+    tmp_path,
+    cells,
+    prior,
+    pooled,
+    drug,
+    contrasts,
+    study,
+    prior_curves,
+    window_end_s,
 ):
     """Also when the caller's rcParams differ (a matplotlibrc, an earlier theme)."""
     arguments = {
         "figure1": (cells, study),
         "figure2": (cells, prior, pooled, study, prior_curves),
-        "figure3": (drug, contrasts, study),
+        "figure3": (drug, contrasts, study, window_end_s),
     }[name]
     foreign_style = {"font.size": 17, "axes.facecolor": "red", "savefig.dpi": 50}
     outputs = []

@@ -13,14 +13,17 @@ import struct
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import yaml
+from matplotlib.colors import to_rgba
 from scipy.signal import sosfiltfilt, welch
 
 from mimicry import qc_figures
 from mimicry.aggregate import aggregate
-from mimicry.devtools import job_counts, run_snakemake
+from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.filters import design_filter
 from mimicry.preprocess import (
     preprocess_recording,
@@ -30,6 +33,7 @@ from mimicry.preprocess import (
 from mimicry.recordings import read_recording
 from mimicry.simulate import simulate_participant
 from mimicry.spectra import channel_spectra, read_spectra, write_spectra
+from mimicry.tables import read_tsv
 
 PARTICIPANTS = {"sub-001": "placebo", "sub-011": "naltrexone", "sub-012": "amisulpride"}
 # The EMG level wanders (simulation.level_fluctuation: log-amplitude sd about 0.6, 5 dB
@@ -278,8 +282,9 @@ def test_reason_legend_names_every_reason_with_its_marker(figures, participants)
     figure, _ = figures[ARTIFACTS]
     table = participants[ARTIFACTS][3]
     (legend,) = figure.legends
-    reasons = sorted(table.loc[table["rejected"], "reason"].unique())
-    assert [text.get_text() for text in legend.get_texts()] == reasons
+    reasons = set(table.loc[table["rejected"], "reason"])
+    in_style_order = [r for r in qc_figures.REASON_STYLES if r in reasons]
+    assert [text.get_text() for text in legend.get_texts()] == in_style_order
     markers = {}
     for ax in figure.get_axes():
         for line in _lines(ax, "rejected"):
@@ -287,6 +292,56 @@ def test_reason_legend_names_every_reason_with_its_marker(figures, participants)
                 line.get_marker()
             )
     assert len(set(markers.values())) == len(markers) == len(reasons)
+
+
+def _drawn_reason_styles(figure):
+    """reason -> {(marker, colour)} of its heatmap markers and legend entries."""
+    drawn = {}
+    lines = [line for ax in figure.get_axes() for line in _lines(ax, "rejected")]
+    for legend in figure.legends:
+        lines += legend.legend_handles
+    for line in lines:
+        style = (line.get_marker(), to_rgba(line.get_color()))
+        drawn.setdefault(line.get_label(), set()).add(style)
+    return drawn
+
+
+def test_a_reason_has_one_marker_and_colour_for_every_participant(figures, group):
+    drawn = {p: _drawn_reason_styles(figure) for p, (figure, _) in figures.items()}
+    # The ordinary participant's trials are rejected for transients only, the flat
+    # channel's also as flat_channel: different reason sets that share a reason.
+    assert set(drawn[ORDINARY]) == {"transient"}
+    assert set(drawn[FLAT]) == {"flat_channel", "transient"}
+    expected = {
+        reason: {(marker, to_rgba(colour))}
+        for reason, (marker, colour) in qc_figures.REASON_STYLES.items()
+    }
+    for styles in drawn.values():
+        assert styles == {reason: expected[reason] for reason in styles}
+    # The group figure marks each reason's row with the same marker and colour.
+    figure, *_ = group
+    rejections = _axes(figure, "rejected trials by reason (all participants)")
+    reasons = [tick.get_text() for tick in rejections.get_yticklabels()]
+    markers = _lines(rejections, "reason_marker")
+    assert len(markers) == len(reasons) >= 2
+    for line in markers:
+        (row,) = line.get_ydata()
+        style = {(line.get_marker(), to_rgba(line.get_color()))}
+        assert style == expected[reasons[int(row)]]
+
+
+def test_every_rejection_reason_has_its_own_style():
+    schema = yaml.safe_load(
+        (PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text()
+    )
+    rejection = schema["properties"]["preprocess"]["properties"]["rejection"]
+    rules = rejection["properties"]["rules"]["items"]["enum"]
+    fixed = ["outside_recording", "flat_channel", "saturated_channel"]
+    assert set(qc_figures.REASON_STYLES) == {*fixed, *rules}
+    styles = list(qc_figures.REASON_STYLES.values())
+    assert qc_figures.UNKNOWN_REASON_STYLE not in styles
+    assert len(set(styles)) == len(styles)
+    assert len({marker for marker, _ in styles}) == len(styles)
 
 
 # Cell curves
@@ -395,8 +450,6 @@ def test_same_inputs_give_the_same_png_bytes(participants, settings, tmp_path):
 def group(participants, settings):
     """The aggregate QC table of the three participants plus one without a raw file."""
     tables = [entry[3] for entry in participants.values()]
-    import pandas as pd
-
     trials = pd.concat(tables, ignore_index=True)
     qcs = {participant: entry[4] for participant, entry in participants.items()}
     groups = {**PARTICIPANTS, "sub-013": "placebo"}
@@ -452,6 +505,32 @@ def test_group_exclusion_and_rejection_counts(group, settings):
         drawn = dict(zip(reasons, (patch.get_width() for patch in bar.patches)))
         assert drawn == {r: counts.get((r, muscle), 0) for r in reasons}
     assert sorted(reasons) == sorted(first_bin["reason"].unique())
+
+
+def test_group_figure_of_qc_tsv_keeps_ids_as_written(participants, settings, tmp_path):
+    """Ids the sample-sheet schema allows that pandas would read as numbers or as
+    missing, through qc.tsv as the aggregate rule writes it and qc_group reads it."""
+    ids = dict(zip([*PARTICIPANTS, "sub-013"], ["09", "10", "NA", "1e3"]))
+    tables, qcs = [], {}
+    for participant, entry in participants.items():
+        tables.append(entry[3].assign(participant=ids[participant]))
+        qcs[ids[participant]] = {**entry[4], "participant": ids[participant]}
+    groups = {
+        ids[p]: group for p, group in {**PARTICIPANTS, "sub-013": "placebo"}.items()
+    }
+    trials = pd.concat(tables, ignore_index=True)
+    _, _, qc_table = aggregate(trials, qcs, groups, missing=["1e3"])
+    qc_table.to_csv(tmp_path / "qc.tsv", sep="\t", index=False)
+
+    read = read_tsv(tmp_path / "qc.tsv")
+    assert set(read["participant"]) == set(ids.values())
+    figure = qc_figures.group_figure(read, qcs, settings)
+    (ax,) = [ax for ax in figure.get_axes() if ax.get_title().startswith("kept")]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == sorted(ids.values())
+    exclusions = _axes(figure, "exclusion reasons (3 participants)")
+    labels = " ".join(text.get_text() for text in exclusions.texts)
+    assert "10" in labels and "NA" in labels and "1e3" in labels
+    plt.close(figure)
 
 
 # The workflow

@@ -38,6 +38,8 @@ OTHER = {
     "study": {
         "conditions": ["Angry", "Happy", "Neutral"],
         "mimicry_contrast": ["Happy", "Angry"],
+        "title": "Mimicry in *another* study",
+        "reference": None,
     },
     "simulation": {
         **CLEAN_SIMULATION,
@@ -109,7 +111,14 @@ def contrast(config):
 
 def assert_text_follows_config(config, description, captions):
     study, preprocess = config["study"], config["preprocess"]
-    assert description == plain(methods.workflow_description(config))
+    # The front page's rst heading: the title over an underline of "=".
+    page = re.sub(r"^=+$", "", methods.workflow_description(config), flags=re.M)
+    assert description == plain(page)
+    assert description.startswith(plain(study["title"]) + " ")
+    if study["reference"]:
+        assert f"Study: {plain(study['reference'])}." in description
+    else:
+        assert "Study:" not in description and "Korb" not in description
     first, second = contrast(config)
     label = f"{first} - {second}"
     fig1 = captions["fig1.png"]
@@ -155,6 +164,7 @@ def test_default_config_gives_the_default_text(workflow_copy):
         workflow_copy, None, DEFAULT_TARGETS
     )
     assert config["study"]["mimicry_contrast"] is None
+    assert description.startswith("Reanalysis of Korb et al. (2023) Study: Korb")
     assert_text_follows_config(config, description, captions)
     assert "AngryToHappy - HappyToAngry" in captions["fig1.png"]
 
@@ -198,6 +208,14 @@ def test_other_config_changes_captions_and_names_its_contrast(workflow_copy):
     )
     ran = job_counts(dry_run.stdout + dry_run.stderr)
     assert ran == {"mixed_models": 1, "figure1": 1, "report_methods": 1}
+    # Another title and reference re-run only the front page.
+    (workflow_copy / "title.yaml").write_text(
+        yaml.safe_dump({"study": {"title": "Renamed", "reference": "Someone (2024)"}})
+    )
+    dry_run = run_snakemake(
+        workflow_copy, "-n", *OTHER_TARGETS, "--configfile", *configs, "title.yaml"
+    )
+    assert job_counts(dry_run.stdout + dry_run.stderr) == {"report_methods": 1}
 
 
 def test_the_stan_program_states_the_priors_the_methods_name():

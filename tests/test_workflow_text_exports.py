@@ -7,8 +7,18 @@ tab at the end of every line. Eight participants in two groups, three conditions
 comma-separated sample sheet and files named by a pattern. The cells the workflow
 aggregates are checked against values computed here with numpy/scipy from the samples
 written.
+
+The participant ids are of forms the sample-sheet schema allows that pandas would read
+as numbers, booleans or missing values (as real studies name their files: 09, 10, ...);
+they stay as written in every table, the posterior and the report, which is built here
+too.
 """
 
+import csv
+import json
+import re
+
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,11 +26,15 @@ import yaml
 from scipy.signal import butter, sosfiltfilt
 
 from mimicry.devtools import run_snakemake
+from mimicry.report import write_report
 
 FS = 100
 CONDITIONS = ["Happy", "Angry", "Neutral"]
 GROUPS = ["placebo", "drug"]
-PARTICIPANTS = [f"P{i:02d}" for i in range(1, 9)]
+PARTICIPANTS = ["09", "10", "007", "1e3", "NA", "nan", "True", "36"]
+# In the sample sheet without a raw file (source.missing_raw: skip): a row of qc.tsv.
+MISSING = "011"
+TITLE = "Text exports of lab 7"
 TRIALS_PER_CONDITION = 6
 SPACING_S = 10.0
 LEAD_IN_S = 3.0
@@ -53,6 +67,8 @@ def study_config():
     return {
         "participants": "lab/participants.csv",
         "study": {
+            "title": TITLE,
+            "reference": None,
             "groups": GROUPS,
             "reference_group": "placebo",
             "conditions": CONDITIONS,
@@ -63,6 +79,7 @@ def study_config():
             "kind": "local",
             "local_dir": "lab/exports",
             "file_pattern": "{group}/{participant_id}_emg.txt",
+            "missing_raw": "skip",
         },
         "recording": {
             "format": "TXT",
@@ -171,9 +188,13 @@ def test_headerless_acqknowledge_text_exports_run_the_whole_workflow(workflow_co
         write_export(path, time_s, signals, integrated, triggers)
         expected += expected_cells(participant, group, signals, onsets, order)
     sheet = pd.DataFrame(
-        {"participant_id": list(groups), "group": list(groups.values())}
+        {
+            "participant_id": [*groups, MISSING],
+            "group": [*groups.values(), GROUPS[0]],
+        }
     )
     sheet.to_csv(lab / "participants.csv", index=False)
+    assert "\nNA,placebo\n" in (lab / "participants.csv").read_text()
     (lab / "config.yaml").write_text(yaml.safe_dump(study_config()))
     # One line as the user saw it: eight fields and a trailing tab, no header.
     first_line = path.read_text().splitlines()[0]
@@ -214,3 +235,32 @@ def test_headerless_acqknowledge_text_exports_run_the_whole_workflow(workflow_co
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     assert (workflow_copy / "results/stats/lrt.tsv").exists()
     assert (workflow_copy / "results/figures/fig1.pdf").exists()
+    assert_ids_as_written(workflow_copy)
+
+
+def assert_ids_as_written(workflow_copy):
+    """Ids exactly as in the sample sheet in qc.tsv, the cells, the posterior and the
+    report, whose title is the config's."""
+    results = workflow_copy / "results"
+    with open(results / "aggregate/qc.tsv", newline="") as handle:
+        qc_rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert [(r["participant"], r["kind"]) for r in qc_rows] == [
+        (MISSING, "raw_missing")
+    ]
+    cells = pd.read_parquet(results / "aggregate/cells.parquet")
+    assert sorted(cells["participant"].unique()) == sorted(PARTICIPANTS)
+    posterior = az.from_netcdf(results / "models/drug/posterior.nc")["posterior"]
+    assert sorted(posterior["participant_a"]["participant"].values) == sorted(
+        PARTICIPANTS
+    )
+    assert (results / "qc/group.png").read_bytes().startswith(b"\x89PNG")
+
+    write_report("report.html", ("--configfile", "lab/config.yaml"), cwd=workflow_copy)
+    page = (workflow_copy / "report.html").read_text()
+    for participant in PARTICIPANTS:
+        assert f'"labels": {{"participant": "{participant}"}}' in page, participant
+    start = page.index("var workflow_desc = ") + len("var workflow_desc = ")
+    description, _ = json.JSONDecoder().raw_decode(page, start)
+    (heading,) = re.findall(r"<h1[^>]*>(.*?)</h1>", description)
+    assert heading == TITLE
+    assert "Korb" not in description

@@ -1,4 +1,5 @@
-"""Figures 1-3 of the paper, from the workflow's tables and posteriors.
+"""Figures 1-3 as Korb et al. (2023) drew them, of the study analysed, from the
+workflow's tables and posteriors.
 
 Each figure function returns the matplotlib Figure and a table of the numbers it
 plots, so the rule can save both and tests can compare the drawing with the table.
@@ -164,14 +165,58 @@ def figure1_table(cells, study):
     return _in_study_order(summary, study)
 
 
+def participants_per_panel(cells, study):
+    """Participants behind each line: muscle x condition x group -> count, 0 where a
+    group has no cells in a panel."""
+    counts = cells.groupby(["muscle", "condition", "group"], observed=True)[
+        "participant"
+    ].nunique()
+    panels = pd.MultiIndex.from_product(
+        [study["muscles"], study["conditions"], study["groups"]],
+        names=counts.index.names,
+    )
+    return counts.reindex(panels, fill_value=0)
+
+
+def group_sizes(counts, study):
+    """Each group's legend label and, when its n differs between panels, the
+    per-panel texts: (group -> label, (muscle, condition) -> text or None)."""
+    by_group = counts.groupby(level="group", sort=False)
+    uniform = {group: n.nunique() == 1 for group, n in by_group}
+    labels = {
+        group: (
+            f"{group} (n = {n.iloc[0]})"
+            if uniform[group]
+            else f"{group} (n = {n.min()}-{n.max()}, per panel)"
+        )
+        for group, n in by_group
+    }
+    texts = {
+        (muscle, condition): (
+            None
+            if all(uniform.values())
+            else "n: "
+            + ", ".join(
+                f"{group} {counts[muscle, condition, group]}"
+                for group in study["groups"]
+            )
+        )
+        for (_, muscle), (_, condition) in _cells(study)
+    }
+    return {group: labels[group] for group in study["groups"]}, texts
+
+
 @_styled
 def figure1(cells, study):
     """Facial EMG by muscle (rows), condition (columns), time and drug (lines).
 
+    The legend gives each group's participants (after exclusions, counted in
+    ``cells``); a group whose count differs between panels has it in every panel.
     Returns the figure and ``figure1_table(cells, study)``, whose means and SEMs are
     the plotted points and error bars.
     """
     table = figure1_table(cells, study)
+    labels, panel_texts = group_sizes(participants_per_panel(cells, study), study)
     palette = drug_palette(study["groups"])
     figure = plt.figure(
         figsize=(3.3 * len(study["conditions"]), 2.4 * len(study["muscles"]) + 0.6),
@@ -195,9 +240,21 @@ def figure1(cells, study):
                 capsize=2,
                 label=group,
             )
+        if panel_texts[muscle, condition]:
+            ax.text(
+                0.02,
+                0.98,
+                panel_texts[muscle, condition],
+                transform=ax.transAxes,
+                ha="left",
+                va="top",
+                fontsize="x-small",
+                gid="group_sizes",
+            )
     figure.supxlabel(TIME_LABEL, fontsize="medium")
     figure.supylabel(f"{RESPONSE_LABEL}, mean ± SEM", fontsize="medium")
-    _group_legend(figure, *axes[0, 0].get_legend_handles_labels())
+    handles, groups = axes[0, 0].get_legend_handles_labels()
+    _group_legend(figure, handles, [labels[group] for group in groups])
     return figure, table
 
 
@@ -445,13 +502,33 @@ def contrast_groups(study):
     }
 
 
-def figure3_table(drug, contrasts, study):
+def window_end_fit(drug, window_end_s):
+    """Per drug x muscle x condition: c x T (posterior mean of the rate c times the
+    response window's end T), the posterior mean of the fitted value there, mu(T) =
+    a + (b - a) exp(-c T), and whether the asymptote a lies beyond the observed
+    window (c x T < 1: less than 63% of the way from b to a by T)."""
+    posterior = drug["posterior"]
+    a, b, c = (posterior[name] for name in ("a", "b", "c"))
+    mu = a + (b - a) * np.exp(-c * window_end_s)
+    fit = xr.Dataset(
+        {
+            "c_times_window_end": c.mean(("chain", "draw")) * window_end_s,
+            "mu_window_end": mu.mean(("chain", "draw")),
+        }
+    ).to_dataframe(dim_order=["group", "muscle", "condition"])
+    fit = fit[["c_times_window_end", "mu_window_end"]].reset_index()
+    return fit.assign(beyond_window=fit["c_times_window_end"] < 1)
+
+
+def figure3_table(drug, contrasts, study, window_end_s):
     """Posterior mean and 95% HDI of each drug x muscle x condition parameter, and
     the drug - reference contrasts with their ROPE and Bayes factors, in one table.
 
     Rows of the "estimate" panel come from the drug model's posterior, rows of the
     "contrast" panel from ``contrasts`` (the workflow's contrasts.tsv), with all its
-    columns (P(in ROPE), bf01 and its MCSE, ...).
+    columns (P(in ROPE), bf01 and its MCSE, ...). The asymptote's estimate rows also
+    hold ``window_end_fit``'s columns; its contrast rows are ``beyond_window`` when
+    the drug's or the reference group's asymptote is.
     """
     posterior = drug["posterior"]
     estimates = []
@@ -468,6 +545,9 @@ def figure3_table(drug, contrasts, study):
         ).to_dataframe(dim_order=["group", "muscle", "condition"])
         estimates.append(statistics.reset_index().assign(parameter=parameter))
     estimates = pd.concat(estimates, ignore_index=True).assign(panel="estimate")
+    keys = ["group", "muscle", "condition"]
+    fit = window_end_fit(drug, window_end_s).assign(parameter="a")
+    estimates = estimates.merge(fit, on=["parameter", *keys], how="left")
     drugs = contrasts["contrast"].map(contrast_groups(study))
     if drugs.isna().any():
         unknown = sorted(set(contrasts.loc[drugs.isna(), "contrast"]))
@@ -476,7 +556,16 @@ def figure3_table(drug, contrasts, study):
             f"group '{study['reference_group']}'"
         )
     contrast_rows = contrasts.assign(panel="contrast", group=drugs)
+    beyond = fit.set_index(keys)["beyond_window"]
+    reference = contrast_rows.assign(group=study["reference_group"])
+    either = (
+        beyond.reindex(pd.MultiIndex.from_frame(contrast_rows[keys])).to_numpy()
+        | beyond.reindex(pd.MultiIndex.from_frame(reference[keys])).to_numpy()
+    )
+    contrast_rows["beyond_window"] = pd.array(either, dtype="boolean")
+    contrast_rows.loc[contrast_rows["parameter"] != "a", "beyond_window"] = pd.NA
     columns = ["panel", "parameter", "group", "contrast", "muscle", "condition"]
+    estimates["beyond_window"] = estimates["beyond_window"].astype("boolean")
     table = pd.concat([estimates, contrast_rows], ignore_index=True)
     ordered = [
         _in_study_order(
@@ -490,16 +579,19 @@ def figure3_table(drug, contrasts, study):
 
 
 @_styled
-def figure3(drug, contrasts, study):
+def figure3(drug, contrasts, study, window_end_s):
     """Drug model fixed effects (top) and drug - reference contrasts (bottom).
 
     One column per parameter (a, c); muscle x condition cells on the y-axis; a point
     at the posterior mean and a line over the 95% HDI per drug, coloured by drug (a
     contrast takes its drug's colour). Each cell's ROPE (``rope_half_width`` of
-    ``contrasts``) is shaded around 0 in the contrast panels. Returns the figure and
-    ``figure3_table``.
+    ``contrasts``) is shaded around 0 in the contrast panels. An asymptote beyond
+    the observed window (c x T < 1, T = ``window_end_s``, the response window's end)
+    is an extrapolation: its point, and that of every contrast involving it, is
+    open, and a cross with its value marks the fitted mu(T) beside it. Returns the
+    figure and ``figure3_table``.
     """
-    table = figure3_table(drug, contrasts, study)
+    table = figure3_table(drug, contrasts, study, window_end_s)
     palette = drug_palette(study["groups"])
     parameters = list(CONTRASTS.values())
     cell_labels = [
@@ -520,8 +612,10 @@ def figure3(drug, contrasts, study):
             panel: table[(table["panel"] == panel) & (table["parameter"] == parameter)]
             for panel in ("estimate", "contrast")
         }
-        _forest(estimate_ax, rows["estimate"], cell_labels, palette)
-        _forest(contrast_ax, rows["contrast"], cell_labels, palette)
+        for ax, panel in ((estimate_ax, "estimate"), (contrast_ax, "contrast")):
+            _forest(ax, rows[panel], cell_labels, palette)
+            if parameter == "a":
+                _beyond_window(ax, rows[panel], cell_labels, palette)
         estimate_ax.set_title(f"{PARAMETER_NAMES[parameter]} per drug group")
         estimate_ax.set_xlabel(parameter_label(parameter))
         contrast_ax.set_title(f"{PARAMETER_NAMES[parameter]}: drug − {reference}")
@@ -536,6 +630,12 @@ def figure3(drug, contrasts, study):
     ]
     handles.append(Patch(color="0.88", label="ROPE"))
     _group_legend(figure, handles, [handle.get_label() for handle in handles])
+    if table["beyond_window"].any():
+        figure.legend(
+            handles=_beyond_window_handles(window_end_s),
+            loc="outside lower center",
+            frameon=False,
+        )
     return figure, table
 
 
@@ -559,25 +659,100 @@ def _rope_bands(ax, rows, cell_labels):
     )
 
 
+def _row_positions(rows, cell_labels):
+    """Y of each row of figure3_table in a forest panel: its cell, dodged by group."""
+    offsets = _dodge(list(dict.fromkeys(rows["group"])), width=0.45)
+    position = {label: index for index, label in enumerate(cell_labels)}
+    cells = _cell_label(rows["muscle"], rows["condition"])
+    return cells.map(position) + rows["group"].map(offsets)
+
+
 def _forest(ax, rows, cell_labels, palette):
     """Mean (point) and 95% HDI (line) per group, dodged within each cell."""
-    groups = list(dict.fromkeys(rows["group"]))
-    offsets = _dodge(groups, width=0.45)
-    position = {label: index for index, label in enumerate(cell_labels)}
-    for group in groups:
-        series = rows[rows["group"] == group]
-        cells = _cell_label(series["muscle"], series["condition"])
-        y = cells.map(position) + offsets[group]
-        ax.hlines(y, series["hdi_low"], series["hdi_high"], color=palette[group])
+    y = _row_positions(rows, cell_labels)
+    for group, series in rows.groupby("group", sort=False):
+        ax.hlines(
+            y[series.index], series["hdi_low"], series["hdi_high"], color=palette[group]
+        )
         ax.plot(
             series["mean"],
-            y,
+            y[series.index],
             linestyle="",
             marker="o",
             markersize=4,
             color=palette[group],
             label=group,
+            gid="mean",
         )
+
+
+def _beyond_window(ax, rows, cell_labels, palette):
+    """Open points over the rows whose asymptote lies beyond the observed window; for
+    estimates also a cross at the fitted mu(T) and its value."""
+    y = _row_positions(rows, cell_labels)
+    flagged = rows[rows["beyond_window"].fillna(False).astype(bool)]
+    for group, series in flagged.groupby("group", sort=False):
+        ax.plot(
+            series["mean"],
+            y[series.index],
+            linestyle="",
+            marker="o",
+            markersize=4,
+            markerfacecolor="white",
+            markeredgecolor=palette[group],
+            zorder=3,
+            gid="beyond_window",
+        )
+        if series["mu_window_end"].isna().all():  # contrasts: no fit of their own
+            continue
+        ax.plot(
+            series["mu_window_end"],
+            y[series.index],
+            linestyle="",
+            marker="x",
+            markersize=3.5,
+            color=palette[group],
+            gid="window_end",
+        )
+        for index, row in series.iterrows():
+            ax.annotate(
+                f"μ(T) = {row['mu_window_end']:.2g}",
+                xy=(max(row["hdi_high"], row["mu_window_end"]), y[index]),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=5,
+                color=palette[group],
+                gid="window_end_value",
+            )
+
+
+def _beyond_window_handles(window_end_s):
+    note = (
+        f"asymptote beyond the observed window: c·T < 1, T = {window_end_s:g} s "
+        "(end of the response window), an extrapolation"
+    )
+    return [
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="o",
+            markersize=4,
+            markerfacecolor="white",
+            markeredgecolor=NEUTRAL_COLOUR,
+            label=note,
+        ),
+        Line2D(
+            [],
+            [],
+            linestyle="",
+            marker="x",
+            markersize=3.5,
+            color=NEUTRAL_COLOUR,
+            label="μ(T) = a + (b − a) exp(−c·T), the fit at the window's end",
+        ),
+    ]
 
 
 SENSITIVITY_METHOD_LABELS = {

@@ -14,13 +14,11 @@ written here, so that the rst files only place them:
 Imported while Snakemake builds the DAG, so it imports nothing heavy.
 """
 
+import unicodedata
+
 from mimicry.sensitivity import effect_target
 from mimicry.study import contrast_label, mimicry_contrast
 
-PAPER = (
-    "Korb et al. (2023), *Facial mimicry is not modulated by dopamine D2/3 and opioid "
-    "receptor antagonism* (Psychopharmacology 240:2081-2091)"
-)
 RESPONSE_UNITS = {
     "log_ratio": "log ratio to baseline",
     "difference": "difference to baseline (uV)",
@@ -62,7 +60,7 @@ CAPTIONS = {
         "second",
     ),
     "fig2": ("response", "likelihood"),
-    "fig3": ("reference_group", "rope", "likelihood"),
+    "fig3": ("reference_group", "rope", "likelihood", "window_end"),
     "stats": ("frequentist",),
     "sensitivity": ("sensitivity",),
     "model_summary": ("bayesian",),
@@ -287,6 +285,7 @@ def terms(config):
         "first": first,
         "second": second,
         "likelihood": LIKELIHOODS[config["models"]["likelihood"]],
+        "window_end": f"{config['preprocess']['response_s'][1]:g} s",
         "rope": rope(config),
         "curve_priors": curve_priors(),
         "frequentist": frequentist(config),
@@ -305,15 +304,33 @@ def caption_terms(config, caption):
     return {name: available[name] for name in CAPTIONS[caption]}
 
 
+def heading(title):
+    """A reStructuredText section title: the text over an underline as wide."""
+    width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in title)
+    return f"{title}\n{'=' * width}"
+
+
 def workflow_description(config):
-    """The report's front page (reStructuredText): data, design and methods."""
+    """The report's front page (reStructuredText): its title (study.title), the
+    study's reference (study.reference), data, design and methods."""
     study = config["study"]
     first, second = mimicry_contrast(study)
     others = [g for g in study["groups"] if g != study["reference_group"]]
     preprocess = config["preprocess"]
+    source = config["source"]
+    sheet = (
+        f"{source['bids']['root']}/participants.tsv"
+        if source["kind"] == "bids"
+        else config["participants"]
+    )
+    data = f"{sheet} (source: {source['kind']})"
     paragraphs = [
-        f"Reanalysis of {PAPER}, on {config['participants']} (source: "
-        f"{config['source']['kind']}).",
+        heading(study["title"]),
+        (
+            f"Study: {study['reference']}. Data: {data}."
+            if study["reference"]
+            else f"Data: {data}."
+        ),
         f"Design: drug groups {words(others)} against the reference group "
         f"{study['reference_group']}; stimulus conditions {words(study['conditions'])}; "
         f"muscles {words(study['muscles'])}. The mimicry contrast is "

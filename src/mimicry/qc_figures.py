@@ -5,7 +5,9 @@ The participant figure shows, for one recording, what preprocessing did and foun
 - per channel, the Welch spectrum of the raw and of the filtered signal, with the
   band-pass edges and every mains frequency actually notched marked;
 - per muscle and condition, the trials x bins matrix of response values (heatmap),
-  each rejected trial marked at its row with one marker per rejection reason;
+  each rejected trial marked at its row with its rejection reason's marker and colour
+  (``REASON_STYLES``: fixed per reason, the same for every participant and in the
+  group figure);
 - per muscle, the participant's cell curves: the mean over kept trials per bin and
   condition.
 
@@ -23,6 +25,7 @@ metadata, so the same inputs give the same bytes: the method of
 `mimicry.figures` loads ArviZ, xarray and seaborn, more than a second per job.
 """
 
+import logging
 import textwrap
 
 import matplotlib
@@ -34,6 +37,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import offset_copy  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 PNG_DPI = 90
 # Fixed metadata so that the same inputs give the same bytes (as mimicry.figures).
@@ -58,17 +64,18 @@ NOTCH_COLOUR = "C2"
 HEATMAP_CMAP = "RdBu_r"
 # Colour limits of the heatmaps: this quantile of |value| over kept trials.
 HEATMAP_QUANTILE = 0.99
-# Marker and colour per rejection reason, assigned in alphabetical order of reasons.
-REASON_STYLES = (
-    ("o", "black"),
-    ("s", "C1"),
-    ("^", "C4"),
-    ("D", "C5"),
-    ("v", "C6"),
-    ("P", "C8"),
-    ("X", "C9"),
-    ("*", "C7"),
-)
+# One marker and colour per rejection reason (mimicry.preprocess), the same for every
+# participant and in every QC figure; C0-C3 mark muscles, notches and exclusions.
+REASON_STYLES = {
+    "outside_recording": ("X", "0.45"),
+    "flat_channel": ("v", "C6"),
+    "saturated_channel": ("^", "C4"),
+    "transient": ("o", "black"),
+    "baseline": ("s", "C5"),
+    "condition_outlier": ("D", "C9"),
+}
+# A reason missing above (a rule added later) still draws, in grey, and is logged.
+UNKNOWN_REASON_STYLE = ("*", "0.6")
 EXCLUDED_COLOUR = "C3"
 VALUE_LABELS = {
     "log_ratio": "log ratio to baseline",
@@ -96,6 +103,29 @@ def _few_ticks(ax, x=True, y=True):
         ax.xaxis.set_major_locator(MaxNLocator(MAX_TICKS))
     if y:
         ax.yaxis.set_major_locator(MaxNLocator(MAX_TICKS))
+
+
+def reason_styles(reasons):
+    """reason -> (marker, colour) from REASON_STYLES, in its order, for the reasons
+    given; a reason it lacks gets UNKNOWN_REASON_STYLE and a warning."""
+    reasons = sorted(set(reasons), key=reason_order)
+    unknown = [reason for reason in reasons if reason not in REASON_STYLES]
+    if unknown:
+        log.warning(
+            "rejection reasons %s have no style in mimicry.qc_figures.REASON_STYLES: "
+            "drawn as %s",
+            unknown,
+            UNKNOWN_REASON_STYLE,
+        )
+    return {
+        reason: REASON_STYLES.get(reason, UNKNOWN_REASON_STYLE) for reason in reasons
+    }
+
+
+def reason_order(reason):
+    """Sort key: REASON_STYLES' order, then reasons it lacks alphabetically."""
+    known = list(REASON_STYLES)
+    return (known.index(reason), "") if reason in known else (len(known), reason)
 
 
 def save_png(figure, png_path, dpi=PNG_DPI):
@@ -215,7 +245,7 @@ def heatmap_limit(columns):
     return 1.0
 
 
-def _heatmap_panel(ax, columns, muscle, condition, limit, reason_styles):
+def _heatmap_panel(ax, columns, muscle, condition, limit, styles):
     trials, centres, values, reasons = trial_matrix(columns, muscle, condition)
     ax.set_xlabel(TIME_LABEL)
     if not len(trials):
@@ -240,7 +270,7 @@ def _heatmap_panel(ax, columns, muscle, condition, limit, reason_styles):
     )
     ax.set_xlim(centres[0] - width, centres[-1] + width / 2)
     marker_x = centres[0] - 0.75 * width
-    for reason, (marker, colour) in reason_styles.items():
+    for reason, (marker, colour) in styles.items():
         rows = np.flatnonzero(reasons == reason)
         if rows.size:
             ax.plot(
@@ -381,14 +411,11 @@ def participant_figure(spectra, table, qc, settings):
         )
 
     limit = heatmap_limit(columns)
-    reasons = sorted(set(columns["reason"][columns["rejected"]].tolist()))
-    reason_styles = dict(zip(reasons, REASON_STYLES * len(reasons)))
+    styles = reason_styles(columns["reason"][columns["rejected"]].tolist())
     images = []
     for index, (muscle, condition) in enumerate(cells):
         ax = figure.add_subplot(grid[1, index])
-        images.append(
-            _heatmap_panel(ax, columns, muscle, condition, limit, reason_styles)
-        )
+        images.append(_heatmap_panel(ax, columns, muscle, condition, limit, styles))
         if index == 0:
             ax.set_ylabel("trial")
     images = [image for image in images if image is not None]
@@ -406,10 +433,10 @@ def participant_figure(spectra, table, qc, settings):
         _curves_panel(ax, columns, muscle, conditions, value_label, legend)
         curve_axes.append(ax)
 
-    if reason_styles:
+    if styles:
         handles = [
             Line2D([], [], linestyle="", marker=marker, color=colour, label=reason)
-            for reason, (marker, colour) in reason_styles.items()
+            for reason, (marker, colour) in styles.items()
         ]
         figure.legend(
             handles=handles,
@@ -481,7 +508,7 @@ def rejection_counts(qc_table, muscles):
     totals = rejected.groupby(["reason", "muscle"])["count"].sum()
     return {
         reason: [int(totals.get((reason, muscle), 0)) for muscle in muscles]
-        for reason in sorted(rejected["reason"].unique())
+        for reason in sorted(rejected["reason"].unique(), key=reason_order)
     }
 
 
@@ -590,6 +617,24 @@ def group_figure(qc_table, qcs, settings):
             gid="rejections",
         )
     rejection_ax.set_yticks(range(len(reasons)), list(reasons))
+    # Each reason's marker, as in the participants' figures, left of its label's row.
+    rejection_ax.tick_params(axis="y", length=0, pad=10)
+    at_axis = offset_copy(
+        rejection_ax.get_yaxis_transform(), figure, x=-5, units="points"
+    )
+    for index, (marker, colour) in enumerate(reason_styles(reasons).values()):
+        rejection_ax.plot(
+            0,
+            index,
+            linestyle="",
+            marker=marker,
+            markersize=4.5,
+            color=colour,
+            markeredgecolor="none",
+            transform=at_axis,
+            clip_on=False,
+            gid="reason_marker",
+        )
     rejection_ax.invert_yaxis()
     rejection_ax.set_xlabel("rejected trial x muscle")
     rejection_ax.set_title("rejected trials by reason (all participants)")
@@ -602,12 +647,12 @@ def write_group_figure(qc_table_path, qc_paths, png_path, settings):
     """Read results/aggregate/qc.tsv and the participants' QC reports; write the figure."""
     import json
 
-    import pandas as pd
+    from mimicry.tables import read_tsv
 
     qcs = {}
     for path in qc_paths:
         with open(path) as handle:
             qc = json.load(handle)
         qcs[qc["participant"]] = qc
-    qc_table = pd.read_csv(qc_table_path, sep="\t")
+    qc_table = read_tsv(qc_table_path)
     save_png(group_figure(qc_table, qcs, settings), png_path)

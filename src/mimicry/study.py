@@ -16,7 +16,8 @@ class ConfigError(ValueError):
 
 
 def read_sample_sheet(path):
-    """Read the sample sheet with every column as text (ids like 007 stay 007).
+    """Read the sample sheet with every column as text (ids like 007 or NA stay as
+    written).
 
     Comma-separated when the name ends in .csv, tab-separated otherwise; formats and
     checksums are lower-cased (EDF is edf).
@@ -30,8 +31,13 @@ def read_sample_sheet(path):
     _check_sheet_fields(path, separator)
     # index_col=False: pandas would otherwise make a first column of ids the index
     # of rows with one field more than the header, shifting every other column.
-    sheet = pd.read_csv(path, sep=separator, dtype=str, comment="#", index_col=False)
-    sheet.columns = sheet.columns.str.strip()
+    options = {"sep": separator, "dtype": str, "comment": "#", "index_col": False}
+    sheet = pd.read_csv(path, **options)
+    # Ids as written: NA, nan or None is an id there, not a missing value.
+    verbatim = pd.read_csv(path, keep_default_na=False, na_values=[""], **options)
+    sheet.columns = verbatim.columns = sheet.columns.str.strip()
+    if "participant_id" in sheet:
+        sheet["participant_id"] = verbatim["participant_id"]
     sheet = sheet.apply(lambda column: column.str.strip())
     for column in ("format", "sha256"):
         if column in sheet:
@@ -396,10 +402,24 @@ def contrast_label(contrast):
     return f"{first} - {second}"
 
 
+# Keys of the study section that only the report's front page reads.
+DESCRIPTION_KEYS = ("title", "reference")
+
+
+def study_settings(study):
+    """study without its title and reference, for every step but the report's front
+    page: renaming the report must not re-run an analysis."""
+    return {key: value for key, value in study.items() if key not in DESCRIPTION_KEYS}
+
+
 def study_design(study):
-    """study without mimicry_contrast, for the steps that never read it: changing the
-    contrast must not re-run preprocessing or sampling."""
-    return {key: value for key, value in study.items() if key != "mimicry_contrast"}
+    """study_settings without mimicry_contrast, for the steps that never read it:
+    changing the contrast must not re-run preprocessing or sampling."""
+    return {
+        key: value
+        for key, value in study_settings(study).items()
+        if key != "mimicry_contrast"
+    }
 
 
 def _check_simulation(simulation, study, participant_ids):

@@ -128,6 +128,11 @@ def study_design():
     return study.study_design(config["study"])
 
 
+def study_settings():
+    """config's study without what only the report's front page reads."""
+    return study.study_settings(config["study"])
+
+
 def simulation_config():
     keys = ("seed", "study", "channels")
     # keep_raw decides what happens to the files, not what they hold.
@@ -230,6 +235,7 @@ def sensitivity_settings():
     preprocessing or figures) does not re-run the sweep."""
     sections = ("seed", "study", "simulation", "frequentist", "models", "stan")
     return {key: config[key] for key in sections} | {
+        "study": study_settings(),
         "stan": sampler_settings(),
         "sensitivity": config["sensitivity"],
     }
@@ -272,7 +278,7 @@ def multiverse_universe_settings(wildcards):
     settings = {
         "universe": dataclasses.asdict(MULTIVERSE[wildcards.universe]),
         "groups": participants["group"].to_dict(),
-        "study": config["study"],
+        "study": study_settings(),
         "random_effects": config["frequentist"]["random_effects"],
         "data": {key: config[key] for key in ("channels", "recording", "source")},
     }

@@ -84,6 +84,7 @@ rule figure3:
         runtime=10,
     params:
         study=study_design(),
+        window_end_s=config["preprocess"]["response_s"][1],
         methods=methods.caption_terms(config, "fig3"),
     script:
         "../scripts/figure3.py"

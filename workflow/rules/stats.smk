@@ -49,7 +49,7 @@ rule mixed_models:
         mem_mb=4000,
         runtime=30,
     params:
-        study=config["study"],
+        study=study_settings(),
         random_effects=config["frequentist"]["random_effects"],
         methods=methods.caption_terms(config, "stats"),
     script:
