@@ -12,13 +12,14 @@ study under --config (by default the quick study exported at 100 Hz with the sam
 config/lowrate.yaml), synthesised into a scratch directory and read back by the
 workflow's reader; participants given a flaw are left out. Noise: stationary Gaussian
 white noise at the real rate, the floor of every statistic. All three go through the
-workflow's own filter (mimicry.preprocess.Rectified), windows (EpochWindows), transient
-statistic (transient_deviations) and spectra (mimicry.spectra.channel_spectra).
+workflow's own filter (mimicry.preprocess.Rectified), windows and transient statistic
+(mimicry.epochs: EpochWindows, window_deviations) and spectra
+(mimicry.spectra.channel_spectra).
 
 Prints one row per statistic:
 - window ratios up / down: each transient_window_s window's mean rectified amplitude
   over the median of the windows within transient_context_s on either side
-  (transient_deviations, asked about one window at a time); per trial x muscle the
+  (window_deviations); per trial x muscle the
   largest ratio upwards, and the largest downwards as 1/ratio, over baseline start to
   response end; quantiles over trials x muscles. The simulated study's are also given
   without the trial x muscle pairs that hold an injected artifact.
@@ -50,12 +51,11 @@ import pandas as pd
 
 from mimicry.bayes.synthetic import balanced_participants
 from mimicry.devtools import PROJECT_ROOT
+from mimicry.epochs import EpochWindows, window_deviations
 from mimicry.preprocess import (
-    EpochWindows,
     Rectified,
     preprocess_recording,
     read_participant_recording,
-    transient_deviations,
 )
 from mimicry.recordings import Recording
 from mimicry.simulate import simulate_participant
@@ -74,30 +74,11 @@ NOISE_SPACING_S = 10.0
 REAL_MAINS_HZ = 50.0
 
 
-def window_deviations(prefix, onsets, options, sampling_rate_hz):
-    """(muscle, trial, window) log ratio of every window from baseline start to response
-    end to the median around it: transient_deviations asked about one window at a time
-    (it gives the worst window only)."""
-    width = options["rejection"]["transient_window_s"]
-    first, last = options["baseline_s"][0], options["response_s"][1]
-    columns = []
-    for index in range(round((last - first) / width)):
-        start = first + index * width
-        single = options | {
-            "baseline_s": [start, start],
-            "response_s": [start, start + width],
-        }
-        columns.append(
-            transient_deviations(prefix, onsets, single, sampling_rate_hz)[0]
-        )
-    return np.stack(columns, axis=-1)
-
-
 def recording_statistics(recording, options, conditions, artifact_pairs=None):
     """The statistics of one recording: per-trial arrays and per-channel values."""
     rectified = Rectified(recording, options)
     fs, onsets = recording.sampling_rate_hz, recording.onset_samples
-    deviations = window_deviations(rectified.prefix, onsets, options, fs)
+    deviations = window_deviations(rectified.prefix, onsets, options, fs)[0]
     windows = EpochWindows(options, fs)
     baseline, bins, _ = windows.means(rectified.prefix, onsets)
     log_baseline = np.log(baseline)
