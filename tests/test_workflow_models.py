@@ -53,12 +53,25 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
     participant_level = quick_config["models"]["diagnostics"]["participant_level"]
     assert f"models.diagnostics.participant_level: {participant_level}" in report
 
-    # The participant simulated with artifacts in most trials is warned about.
+    # The participant simulated with artifacts in most trials is warned about, and
+    # the flawed participants' share of the study (2 of 12) is a study-wide warning.
     warnings = pd.read_csv(
         workflow_copy / "results" / "aggregate" / "warnings.tsv", sep="\t", dtype=str
     )
-    flawed = quick_config["simulation"]["flawed_participants"]["too_few_trials"]
-    assert set(warnings["participant"]) == set(flawed)
+    flaws = quick_config["simulation"]["flawed_participants"]
+    study_wide = warnings[warnings["participant"].isna()]
+    assert set(warnings["participant"].dropna()) == set(flaws["too_few_trials"])
+    n_flawed = sum(len(participants) for participants in flaws.values())
+    n_participants = len(
+        pd.read_csv(workflow_copy / quick_config["participants"], sep="\t")
+    )
+    assert n_flawed > quick_config["preprocess"]["warn_excluded_share"] * n_participants
+    assert len(study_wide) == 1
+    assert (
+        study_wide["reason"]
+        .iloc[0]
+        .startswith(f"{n_flawed} of {n_participants} participants excluded")
+    )
 
     no_op = run_snakemake(workflow_copy, "-n", *QUICK)
     assert "Nothing to be done" in no_op.stdout + no_op.stderr
