@@ -193,6 +193,7 @@ def _missing_participants(missing, groups):
 
 
 def _participant_warnings(qcs, groups):
+    # A multiverse universe's QC (preprocess.UNIVERSE_QC_KEYS) carries no warnings.
     rows = [
         {
             "participant": p,
