@@ -9,6 +9,8 @@ results/benchmarks/; the report is written without them:
 Snakemake renders the captions from the config it is given (and the rule params
 derived from it), so pass the run's config files, e.g. ``--configfile
 config/quick.yaml``; ``make run CONFIG=...`` does so for both the run and the report.
+A config file that is a YTE template (it runs Python when read) is refused unless
+``--allow-yte`` is given (mimicry.config_files).
 """
 
 import re
@@ -16,6 +18,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from mimicry.config_files import (
+    ALLOW_YTE_FLAG,
+    YteRefused,
+    configfiles_in_args,
+    refuse_yte,
+)
 
 TIMING_CHARTS = ("timeline_spec", "runtimes_spec")
 
@@ -46,5 +55,16 @@ def write_report(path, snakemake_args=(), cwd=None):
         path.write_text(strip_timings(raw.read_text()))
 
 
+def main(argv):
+    """python -m mimicry.report OUT [--allow-yte] [snakemake options ...]"""
+    out, snakemake_args = argv[0], [arg for arg in argv[1:] if arg != ALLOW_YTE_FLAG]
+    if ALLOW_YTE_FLAG not in argv:
+        try:
+            refuse_yte(configfiles_in_args(snakemake_args), "mimicry.report")
+        except YteRefused as error:
+            sys.exit(f"mimicry.report: {error}")
+    write_report(out, snakemake_args)
+
+
 if __name__ == "__main__":
-    write_report(sys.argv[1], sys.argv[2:])
+    main(sys.argv[1:])

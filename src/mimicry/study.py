@@ -485,19 +485,20 @@ def validate_config(config, schema_path):
     validate(config, str(schema_path))
 
 
-def load_config(*paths):
+def load_config(*paths, allow_yte=False):
     """The configuration a workflow run with these config files sees, defaults filled.
 
     For code outside Snakemake (tests, benchmarks); the workflow itself validates in
-    workflow/rules/common.smk.
+    workflow/rules/common.smk. A YTE template among paths is refused (YteRefused)
+    unless allow_yte.
     """
-    import yaml
     from snakemake.utils import update_config
+
+    from mimicry.config_files import read_config_file
 
     config = {}
     for path in paths:
-        with open(path) as handle:
-            update_config(config, yaml.safe_load(handle) or {})
+        update_config(config, read_config_file(path, allow_yte))
     validate_config(config, SCHEMA_DIR / "config.schema.yaml")
     return config
 

@@ -67,6 +67,7 @@ from mimicry.asymptotic import bin_sample_times, binned_log_ratio
 from mimicry.bayes.data import SERIES_KEYS
 from mimicry.logs import configure_logging
 from mimicry.simulate import ONSET_JITTER_S
+from mimicry.config_files import add_allow_yte_argument
 from mimicry.study import ConfigError, load_config
 
 log = logging.getLogger("mimicry.study_like_mine")
@@ -360,11 +361,12 @@ def main():
         default=[],
         help=f"your study's config files, on top of {DEFAULT_CONFIG} (as in make run)",
     )
+    add_allow_yte_argument(parser)
     arguments = parser.parse_args()
     configure_logging()
     config_files = [DEFAULT_CONFIG, *arguments.configfile]
     try:
-        config = load_config(*config_files)
+        config = load_config(*config_files, allow_yte=arguments.allow_yte)
         cells = read_cells(arguments.cells)
         check_design(cells, config, config_files)
     except ConfigError as error:

@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -58,9 +59,10 @@ from mimicry.bayes.synthetic import (  # noqa: E402
     balanced_participants,
     synthetic_cells,
 )
+from mimicry.config_files import add_allow_yte_argument  # noqa: E402
 from mimicry.devtools import PROJECT_ROOT  # noqa: E402
 from mimicry.figures import STYLE, save_figure  # noqa: E402
-from mimicry.study import load_config  # noqa: E402
+from mimicry.study import ConfigError, load_config  # noqa: E402
 
 # Named, not __name__: run as `python -m` the module is __main__.
 log = logging.getLogger("mimicry.bayes.sbc")
@@ -453,12 +455,17 @@ def main(argv=None):
         default=PROJECT_ROOT / "config" / "config.yaml",
         help="study (groups, muscles, conditions) and the simulator's bins",
     )
+    add_allow_yte_argument(parser)
     arguments = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
     # The project's progress lines, not those of its libraries (e.g. fontTools).
     logging.getLogger("mimicry").setLevel(logging.INFO)
+    try:
+        config = load_config(arguments.configfile, allow_yte=arguments.allow_yte)
+    except ConfigError as error:
+        sys.exit(f"sbc: {error}")
     result = run_sbc(
-        load_config(arguments.configfile),
+        config,
         arguments.replicates,
         arguments.seed,
         participants_per_group=arguments.participants_per_group,
