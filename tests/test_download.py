@@ -253,6 +253,8 @@ def test_refused_connection_is_retried_then_reported(destination):
     [
         ("ftp://example.org/sub-007.edf", None, "scheme 'ftp'"),
         ("file:///etc/passwd", None, "scheme 'file'; only http and https"),
+        ("127.0.0.1/sub-007.edf", None, "has no scheme"),
+        ("http:///sub-007.edf", None, "has no host"),
         ("SERVER/sub-007.edf", "d41d8cd98f00b204e9800998ecf8427e", "64 hexadecimal"),
     ],
 )

@@ -105,13 +105,18 @@ def redact_url(url):
 
 def scheme_problem(url):
     """Why url may not be fetched (its scheme is not http or https), or None."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in SCHEMES:
+    allowed = f"only {' and '.join(SCHEMES)} urls are downloaded"
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        return f"url {redact_url(url)} cannot be read ({error}); {allowed}"
+    scheme = parts.scheme.lower()
+    if scheme in SCHEMES and parts.hostname:
         return None
-    return (
-        f"url {redact_url(url)} has the scheme '{scheme}'; only "
-        f"{' and '.join(SCHEMES)} urls are downloaded"
-    )
+    what = f"the scheme '{scheme}'" if scheme else "no scheme"
+    if scheme in SCHEMES:
+        what = "no host"
+    return f"url {redact_url(url)} has {what}; {allowed}"
 
 
 class _RefusedRedirect(DownloadError):
@@ -141,7 +146,7 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
             if problem is not None:
                 fp.close()
                 raise _RefusedRedirect(
-                    f"{redact_url(req.full_url)} redirected (HTTP {code}) to a {problem}"
+                    f"{redact_url(req.full_url)} redirected (HTTP {code}) elsewhere: {problem}"
                 )
         return super().http_error_302(req, fp, code, msg, headers)
 
