@@ -2,10 +2,14 @@
 
 Each path maps to a Route: the body to serve (with its Content-Type, with or without a
 Content-Length) and how many of the first requests to answer with 429 (with a
-Retry-After when given), with 500, to cut mid-body or to stall mid-body. Range requests
-are honoured (206) unless the route says otherwise; unknown paths get 404. Every request is recorded, so
-tests can count retries and check the Range headers the client sent.
+Retry-After when given), with 500, to cut mid-body or to stall mid-body. A route may
+redirect (302) instead, or ask for a query string (else 403) or HTTP basic credentials
+(else 401). Range requests are honoured (206) unless the route says otherwise; unknown
+paths get 404. Every request is recorded (its path without the query), so tests can
+count retries and check the Range and Authorization headers the client sent.
 """
+
+import base64
 
 import re
 import socket
@@ -31,6 +35,9 @@ class Route:
     # Without a Content-Length the body ends where the connection closes, so a cut
     # looks like a complete body to the client.
     content_length: bool = True
+    redirect_to: str | None = None  # answer 302 with this Location
+    query: str | None = None  # the query string the request must carry
+    credentials: str | None = None  # "user:password" of HTTP basic authentication
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Request:
     path: str
     range: str | None
     arrived_s: float  # time.monotonic() when the server read it
+    authorization: str | None = None
 
 
 class ScriptedHTTPServer(ThreadingHTTPServer):
@@ -71,10 +79,11 @@ class ScriptedHTTPServer(ThreadingHTTPServer):
         with self._lock:
             return [request for request in self.requests if request.path == path]
 
-    def _record(self, path, range_header):
+    def _record(self, path, range_header, authorization):
         """Record a request; return its route (None: unknown) and its scripted fate."""
         with self._lock:
-            self.requests.append(Request(path, range_header, time.monotonic()))
+            arrived_s = time.monotonic()
+            self.requests.append(Request(path, range_header, arrived_s, authorization))
             route = self.routes.get(path)
             if route is None:
                 return None, None
@@ -90,9 +99,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         range_header = self.headers.get("Range")
-        route, fate = self.server._record(self.path, range_header)
+        authorization = self.headers.get("Authorization")
+        path, _, query = self.path.partition("?")
+        route, fate = self.server._record(path, range_header, authorization)
         if route is None:
             self.send_error(404)
+            return
+        if route.query is not None and query != route.query:
+            self.send_error(403)
+            return
+        if route.credentials is not None:
+            expected = base64.b64encode(route.credentials.encode()).decode()
+            if authorization != f"Basic {expected}":
+                self.send_error(401)
+                return
+        if route.redirect_to is not None:
+            self.send_response(302)
+            self.send_header("Location", route.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if fate == "throttles":
             self.send_response(429)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import time
 import zipfile
 
@@ -21,6 +22,7 @@ from mimicry.download import (
     download,
     extract_member,
     marker_path,
+    redact_url,
     sha256_of,
 )
 
@@ -95,18 +97,11 @@ def test_checksum_comparison_ignores_letter_case(server, body, destination):
     assert destination.read_bytes() == body
 
 
-@pytest.mark.parametrize("scheme", ["http", "file"])
 def test_checksum_mismatch_names_everything_and_leaves_nothing(
-    scheme, server, body, destination, tmp_path
+    server, body, destination
 ):
-    if scheme == "http":
-        server.routes["/sub-007.edf"] = Route(body)
-        url = server.url("/sub-007.edf")
-    else:
-        local = tmp_path / "source" / "sub-007.edf"
-        local.parent.mkdir()
-        local.write_bytes(body)
-        url = local.as_uri()
+    server.routes["/sub-007.edf"] = Route(body)
+    url = server.url("/sub-007.edf")
     expected = digest(b"another recording")
 
     with pytest.raises(DownloadError) as raised:
@@ -253,32 +248,13 @@ def test_refused_connection_is_retried_then_reported(destination):
     assert_nothing_published(destination)
 
 
-def test_file_url_copies_the_local_file(tmp_path, body, destination):
-    local = tmp_path / "export dir" / "sub-007.edf"
-    local.parent.mkdir()
-    local.write_bytes(body)
-
-    download(local.as_uri(), destination, sha256=digest(body), participant=PARTICIPANT)
-
-    assert destination.read_bytes() == body
-    assert local.read_bytes() == body
-
-
-def test_missing_local_file_names_participant_and_url(tmp_path, destination):
-    url = (tmp_path / "nowhere.edf").as_uri()
-
-    with pytest.raises(DownloadError, match="No such file") as raised:
-        download(url, destination, participant=PARTICIPANT)
-
-    assert PARTICIPANT in str(raised.value)
-    assert url in str(raised.value)
-    assert_nothing_published(destination)
-
-
 @pytest.mark.parametrize(
     ("url", "sha256", "complaint"),
     [
         ("ftp://example.org/sub-007.edf", None, "scheme 'ftp'"),
+        ("file:///etc/passwd", None, "scheme 'file'; only http and https"),
+        ("127.0.0.1/sub-007.edf", None, "has no scheme"),
+        ("http:///sub-007.edf", None, "has no host"),
         ("SERVER/sub-007.edf", "d41d8cd98f00b204e9800998ecf8427e", "64 hexadecimal"),
     ],
 )
@@ -485,7 +461,7 @@ def test_cut_body_without_content_length_is_not_published(
 
 
 @pytest.mark.parametrize("kind", ["edf", "bdf"])
-def test_truncated_or_padded_local_recording_is_not_published(kind, tmp_path):
+def test_truncated_or_padded_recording_is_not_published(kind, server, tmp_path):
     body = write_biosignal(tmp_path / f"source.{kind}", kind).read_bytes()
     destination = tmp_path / "raw" / f"sub-007.{kind}"
     for broken, complaint in [
@@ -494,11 +470,11 @@ def test_truncated_or_padded_local_recording_is_not_published(kind, tmp_path):
         (body[:100], "shorter than an"),
         (body[:236] + b"-1      " + body[244:], "-1 data records"),
     ]:
-        local = tmp_path / f"broken.{kind}"
-        local.write_bytes(broken)
+        server.routes[f"/broken.{kind}"] = Route(broken)
+        url = server.url(f"/broken.{kind}")
         with pytest.raises(DownloadError, match=complaint) as raised:
-            download(local.as_uri(), destination, participant=PARTICIPANT)
-        assert local.as_uri() in str(raised.value)
+            download(url, destination, participant=PARTICIPANT, **FAST)
+        assert url in str(raised.value)
         assert_not_trusted(destination)
 
 
@@ -589,7 +565,7 @@ def little_endian(raw):
     [(0.0, "while decompressing data"), (0.5, "Bad CRC-32")],
 )
 def test_damaged_member_is_a_download_error_naming_member_and_archive(
-    share, complaint, archive, tmp_path
+    share, complaint, archive, server, tmp_path
 ):
     damage_member(archive, "study/sub-002.edf", share)
     destination = tmp_path / "raw" / "sub-002.edf"
@@ -603,8 +579,9 @@ def test_damaged_member_is_a_download_error_naming_member_and_archive(
 
     # Downloading that archive without a sha256 reads every member and refuses it.
     copy = tmp_path / "download" / "study.zip"
+    server.routes["/study.zip"] = Route(archive.read_bytes())
     with pytest.raises(DownloadError, match="member 'study/sub-002.edf'"):
-        download(archive.as_uri(), copy, participant="study archive")
+        download(server.url("/study.zip"), copy, participant="study archive", **FAST)
     assert_not_trusted(copy)
 
 
@@ -687,6 +664,190 @@ def test_stale_partial_file_of_a_killed_run_is_removed(server, body, destination
     assert not stale.exists()
     assert other.exists()
     assert destination.read_bytes() == body
+
+
+def test_redact_url_hides_credentials_query_and_fragment():
+    assert redact_url("https://ann:pw@host:8443/data/s.edf?token=T&x=1#v2") == (
+        "https://***@host:8443/data/s.edf?***#***"
+    )
+    assert redact_url("http://host/data/s.edf") == "http://host/data/s.edf"
+
+
+@pytest.mark.parametrize(
+    "target", ["ftp://127.0.0.1/sub-007.edf", "file:///etc/passwd"]
+)
+def test_redirect_to_another_scheme_is_refused_at_once(target, server, destination):
+    server.routes["/sub-007.edf"] = Route(b"", redirect_to=target)
+    scheme = target.split(":")[0]
+
+    with pytest.raises(DownloadError, match=f"has the scheme '{scheme}'") as raised:
+        download(
+            server.url("/sub-007.edf"), destination, participant=PARTICIPANT, **FAST
+        )
+
+    assert "redirected (HTTP 302)" in str(raised.value) and PARTICIPANT in str(
+        raised.value
+    )
+    assert len(server.requests_for("/sub-007.edf")) == 1  # not retried as transient
+    assert_nothing_published(destination)
+
+
+def test_credentials_and_token_reach_the_server_but_nothing_written(
+    server, body, destination, caplog
+):
+    secrets = ("S3CRET-TOKEN", "pw-S3CRET")
+    server.routes["/sub-007.edf"] = Route(
+        body, query="token=S3CRET-TOKEN", credentials="ann:pw-S3CRET"
+    )
+    port = server.server_port
+    url = f"http://ann:pw-S3CRET@127.0.0.1:{port}/sub-007.edf?token=S3CRET-TOKEN"
+    caplog.set_level(logging.INFO, logger="mimicry.download")
+
+    download(url, destination, sha256=digest(body), participant=PARTICIPANT, **FAST)
+    with pytest.raises(DownloadError, match="sha256 mismatch") as raised:
+        download(url, destination, sha256=digest(b"other"), **FAST)
+
+    assert destination.read_bytes() == body
+    shown = f"http://***@127.0.0.1:{port}/sub-007.edf?***"
+    marker = marker_path(destination).read_text()
+    assert json.loads(marker)["source"] == shown and shown in str(raised.value)
+    for text in (marker, str(raised.value), caplog.text):
+        assert not any(secret in text for secret in secrets)
+
+
+def test_credentials_follow_a_redirect_only_to_the_same_host(server, body, destination):
+    port = server.server_port
+    server.routes["/sub-007.edf"] = Route(body, credentials="ann:pw")
+    server.routes["/same"] = Route(b"", redirect_to="/sub-007.edf")
+    server.routes["/other"] = Route(
+        b"", redirect_to=f"http://localhost:{port}/sub-007.edf"
+    )
+
+    checksum = digest(body)
+    download(
+        f"http://ann:pw@127.0.0.1:{port}/same", destination, sha256=checksum, **FAST
+    )
+    with pytest.raises(DownloadError, match="HTTP 401"):
+        download(
+            f"http://ann:pw@127.0.0.1:{port}/other",
+            destination,
+            sha256=checksum,
+            **FAST,
+        )
+
+    assert destination.read_bytes() == body
+    authorizations = [r.authorization for r in server.requests_for("/sub-007.edf")]
+    assert authorizations[0].startswith("Basic ") and authorizations[1] is None
+
+
+LIMIT = {"max_mb": 0.1, "max_mb_key": "download.max_file_mb"}
+
+
+@pytest.mark.parametrize(
+    ("content_length", "complaint"),
+    [(True, "announces 0.3 MB"), (False, "sent at least")],
+)
+def test_file_larger_than_the_limit_is_refused(
+    content_length, complaint, server, body, destination
+):
+    server.routes["/sub-007.edf"] = Route(body, content_length=content_length)
+
+    with pytest.raises(DownloadError, match=complaint) as raised:
+        download(
+            server.url("/sub-007.edf"),
+            destination,
+            participant=PARTICIPANT,
+            **LIMIT,
+            **FAST,
+        )
+
+    message = str(raised.value)
+    assert "more than the limit of 0.1 MB (download.max_file_mb)" in message
+    assert "raise download.max_file_mb" in message and PARTICIPANT in message
+    assert len(server.requests_for("/sub-007.edf")) == 1
+    assert_nothing_published(destination)
+
+
+def test_member_declaring_more_than_the_limit_is_not_extracted(body, tmp_path):
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("study/sub-001.edf", body)
+    destination = tmp_path / "raw" / "sub-001.edf"
+
+    with pytest.raises(DownloadError, match="declares 0.3 MB, more than") as raised:
+        extract_member(archive, "study/sub-001.edf", destination, **LIMIT)
+
+    assert "'study/sub-001.edf'" in str(raised.value)
+    assert_nothing_published(destination)
+
+
+def test_member_holding_more_than_it_declares_is_cut_and_refused(tmp_path):
+    """A zip bomb's headers understate the member: nothing past the declared size."""
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("sub-001.edf", b"\0" * 5_000_000)
+    data = bytearray(archive.read_bytes())
+    declared = (1000).to_bytes(4, "little")
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    data[local + 22 : local + 26] = declared
+    data[central + 24 : central + 28] = declared
+    archive.write_bytes(bytes(data))
+    destination = tmp_path / "raw" / "sub-001.edf"
+
+    with pytest.raises(DownloadError, match="is damaged .*Bad CRC-32"):
+        extract_member(archive, "sub-001.edf", destination, **LIMIT)
+
+    assert_nothing_published(destination)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs: a real full disk without filling the machine's."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_full_disk_is_a_download_error_naming_url_and_destination(
+    small_disk, server, tmp_path
+):
+    big = os.urandom(2_000_000)
+    server.routes["/announced.edf"] = Route(big)
+    server.routes["/unannounced.edf"] = Route(big, content_length=False)
+    destination = small_disk / "raw" / "sub-007.edf"
+
+    with pytest.raises(DownloadError, match="only 1.0 MB are free") as announced:
+        download(
+            server.url("/announced.edf"), destination, participant=PARTICIPANT, **FAST
+        )
+    with pytest.raises(DownloadError, match="No space left on device") as unannounced:
+        download(
+            server.url("/unannounced.edf"), destination, participant=PARTICIPANT, **FAST
+        )
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("sub-007.edf", big)
+    with pytest.raises(DownloadError, match="No space left on device") as extracted:
+        extract_member(archive, "sub-007.edf", destination, participant=PARTICIPANT)
+
+    assert "/announced.edf" in str(announced.value)
+    assert server.url("/unannounced.edf") in str(unannounced.value)
+    assert "'sub-007.edf' of archive" in str(extracted.value)
+    for raised in (announced, unannounced, extracted):
+        assert str(destination) in str(raised.value) and PARTICIPANT in str(
+            raised.value
+        )
+    assert_nothing_published(destination)
 
 
 def test_workflow_fetches_again_what_was_never_verified(workflow_copy, tmp_path):

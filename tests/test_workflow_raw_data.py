@@ -265,6 +265,101 @@ def test_downloads_retry_resume_and_fail_by_name(workflow_copy, quick_config, tm
     assert not list((workflow_copy / "resources/raw").glob("sub-00[45]*"))
 
 
+def test_download_secrets_stay_out_of_every_output_and_bad_urls_are_refused(
+    workflow_copy, quick_config, tmp_path
+):
+    """A token and credentials reach the server but no file the run writes; a '#' in
+    a url is data; redirects leave http(s) never; a size limit; file:// refused."""
+    files = {
+        p: write_recording(tmp_path / f"{p}.edf", quick_config, p).read_bytes()
+        for p in ("sub-001", "sub-002")
+    }
+    secrets = ("SECRET123", "pw-S3cret")
+    with ScriptedHTTPServer() as server:
+        server.routes["/sub-001.edf"] = Route(
+            files["sub-001"], query="token=SECRET123", credentials="ann:pw-S3cret"
+        )
+        server.routes["/sub-002.edf"] = Route(files["sub-002"])
+        server.routes["/sub-003.edf"] = Route(b"", redirect_to="ftp://127.0.0.1/x.edf")
+        server.routes["/sub-004.edf"] = Route(os.urandom(2_000_000))
+        port = server.server_port
+        urls = {
+            "sub-001": f"http://ann:pw-S3cret@127.0.0.1:{port}/sub-001.edf?token=SECRET123",
+            # Before: '#' started a comment, the wrong sha256 went unread, rc 0.
+            "sub-002": server.url("/sub-002.edf#v2"),
+            "sub-003": server.url("/sub-003.edf"),
+            "sub-004": server.url("/sub-004.edf"),
+        }
+        wrong_hash = sha256(b"another file")
+        checksums = {"sub-001": sha256(files["sub-001"]), "sub-002": wrong_hash}
+        rows = [
+            {"participant_id": p, "group": "placebo", "url": url}
+            | {"sha256": checksums.get(p, "")}
+            for p, url in urls.items()
+        ]
+        limits = {"download": {**FAST_DOWNLOADS["download"], "max_file_mb": 1.5}}
+        args = write_config(
+            workflow_copy, "remote", rows, source={"kind": "download"}, **limits
+        )
+        methods = "results/report/workflow.rst"
+        result = run_snakemake(
+            workflow_copy,
+            "--cores",
+            "2",
+            "--keep-going",
+            CELLS,
+            methods,
+            *args,
+            check=False,
+        )
+        redirects = server.requests_for("/sub-003.edf")
+
+    assert result.returncode != 0
+    assert (workflow_copy / "results/preprocessed/sub-001.parquet").exists()
+    mismatch = log_text(workflow_copy, "download_raw", "sub-002")
+    assert f"expected {wrong_hash}" in mismatch and "/sub-002.edf#***" in mismatch
+    assert len(redirects) == 1
+    assert "has the scheme 'ftp'" in log_text(workflow_copy, "download_raw", "sub-003")
+    assert (
+        "/sub-004.edf announces 2.0 MB, more than the limit of 1.5 MB "
+        "(download.max_file_mb)"
+    ) in log_text(workflow_copy, "download_raw", "sub-004")
+    assert not list((workflow_copy / "resources/raw").glob("sub-00[234]*"))
+    written = [
+        path
+        for folder in ("results", "logs", ".snakemake", "resources")
+        for path in (workflow_copy / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert any(p.name.endswith(".verified.json") for p in written)
+    assert any("metadata" in p.parts for p in written)
+    assert any("benchmarks" in p.parts for p in written)
+    leaks = [
+        str(path.relative_to(workflow_copy))
+        for path in written
+        if any(secret.encode() in path.read_bytes() for secret in secrets)
+    ]
+    assert leaks == []
+
+    # A file:// url, in the sheet or as the archive, stops the run before any job.
+    rows[1]["url"] = "file:///etc/passwd"
+    args = write_config(workflow_copy, "local-url", rows, source={"kind": "download"})
+    failed = run_snakemake(workflow_copy, "-n", *args, check=False)
+    assert failed.returncode != 0
+    assert (
+        "sample sheet local-url.tsv, line 3 (participant sub-002): url "
+        "file:///etc/passwd has the scheme 'file'"
+    ) in failed.stdout + failed.stderr
+    rows = [{"participant_id": "sub-001", "group": "placebo", "member": "a.edf"}]
+    archive = {"kind": "download", "archive_url": "file:///etc/study.zip"}
+    args = write_config(workflow_copy, "local-archive", rows, source=archive)
+    failed = run_snakemake(workflow_copy, "-n", *args, check=False)
+    assert failed.returncode != 0
+    assert "source.archive_url: url file:///etc/study.zip has the scheme 'file'" in (
+        failed.stdout + failed.stderr
+    )
+
+
 def test_study_archive_members_and_a_participant_missing_from_it(
     workflow_copy, quick_config, tmp_path
 ):
@@ -279,15 +374,17 @@ def test_study_archive_members_and_a_participant_missing_from_it(
         {"participant_id": p, "group": "placebo", "member": f"emg/{p}.edf"}
         for p in ("sub-001", "sub-002", "sub-003")
     ]
-    source = {
-        "kind": "download",
-        "archive_url": archive.as_uri(),
-        "archive_sha256": sha256(archive.read_bytes()),
-    }
-    args = write_config(workflow_copy, "archive", rows, source=source)
-    result = run_snakemake(
-        workflow_copy, "--cores", "2", "--keep-going", CELLS, *args, check=False
-    )
+    with ScriptedHTTPServer() as server:
+        server.routes["/study.zip"] = Route(archive.read_bytes())
+        source = {
+            "kind": "download",
+            "archive_url": server.url("/study.zip"),
+            "archive_sha256": sha256(archive.read_bytes()),
+        }
+        args = write_config(workflow_copy, "archive", rows, source=source)
+        result = run_snakemake(
+            workflow_copy, "--cores", "2", "--keep-going", CELLS, *args, check=False
+        )
     assert result.returncode != 0
     log = log_text(workflow_copy, "download_raw", "sub-003")
     assert "sub-003" in log and "emg/sub-003.edf" in log and "study.zip" in log

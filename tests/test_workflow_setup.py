@@ -39,12 +39,14 @@ BAD_CONFIGS = {
     "bad group name": (
         {},
         [("sub-001", "placebo"), ("sub-002", "naltrexon")],
-        "row 2 (sub-002): group 'naltrexon' is not one of study.groups",
+        "sample sheet sheet.tsv, line 3 (participant sub-002): group 'naltrexon' is "
+        "not one of study.groups",
     ),
     "duplicate participant": (
         {},
         [("sub-001", "placebo"), ("sub-002", "placebo"), ("sub-001", "naltrexone")],
-        "duplicate participant_id ['sub-001']",
+        "sample sheet sheet.tsv, line 4 (participant sub-001): duplicate "
+        "participant_id, first on line 2",
     ),
     "unknown reference group": (
         {"study": {"reference_group": "saline"}},
@@ -54,7 +56,8 @@ BAD_CONFIGS = {
     "bad participant id": (
         {},
         [("sub 001", "placebo")],
-        "Error validating row 0",
+        "sample sheet sheet.tsv, line 2 (participant sub 001): participant_id "
+        "'sub 001' is not an id",
     ),
 }
 

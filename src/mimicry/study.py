@@ -16,11 +16,17 @@ class ConfigError(ValueError):
 
 
 def read_sample_sheet(path):
-    """Read the sample sheet with every column as text (ids like 007 or NA stay as
-    written).
+    """Read the sample sheet with every field as text, kept as written.
 
-    Comma-separated when the name ends in .csv, tab-separated otherwise; formats and
-    checksums are lower-cased (EDF is edf).
+    Comma-separated when the name ends in .csv, tab-separated otherwise. Fields are
+    data: a '#' inside a line belongs to its field (a url's fragment, a member's name);
+    only a line whose first character is '#' is a comment. Blank lines and lines of
+    nothing but separators (spreadsheets leave them at the end) are skipped. Each record
+    is one line (a quoted field cannot span lines). An empty field is missing; any other
+    field is kept as written (ids like 007 or NA stay text) without surrounding blanks.
+    Formats and checksums are lower-cased (EDF is edf). For messages, attrs["path"] holds
+    the path and attrs["lines"] each row's (participant_id, line number), the header
+    being line 1.
     """
     path = Path(path)
     if not path.is_file():
@@ -28,46 +34,138 @@ def read_sample_sheet(path):
             f"config key 'participants': sample sheet {path} does not exist"
         )
     separator = "," if path.suffix.lower() == ".csv" else "\t"
-    _check_sheet_fields(path, separator)
-    # index_col=False: pandas would otherwise make a first column of ids the index
-    # of rows with one field more than the header, shifting every other column.
-    options = {"sep": separator, "dtype": str, "comment": "#", "index_col": False}
-    sheet = pd.read_csv(path, **options)
-    # Ids as written: NA, nan or None is an id there, not a missing value.
-    verbatim = pd.read_csv(path, keep_default_na=False, na_values=[""], **options)
-    sheet.columns = verbatim.columns = sheet.columns.str.strip()
-    if "participant_id" in sheet:
-        sheet["participant_id"] = verbatim["participant_id"]
-    sheet = sheet.apply(lambda column: column.str.strip())
+    records = _sheet_records(path, separator)
+    if not records:
+        raise ConfigError(f"sample sheet {path} is empty")
+    (header_line, header), rows = records[0], records[1:]
+    columns = _sheet_columns(path, header_line, header)
+    _check_field_counts(path, separator, header_line, len(columns), rows)
+    values = [
+        [field.strip() or None for field in fields[: len(columns)]]
+        for _, fields in rows
+    ]
+    sheet = pd.DataFrame(values, columns=columns, dtype="str")
     for column in ("format", "sha256"):
         if column in sheet:
             sheet[column] = sheet[column].str.lower()
+    ids = sheet["participant_id"] if "participant_id" in sheet else [None] * len(rows)
+    sheet.attrs["lines"] = [(id_, line) for id_, (line, _) in zip(ids, rows)]
+    sheet.attrs["path"] = str(path)
     return sheet
 
 
-def _check_sheet_fields(path, separator):
+def sheet_url(path, participant):
+    """participant's url in the sample sheet at path (the workflow passes only a
+    redacted url in params, which are written to benchmarks and metadata)."""
+    sheet = read_sample_sheet(path)
+    return sheet.loc[sheet["participant_id"] == participant, "url"].item()
+
+
+def _sheet_records(path, separator):
+    """(line number, fields) of every line that is neither a comment nor blank."""
+    records = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.startswith("#") or not line.strip():
+                continue
+            try:
+                fields = next(csv.reader([line], delimiter=separator, strict=True))
+            except csv.Error as error:
+                raise ConfigError(
+                    f"sample sheet {path}, line {number}: {error} (a quoted field must "
+                    f"end on its line): {line.rstrip()[:120]!r}"
+                ) from None
+            if "".join(fields).strip():
+                records.append((number, fields))
+    return records
+
+
+def _sheet_columns(path, line, header):
+    """The header's column names (one empty name after a trailing separator dropped)."""
+    if len(header) > 1 and not header[-1].strip():
+        header = header[:-1]
+    columns = [name.strip() for name in header]
+    for position, name in enumerate(columns, 1):
+        if not name:
+            raise ConfigError(
+                f"sample sheet {path}, line {line} (header): column {position} has no name"
+            )
+        if columns.index(name) < position - 1:
+            raise ConfigError(
+                f"sample sheet {path}, line {line} (header): column '{name}' appears twice"
+            )
+    return columns
+
+
+def _check_field_counts(path, separator, header_line, n_fields, rows):
     """Raise naming the first line whose field count differs from the header's (one
     empty field after a trailing separator is not counted)."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        lines = [
-            (number, fields)
-            for number, fields in enumerate(csv.reader(handle, delimiter=separator), 1)
-            if fields and "".join(fields).strip() and not fields[0].startswith("#")
-        ]
-    if not lines:
-        raise ConfigError(f"sample sheet {path} is empty")
-    header = lines[0][1]
-    n_fields = len(header) - (len(header) > 1 and header[-1] == "")
-    for number, fields in lines[1:]:
-        trailing = len(fields) == n_fields + 1 and fields[-1] == ""
+    for number, fields in rows:
+        trailing = len(fields) == n_fields + 1 and not fields[-1].strip()
         if len(fields) != n_fields and not trailing:
             name = "a tab" if separator == "\t" else f"'{separator}'"
             raise ConfigError(
                 f"sample sheet {path}, line {number}: {len(fields)} fields, but the "
-                f"header (line {lines[0][0]}) has {n_fields}; fields are separated by {name} "
-                f"({'.csv' if separator == ',' else 'any other extension'}): "
+                f"header (line {header_line}) has {n_fields}; fields are separated by "
+                f"{name} ({'.csv' if separator == ',' else 'any other extension'}): "
                 f"{separator.join(fields)[:120]!r}"
             )
+
+
+def validate_sample_sheet(sheet, path):
+    """Check every row against workflow/schemas/participants.schema.yaml; raise naming
+    the sheet, the row's line (header = line 1) and its participant."""
+    import jsonschema
+
+    from mimicry import config_schema
+
+    schema = config_schema.load_schema(SCHEMA_DIR / "participants.schema.yaml")
+    validator = jsonschema.Draft202012Validator(schema)
+    for position, record in enumerate(sheet.to_dict("records")):
+        present = {key: value for key, value in record.items() if not pd.isna(value)}
+        error = jsonschema.exceptions.best_match(validator.iter_errors(present))
+        if error is not None:
+            raise ConfigError(
+                f"{_row_name(sheet, path, position)}: {_sheet_error_text(error, sheet.columns)}"
+            )
+
+
+def _row_name(sheet, path, position):
+    """'sample sheet <path>, line <n> (participant <id>)' for the row at position."""
+    participant = sheet["participant_id"].iloc[position]
+    who = "no participant_id" if pd.isna(participant) else f"participant {participant}"
+    return f"sample sheet {path}, {_row_place(sheet, position)} ({who})"
+
+
+def _row_place(sheet, position):
+    """'line <n>' (header = line 1), or 'row <n>' for a sheet without line numbers
+    (not read by read_sample_sheet, e.g. a BIDS participants.tsv)."""
+    lines = sheet.attrs.get("lines")
+    return f"row {position + 1}" if lines is None else f"line {lines[position][1]}"
+
+
+def sheet_line(sheet, participant):
+    """The sample sheet line of participant's row (header = line 1), or None."""
+    lines = dict(reversed(sheet.attrs.get("lines", [])))
+    return lines.get(participant)
+
+
+def _sheet_error_text(error, columns):
+    if error.validator == "required":
+        column = error.message.split("'")[1]
+        if column in columns:
+            return f"column '{column}' is empty; every row needs it"
+        return f"the sheet has no column '{column}'; every row needs it"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(error.schema["properties"])
+        return f"{error.message}; the columns are {allowed}"
+    column = error.path[0] if error.path else "?"
+    if error.validator == "pattern" and column == "participant_id":
+        return (
+            f"participant_id '{error.instance}' is not an id: ids are letters, digits, "
+            "'_' and '-', starting with a letter or digit (they name files)"
+        )
+    return f"column {column}: {error.message}"
 
 
 def raw_formats(sheet, config):
@@ -266,18 +364,20 @@ def _check_recording_format(file_format, config, row):
 
 def check_sample_sheet(sheet, config, path):
     """Reject duplicate ids and groups that config's study.groups does not declare."""
-    duplicated = sheet["participant_id"][sheet["participant_id"].duplicated()]
-    if len(duplicated):
+    ids = sheet["participant_id"].reset_index(drop=True)
+    for position in ids.index[ids.duplicated()]:
+        first = ids.index[ids == ids[position]][0]
         raise ConfigError(
-            f"sample sheet {path}: duplicate participant_id {sorted(set(duplicated))}"
+            f"{_row_name(sheet, path, position)}: duplicate participant_id, first "
+            f"on {_row_place(sheet, first)}"
         )
     groups = config["study"]["groups"]
-    unknown = sheet[~sheet["group"].isin(groups)]
-    for row, record in unknown.iterrows():
-        raise ConfigError(
-            f"sample sheet {path}, row {row + 1} ({record['participant_id']}): "
-            f"group '{record['group']}' is not one of study.groups {groups}"
-        )
+    for position, group in enumerate(sheet["group"]):
+        if group not in groups:
+            raise ConfigError(
+                f"{_row_name(sheet, path, position)}: group '{group}' is not one of "
+                f"study.groups {groups}"
+            )
 
 
 def check_config(config, participant_ids):
@@ -508,15 +608,26 @@ def check_sources(config, sheet):
     source = config["source"]
     if source["kind"] != "download":
         return
+    from mimicry.download import scheme_problem
+
     archive = source["archive_url"] is not None
+    local = "; for files on this computer, use source.kind local"
+    if archive and (problem := scheme_problem(source["archive_url"])):
+        raise ConfigError(f"source.archive_url: {problem}{local}")
     needed = "member" if archive else "url"
     for _, record in sheet.iterrows():
         participant = record["participant_id"]
+        where = (
+            f"sample sheet {sheet.attrs['path']}, line "
+            f"{sheet_line(sheet, participant)} (participant {participant})"
+        )
         if pd.isna(record.get(needed)):
             raise ConfigError(
-                f"sample sheet: {participant} has no '{needed}', which source.kind "
-                f"download needs{' with source.archive_url' if archive else ''}"
+                f"{where}: no '{needed}', which source.kind download needs"
+                f"{' with source.archive_url' if archive else ''}"
             )
+        if not archive and (problem := scheme_problem(record["url"])):
+            raise ConfigError(f"{where}: {problem}{local}")
         if record["format"] == "vhdr":
             raise ConfigError(
                 f"sample sheet: {participant} is BrainVision (vhdr), three files that "

@@ -5,9 +5,16 @@ import re
 import pandas as pd
 
 from snakemake.logging import logger
-from snakemake.utils import validate
 
-from mimicry import bids, methods, multiverse, recordings, sensitivity, study
+from mimicry import (
+    bids,
+    download,
+    methods,
+    multiverse,
+    recordings,
+    sensitivity,
+    study,
+)
 
 study.validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 if config["source"]["kind"] == "bids":
@@ -16,7 +23,7 @@ if config["source"]["kind"] == "bids":
 else:
     SAMPLE_SHEET = config["participants"]
     participants = study.read_sample_sheet(SAMPLE_SHEET)
-validate(participants, "../schemas/participants.schema.yaml")
+study.validate_sample_sheet(participants, SAMPLE_SHEET)
 study.check_sample_sheet(participants, config, SAMPLE_SHEET)
 participants = participants.set_index("participant_id", drop=False).sort_index()
 if config["source"]["kind"] != "bids":
@@ -183,11 +190,13 @@ def raw_verification(wildcards):
 
 
 def participant_source(wildcards):
+    """The row's url (redacted: params are written to benchmarks), sha256, member."""
     record = participants.loc[wildcards.participant]
-    return {
+    source = {
         key: None if pd.isna(record.get(key)) else record[key]
         for key in ("url", "sha256", "member")
     }
+    return source | {"url": source["url"] and download.redact_url(source["url"])}
 
 
 def participant_format(wildcards):

@@ -14,7 +14,9 @@ rule download_archive:
         mem_mb=500,
         runtime=120,
     params:
-        url=config["source"]["archive_url"],
+        # Params are written to benchmarks and .snakemake/metadata: the script reads
+        # the url itself from the config.
+        url=download.redact_url(config["source"]["archive_url"] or ""),
         sha256=config["source"]["archive_sha256"],
         settings=config["download"],
     script:
@@ -38,7 +40,9 @@ rule download_raw:
         mem_mb=500,
         runtime=60,
     params:
+        # The url redacted (see download_archive); the script reads it from the sheet.
         source=participant_source,
+        sheet=SAMPLE_SHEET,
         settings=config["download"],
     script:
         "../scripts/download_raw.py"

@@ -2,24 +2,31 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from mimicry.download import download, extract_member
+from mimicry.download import RETRY_KEYS, download, extract_member
 from mimicry.logs import configure_logging
+from mimicry.study import sheet_url
 
 configure_logging()
 source = snakemake.params.source
+participant = snakemake.wildcards.participant
+settings = snakemake.params.settings
+limit = {"max_mb": settings["max_file_mb"], "max_mb_key": "download.max_file_mb"}
 if "archive" in snakemake.input.keys():
     extract_member(
         snakemake.input.archive,
         source["member"],
         snakemake.output.recording,
         sha256=source["sha256"],
-        participant=snakemake.wildcards.participant,
+        participant=participant,
+        **limit,
     )
 else:
     download(
-        source["url"],
+        # The real url, not params.source's, which is redacted.
+        sheet_url(snakemake.params.sheet, participant),
         snakemake.output.recording,
         sha256=source["sha256"],
-        participant=snakemake.wildcards.participant,
-        **snakemake.params.settings,
+        participant=participant,
+        **limit,
+        **{key: settings[key] for key in RETRY_KEYS},
     )
