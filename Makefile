@@ -13,7 +13,7 @@ CONFIG_ARGS := $(if $(strip $(CONFIG)),--configfile $(CONFIG))
 # benchmarks/stan_drug.py).
 CELLS ?= results/aggregate/cells.parquet
 
-.PHONY: install run test test-cluster lint lock config-reference clean bench-simulate bench-end-to-end bench-brms-setup bench-stan-vs-brms study-like-mine reproduce-check
+.PHONY: install run test test-cluster lint lock config-reference clean bench-simulate bench-end-to-end bench-brms-setup bench-stan-vs-brms study-like-mine reproduce-check verify bench-raw-content
 
 install: $(INSTALLED)
 
@@ -26,6 +26,12 @@ $(INSTALLED): requirements.lock pyproject.toml
 run: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)
 	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS)
+	$(BIN)/python -m mimicry.manifest add results/report.html
+
+# Every file under results/ against results/manifest.tsv, written when the last run
+# ended well: names each changed, missing or extra file; exits 1 on any.
+verify: install
+	$(BIN)/python -m mimicry.manifest verify
 
 lint: install
 	$(BIN)/snakemake --lint
@@ -85,6 +91,7 @@ bench-end-to-end: install
 sensitivity: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
 	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
+	$(BIN)/python -m mimicry.manifest add results/report.html
 
 # Multiverse of preprocessing pipelines (README, "Multiverse"): the whole workflow plus
 # every universe of config multiverse.axes.
@@ -92,6 +99,7 @@ sensitivity: install
 multiverse: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
 	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
+	$(BIN)/python -m mimicry.manifest add results/report.html
 
 # The multiverse's preprocessing against the single pipeline's (target: at most 3x).
 bench-multiverse: install

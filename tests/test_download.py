@@ -901,5 +901,9 @@ def test_workflow_fetches_again_what_was_never_verified(workflow_copy, tmp_path)
         "sub-001.edf",
         "sub-001.edf.verified.json",
     ]
-    assert job_counts(again.stdout) == {"download_raw": 1, "preprocess": 2}
+    assert job_counts(again.stdout) == {
+        "download_raw": 1,
+        "raw_content": 2,
+        "preprocess": 2,
+    }
     assert "resources/raw/sub-002.edf.verified.json" in again.stdout

@@ -68,15 +68,20 @@ def test_quick_study_aggregates_and_a_changed_file_reruns_only_its_participant(
     again = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)
     assert job_counts(again.stdout) == {}, again.stdout
 
-    # Snakemake compares checksums as well as times: a touch alone changes nothing,
-    # new content (here: the recording of another session) re-runs what depends on it.
+    # Content decides (mimicry.raw_content): a touch alone changes nothing, new content
+    # (here: the recording of another session) re-runs what depends on it.
     raw = workflow_copy / "resources/raw/sub-003.edf"
     os.utime(raw)
     touched = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)
     assert job_counts(touched.stdout) == {}, touched.stdout
     write_recording(raw, {**quick_config, "seed": 1}, "sub-003")
     changed = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)
-    assert job_counts(changed.stdout) == {"aggregate": 1, "preprocess": 1}
+    # A simulated file is no ancient input: its stamp job re-runs too (same participant).
+    assert job_counts(changed.stdout) == {
+        "aggregate": 1,
+        "preprocess": 1,
+        "raw_content": 1,
+    }
     assert "results/preprocessed/sub-003.parquet" in changed.stdout
 
 

@@ -1,9 +1,10 @@
 """Group aggregation: per-participant tables into the cells the models read, plus QC."""
 
-import json
 import logging
 
 import pandas as pd
+
+from mimicry.result_files import read_json, read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,10 @@ def read_participant_outputs(table_paths, qc_paths):
             "no participant has preprocessing results to aggregate: none of the sample "
             "sheet's participants has a raw file (source.missing_raw: skip)"
         )
-    trials = pd.concat(
-        [pd.read_parquet(path) for path in table_paths], ignore_index=True
-    )
+    trials = pd.concat([read_parquet(path) for path in table_paths], ignore_index=True)
     qcs = {}
     for path in qc_paths:
-        with open(path) as handle:
-            qc = json.load(handle)
+        qc = read_json(path)
         qcs[qc["participant"]] = qc
     return trials, qcs
 

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from mimicry.aggregate import aggregate
 from mimicry.frequentist import fit_mixed_models
 from mimicry.multiverse import Universe
+from mimicry.result_files import read_json, read_result
 from mimicry.study import mimicry_contrast
 
 CONTRAST_COLUMNS = [
@@ -36,7 +37,7 @@ def read_universe(universe_id, table_paths, qc_paths):
     """(trials, qcs) of one universe from every participant's multiverse outputs."""
     trials = pd.concat(
         [
-            pq.read_table(path, filters=[("universe", "=", universe_id)])
+            read_result(path, pq.read_table, filters=[("universe", "=", universe_id)])
             .drop_columns(["universe"])
             .to_pandas()
             for path in table_paths
@@ -45,8 +46,7 @@ def read_universe(universe_id, table_paths, qc_paths):
     )
     qcs = {}
     for path in qc_paths:
-        with open(path) as handle:
-            qc = json.load(handle)[universe_id]
+        qc = read_json(path)[universe_id]
         qcs[qc["participant"]] = qc
     return trials, qcs
 
@@ -55,8 +55,7 @@ def read_universe_job(settings_path, table_paths, qc_paths):
     """(universe, settings, cells) of a per-universe job: its settings file
     (multiverse_settings) and its cells, aggregated from every participant's tables
     as the main pipeline's `aggregate` does."""
-    with open(settings_path) as handle:
-        settings = json.load(handle)
+    settings = read_json(settings_path)
     universe = Universe(**settings["universe"])
     trials, qcs = read_universe(universe.id, table_paths, qc_paths)
     cells, _, _ = aggregate(trials, qcs, settings["groups"])

@@ -455,16 +455,16 @@ def participant_figure(spectra, table, qc, settings):
 
 def write_participant_figure(spectra_path, table_path, qc_path, png_path, settings):
     """Read a participant's spectra, trial table and QC report; write its figure."""
-    import json
-
     import pyarrow.parquet as pq
 
+    from mimicry.result_files import read_json, read_result
     from mimicry.spectra import read_spectra
 
-    with open(qc_path) as handle:
-        qc = json.load(handle)
     figure = participant_figure(
-        read_spectra(spectra_path), pq.ParquetFile(table_path).read(), qc, settings
+        read_spectra(spectra_path),
+        read_result(table_path, lambda path: pq.ParquetFile(path).read()),
+        read_json(qc_path),
+        settings,
     )
     save_png(figure, png_path)
 
@@ -645,14 +645,12 @@ def group_figure(qc_table, qcs, settings):
 
 def write_group_figure(qc_table_path, qc_paths, png_path, settings):
     """Read results/aggregate/qc.tsv and the participants' QC reports; write the figure."""
-    import json
-
+    from mimicry.result_files import read_json
     from mimicry.tables import read_tsv
 
     qcs = {}
     for path in qc_paths:
-        with open(path) as handle:
-            qc = json.load(handle)
+        qc = read_json(path)
         qcs[qc["participant"]] = qc
     qc_table = read_tsv(qc_table_path)
     save_png(group_figure(qc_table, qcs, settings), png_path)

@@ -4,7 +4,8 @@
 
 Prints a manifest (path, sha256) of every file under results/ and resources/ except
 results/benchmarks/ (timings are measurements, not results), and the paths whose bytes
-differ between the runs; exits 1 if any differ or exist in only one run.
+differ between the runs; exits 1 if any differ or exist in only one run, or if a run's
+results differ from the results/manifest.tsv it wrote (mimicry.manifest).
 """
 
 import argparse
@@ -13,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mimicry import manifest as results_manifest
 from mimicry.devtools import copy_workflow, run_snakemake
 from mimicry.report import write_report
 
@@ -38,7 +40,22 @@ def run_from_scratch(workdir, snakemake_args):
     copy_workflow(workdir)
     run_snakemake(workdir, *snakemake_args)
     write_report(REPORT, snakemake_args, cwd=workdir)
+    results_manifest.add([REPORT], workdir)
     return manifest(workdir)
+
+
+def unlike_own_manifest(workdir):
+    """The run's results that differ from the manifest it wrote, each with why."""
+    changed, missing, extra = results_manifest.differences(workdir)
+    return [
+        f"{kind}: {path}"
+        for kind, paths in (
+            ("changed", changed),
+            ("missing", missing),
+            ("extra", extra),
+        )
+        for path in paths
+    ]
 
 
 def differences(first, second):
@@ -59,6 +76,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as scratch:
         first = run_from_scratch(Path(scratch) / "first", snakemake_args)
         second = run_from_scratch(Path(scratch) / "second", snakemake_args)
+        unlike = unlike_own_manifest(Path(scratch) / "first") + unlike_own_manifest(
+            Path(scratch) / "second"
+        )
     for path, digest in sorted(first.items()):
         print(f"{digest}  {path}")
     changed = differences(first, second)
@@ -66,8 +86,10 @@ def main(argv=None):
         print(
             f"DIFFERS: {path}: {first.get(path, 'missing')} vs {second.get(path, 'missing')}"
         )
+    for line in unlike:
+        print(f"UNLIKE ITS MANIFEST: {line}")
     print(f"{len(first)} files compared, {len(changed)} differ")
-    return 1 if changed else 0
+    return 1 if changed or unlike else 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mimicry.result_files import read_result
+
 # Welch with 1 s windows (1 Hz resolution) on SPECTRUM_SEGMENTS segments of
 # SPECTRUM_SEGMENT_S seconds spread evenly over the recording. Each segment is
 # filtered with SPECTRUM_EDGE_S seconds on either side that are then dropped, so the
@@ -96,7 +98,7 @@ def write_spectra(spectra, path):
 
 def read_spectra(path):
     """The spectra `write_spectra` wrote, in `channel_spectra`'s form."""
-    table = pq.read_table(path)
+    table = read_result(path, pq.read_table)
     muscle_column = table.column("muscle").to_numpy(zero_copy_only=False)
     muscles = list(dict.fromkeys(muscle_column))
     frequency_column = table.column("frequency_hz").to_numpy()

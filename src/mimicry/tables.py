@@ -11,13 +11,16 @@ Imported by the QC figures' jobs, so it imports nothing heavier than pandas.
 
 import pandas as pd
 
+from mimicry.result_files import read_result
+
 LABEL_COLUMNS = ("participant", "group", "muscle", "condition")
 
 
 def read_tsv(path):
     """A tab-separated table the workflow wrote, its label columns as text."""
-    return pd.read_csv(
+    return read_result(
         path,
+        pd.read_csv,
         sep="\t",
         dtype=dict.fromkeys(LABEL_COLUMNS, str),
         keep_default_na=False,

@@ -9,8 +9,10 @@ from snakemake.logging import logger
 from mimicry import (
     bids,
     download,
+    manifest,
     methods,
     multiverse,
+    raw_content,
     recordings,
     sensitivity,
     study,
@@ -39,6 +41,10 @@ STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
 # The artifact rules' noise limits, calibrated once per sampling rate and setting and
 # shared by every preprocessing job (mimicry.noise_limits).
 NOISE_LIMITS_CACHE = "results/preprocessed/noise_limits"
+# A participant's raw content stamp, and the stat signatures of the files last found to
+# match their stamps (mimicry.raw_content; a cache of this machine, not a result).
+RAW_CONTENT_STAMP = "resources/raw_content/{participant}.sha256"
+RAW_CONTENT_CACHE = ".snakemake/mimicry/raw_content.json"
 MODELS = ["pooled", "drug"]
 SENSITIVITY_EFFECTS = sensitivity.effects_by_id(config)
 MULTIVERSE = {
@@ -163,12 +169,25 @@ def raw_recording_path(participant):
 
 
 def raw_recording(wildcards):
-    return raw_recording_path(wildcards.participant)
+    """The raw file, ancient unless simulated here: its content stamp decides whether
+    it changed (a simulated file is re-made, with a new time, by its own rule)."""
+    path = raw_recording_path(wildcards.participant)
+    return path if SOURCE == "simulated" else ancient(path)
 
 
 def bids_events(wildcards):
-    """A BIDS participant's events.tsv: editing it re-runs that participant."""
-    return BIDS.events[wildcards.participant] if SOURCE == "bids" else []
+    """A BIDS participant's events.tsv: its content stamp covers it too."""
+    return ancient(BIDS.events[wildcards.participant]) if SOURCE == "bids" else []
+
+
+def raw_source_paths(participant):
+    """Every file whose content the participant's preprocessing reads."""
+    events = BIDS.events[participant] if SOURCE == "bids" else None
+    return raw_content.source_files(raw_recording_path(participant), events)
+
+
+def raw_source_files(wildcards):
+    return raw_source_paths(wildcards.participant)
 
 
 def study_archive(wildcards):
@@ -313,3 +332,19 @@ if SKIPPED:
         "participants have no raw file and are left out (recorded in qc.tsv): "
         f"{', '.join(SKIPPED)}"
     )
+
+# Before the DAG, in the process that plans the run (not in each cluster job's).
+if workflow.is_main_process:
+    RAW_CONTENT_CHANGED = raw_content.update_changed_stamps(
+        {
+            p: (RAW_CONTENT_STAMP.format(participant=p), raw_source_paths(p))
+            for p in participants_with_raw_files()
+            if raw_file_readable(p)
+        },
+        RAW_CONTENT_CACHE,
+    )
+    if RAW_CONTENT_CHANGED:
+        logger.info(
+            f"raw content changed since it was preprocessed, re-running: "
+            f"{', '.join(RAW_CONTENT_CHANGED)}"
+        )

@@ -9,6 +9,7 @@ rule multiverse_preprocess:
         recording=raw_recording,
         verified=raw_verification,
         events=bids_events,
+        content=RAW_CONTENT_STAMP,
     output:
         table="results/multiverse/preprocessed/{participant}.parquet",
         qc="results/multiverse/qc/{participant}.json",

@@ -3,6 +3,7 @@ rule preprocess:
         recording=raw_recording,
         verified=raw_verification,
         events=bids_events,
+        content=RAW_CONTENT_STAMP,
     output:
         table="results/preprocessed/{participant}.parquet",
         qc="results/qc/{participant}.json",

@@ -2,14 +2,13 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import arviz as az
-
 from mimicry.bayes import comparison_table
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_netcdf
 
 configure_logging()
 posteriors = {
-    model: az.from_netcdf(path)
+    model: read_netcdf(path)
     for model, path in zip(snakemake.params.models, snakemake.input.posteriors)
 }
 comparison_table(posteriors).to_csv(snakemake.output.comparison, sep="\t", index=False)

@@ -2,13 +2,12 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import arviz as az
-
 from mimicry.bayes import contrasts_table
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_netcdf
 
 configure_logging()
-inference_data = az.from_netcdf(snakemake.input.posterior)
+inference_data = read_netcdf(snakemake.input.posterior)
 table = contrasts_table(
     inference_data,
     snakemake.params.rope,

@@ -4,17 +4,15 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import logging
 
-import arviz as az
-import pandas as pd
-
 from mimicry.figures import figure2, save_figure
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_netcdf, read_parquet
 
 configure_logging()
 figure, table, n_outside = figure2(
-    pd.read_parquet(snakemake.input.cells),
-    az.from_netcdf(snakemake.input.prior),
-    az.from_netcdf(snakemake.input.pooled),
+    read_parquet(snakemake.input.cells),
+    read_netcdf(snakemake.input.prior),
+    read_netcdf(snakemake.input.pooled),
     snakemake.params.study,
     n_prior_curves=snakemake.params.settings["prior_curves"],
 )

@@ -2,13 +2,12 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import arviz as az
-
 from mimicry.figures import figure3, save_figure
+from mimicry.result_files import read_netcdf
 from mimicry.tables import read_tsv
 
 figure, table = figure3(
-    az.from_netcdf(snakemake.input.drug),
+    read_netcdf(snakemake.input.drug),
     read_tsv(snakemake.input.contrasts),
     snakemake.params.study,
     snakemake.params.window_end_s,

@@ -4,16 +4,15 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from pathlib import Path
 
-import pandas as pd
-
 from mimicry.frequentist import fit_mixed_models, write_tables
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_parquet
 from mimicry.study import mimicry_contrast
 
 configure_logging()
 study = snakemake.params.study
 tables = fit_mixed_models(
-    pd.read_parquet(snakemake.input.cells),
+    read_parquet(snakemake.input.cells),
     groups=study["groups"],
     reference_group=study["reference_group"],
     conditions=study["conditions"],

@@ -5,9 +5,10 @@ sys.stderr = open(snakemake.log[0], "w")
 import pandas as pd
 
 from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
+from mimicry.result_files import read_tsv
 
 contrasts = pd.concat(
-    [pd.read_csv(path, sep="\t") for path in snakemake.input.universes],
+    [read_tsv(path) for path in snakemake.input.universes],
     ignore_index=True,
 )
 contrasts.to_csv(snakemake.output.contrasts, sep="\t", index=False)

@@ -2,12 +2,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
-
 from mimicry.figures import save_figure, specification_curve
+from mimicry.result_files import read_tsv
 
 figure, _ = specification_curve(
-    pd.read_csv(snakemake.input.contrasts, sep="\t"),
+    read_tsv(snakemake.input.contrasts),
     snakemake.params.axes,
     snakemake.wildcards.contrast,
     snakemake.wildcards.group,

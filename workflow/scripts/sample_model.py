@@ -2,14 +2,13 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
-
 from mimicry.bayes import build_model_input, sample, write_netcdf
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_parquet
 
 configure_logging()
 model_input = build_model_input(
-    pd.read_parquet(snakemake.input.cells),
+    read_parquet(snakemake.input.cells),
     snakemake.params.study,
     snakemake.params.model,
     snakemake.params.likelihood,

@@ -4,13 +4,12 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import json
 
-import pandas as pd
-
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_parquet
 from mimicry.sensitivity import analysed_design, bin_noise_sd
 
 configure_logging()
-cells = pd.read_parquet(snakemake.input.cells)
+cells = read_parquet(snakemake.input.cells)
 design = {
     "participants": analysed_design(cells),
     "bin_noise_sd": bin_noise_sd(cells, snakemake.params.study),

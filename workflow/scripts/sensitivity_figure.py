@@ -2,11 +2,8 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import pandas as pd
-
 from mimicry.figures import power_figure, save_figure
+from mimicry.result_files import read_tsv
 
-figure, _ = power_figure(
-    pd.read_csv(snakemake.input.power, sep="\t"), snakemake.params.power_target
-)
+figure, _ = power_figure(read_tsv(snakemake.input.power), snakemake.params.power_target)
 save_figure(figure, snakemake.output.png, snakemake.output.pdf)

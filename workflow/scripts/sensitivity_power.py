@@ -11,11 +11,12 @@ from mimicry.sensitivity import (
     power_table,
     smallest_detectable,
 )
+from mimicry.result_files import read_tsv
 
 configure_logging()
 config = snakemake.params.config
 replicates = pd.concat(
-    (pd.read_csv(path, sep="\t") for path in snakemake.input.decisions),
+    (read_tsv(path) for path in snakemake.input.decisions),
     ignore_index=True,
 )
 power = power_table(replicates, effect_grid(config))

@@ -2,10 +2,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-import json
 import logging
 
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_json
 from mimicry.sensitivity import (
     analyse_replicate,
     effects_by_id,
@@ -19,8 +19,7 @@ configure_logging()
 config = snakemake.params.config
 effect = effects_by_id(config)[snakemake.wildcards.effect]
 replicate = int(snakemake.wildcards.replicate)
-with open(snakemake.input.design) as stream:
-    design = json.load(stream)
+design = read_json(snakemake.input.design)
 cells = replicate_cells(config, design, effect, replicate)
 logging.info("replicate %d of %s: %d rows", replicate, effect.id, len(cells))
 sampler = (

@@ -4,14 +4,13 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import json
 
-import arviz as az
-
 from mimicry.bayes import check_diagnostics, diagnostics, summary_table
 from mimicry.logs import configure_logging
+from mimicry.result_files import read_netcdf
 
 configure_logging()
 thresholds = snakemake.params.thresholds
-inference_data = az.from_netcdf(snakemake.input.posterior)
+inference_data = read_netcdf(snakemake.input.posterior)
 summary = summary_table(inference_data)
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)
 report = diagnostics(

@@ -1,0 +1,105 @@
+"""Whether a participant's raw files changed, by their content rather than their times.
+
+Snakemake re-runs a job when an input is newer than its outputs, and compares checksums
+only for inputs below --max-checksum-file-size: a raw file replaced by one with an older
+modification time (``cp -p``, ``rsync -a``, unzipping a corrected archive) would look
+unchanged, and a large one copied over with identical bytes would look changed. So each
+participant has a content stamp (rule raw_content: the sha256 of each of its source
+files), preprocessing reads the raw files as ancient and the stamp as its input, and
+before Snakemake builds its DAG `update_changed_stamps` writes the stamp again for
+every participant whose files' content differs from it: the stamp is then newer than
+that participant's results and its checksum differs from the one Snakemake recorded,
+so that participant re-runs, and only that one, whichever targets were asked for.
+(Removing the stamp would not do: Snakemake re-makes a missing intermediate file only
+when it is requested or its consumer runs anyway.)
+
+Hashing every raw file on every run would cost a full read of the study; a file is
+hashed again only when its stat signature (size, modification and change times in ns,
+inode) differs from the one recorded, in a cache outside the results, the last time
+its content was found to match the stamp.
+"""
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+CHUNK_BYTES = 1 << 20
+# BrainVision's header names its data and marker files (read beside the header).
+BRAINVISION_PARTS = re.compile(r"^(?:DataFile|MarkerFile)=(.+?)\s*$", re.M)
+
+
+def source_files(recording, events=None):
+    """Every file whose content a participant's preprocessing reads: the recording,
+    a BrainVision header's data and marker files, and a BIDS events.tsv."""
+    files = [str(recording)]
+    if str(recording).endswith(".vhdr") and os.path.exists(recording):
+        header = Path(recording).read_text(encoding="latin-1", errors="replace")
+        for name in BRAINVISION_PARTS.findall(header):
+            part = os.path.join(os.path.dirname(recording), name)
+            if os.path.exists(part) and part not in files:
+                files.append(part)
+    if events:
+        files.append(str(events))
+    return files
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stamp_text(files):
+    """One line per file: its sha256 and its path, as `sha256sum` writes them."""
+    return "".join(f"{file_sha256(path)}  {path}\n" for path in files)
+
+
+def write_stamp(stamp, files):
+    write_whole(stamp, stamp_text(files))
+
+
+def write_whole(path, text):
+    """Written whole or not at all: a killed process leaves the old file or none."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def stat_signature(path):
+    status = os.stat(path)
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
+
+
+def update_changed_stamps(sources, cache_path):
+    """Write the stamp again for each participant whose files' content differs from it.
+
+    sources: participant -> (stamp path, its source files); a participant whose stamp
+    or files do not exist is left to Snakemake (nothing made yet, or a temporary raw
+    file already read). Returns the participants whose stamps were written.
+    """
+    cache_path = Path(cache_path)
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    changed, checked = [], {}
+    for participant, (stamp, files) in sources.items():
+        if not os.path.exists(stamp) or not all(map(os.path.exists, files)):
+            continue
+        signature = [stat_signature(stamp), *(stat_signature(f) for f in files)]
+        if cache.get(participant) != signature:
+            text = stamp_text(files)
+            if Path(stamp).read_text(errors="replace") != text:
+                write_whole(stamp, text)
+                changed.append(participant)
+                signature[0] = stat_signature(stamp)
+        checked[participant] = signature
+    if checked != cache:
+        write_whole(cache_path, json.dumps(checked))
+    return changed

@@ -1,0 +1,30 @@
+# A participant's raw content stamp (mimicry.raw_content): preprocessing re-runs when
+# it changes, whatever the raw files' modification times. Local: a few reads per
+# participant are not worth a cluster job.
+localrules:
+    raw_content,
+
+
+rule raw_content:
+    input:
+        recording=raw_recording,
+        verified=raw_verification,
+        events=bids_events,
+    output:
+        stamp=RAW_CONTENT_STAMP,
+    log:
+        "logs/raw_content/{participant}.log",
+    benchmark:
+        "results/benchmarks/raw_content/{participant}.tsv"
+    # Before the next simulations: a temporary raw file is deleted once read.
+    priority: 1
+    conda:
+        "../../envs/preprocess.yaml"
+    threads: 1
+    resources:
+        mem_mb=200,
+        runtime=5,
+    params:
+        files=raw_source_files,
+    script:
+        "../scripts/raw_content.py"
