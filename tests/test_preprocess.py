@@ -633,3 +633,51 @@ def test_inconsistent_setting_stops_the_run_before_any_job(workflow_copy):
     assert result.returncode != 0
     assert "preprocess.bin_s 0.7 must divide" in result.stdout + result.stderr
     assert not (workflow_copy / "resources").exists()
+
+
+# At 250 Hz one sample is 4 ms: a 1 ms baseline rounds to no sample.
+SUB_SAMPLE_BASELINE = {"baseline_s": [-0.001, 0.0]}
+
+
+def test_a_window_shorter_than_a_sample_stops_the_participant_naming_key_and_rate(
+    quick_config, low_rate_recording
+):
+    """Where the rate is known only from the recording (e.g. a download): the job
+    stops instead of publishing all-NaN values."""
+    _, path, _ = low_rate_recording
+    settings = study_settings(
+        quick_config, band_hz=[20.0, 100.0], **SUB_SAMPLE_BASELINE
+    )
+    with pytest.raises(RecordingError) as error:
+        preprocess_participant(path, "sub-001", settings)
+    assert str(error.value).startswith(
+        f"sub-001: {path}: preprocess.baseline_s [-0.001, 0.0] holds no sample at "
+        "250 Hz (one sample every 4 ms)"
+    )
+    # A two-sample baseline is a baseline.
+    settings["preprocess"]["baseline_s"] = [-0.008, 0.0]
+    table, _ = preprocess_participant(path, "sub-001", settings)
+    assert np.isfinite(table.column("value").to_numpy()).any()
+
+
+def test_a_window_shorter_than_a_sample_stops_the_run_before_any_job(workflow_copy):
+    # The quick study is simulated at 1000 Hz: 0.4 ms is no sample.
+    overrides = {"preprocess": {"baseline_s": [-0.0004, 0.0]}}
+    (workflow_copy / "short.yaml").write_text(yaml.safe_dump(overrides))
+    result = run_snakemake(
+        workflow_copy,
+        "--cores",
+        "1",
+        "--configfile",
+        "config/quick.yaml",
+        "short.yaml",
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "preprocess.baseline_s [-0.0004, 0.0] holds no sample at 1000 Hz (one "
+        "sample every 1 ms): lengthen it; the rate of sub-001, sub-002, sub-003 and "
+        "9 more (simulation.sampling_rate_hz)"
+    ) in output, output
+    assert not (workflow_copy / "resources").exists()

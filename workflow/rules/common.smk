@@ -288,15 +288,13 @@ def multiverse_universe_settings(wildcards):
     return settings
 
 
-study.check_declared_rates(
-    config,
-    participants,
-    {
-        p: raw_recording_path(p)
-        for p in participants_with_raw_files()
-        if raw_file_readable(p)
-    },
-)
+READABLE_RAW_FILES = {
+    p: raw_recording_path(p)
+    for p in participants_with_raw_files()
+    if raw_file_readable(p)
+}
+study.check_declared_rates(config, participants, READABLE_RAW_FILES)
+study.check_shared_recording_files(participants, READABLE_RAW_FILES)
 SKIPPED = participants_without_raw_files()
 if SKIPPED:
     logger.warning(
