@@ -6,7 +6,10 @@ import copy
 import json
 import logging
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -15,7 +18,7 @@ import pytest
 import yaml
 
 from mimicry.asymptotic import binned_log_ratio
-from mimicry.devtools import PROJECT_ROOT, run_snakemake
+from mimicry.devtools import PROJECT_ROOT, run_snakemake, write_long_edf
 from mimicry.preprocess import preprocess_participant, write_outputs
 from mimicry.recordings import RecordingError
 from mimicry.rejection_truth import ARTIFACT_REASONS, rejection_accuracy
@@ -681,3 +684,53 @@ def test_a_window_shorter_than_a_sample_stops_the_run_before_any_job(workflow_co
         "9 more (simulation.sampling_rate_hz)"
     ) in output, output
     assert not (workflow_copy / "resources").exists()
+
+
+def test_preprocess_declares_more_memory_than_a_long_recording_needs(workflow_copy):
+    """30 min at 2 kHz, 8 channels: the rule's mem_mb comes from the file's header
+    and exceeds the job's measured peak (the default 1000 MB would not have
+    scaled: 3 h at 2 kHz peak at 1.8 GB)."""
+    raw = workflow_copy / "long"
+    raw.mkdir()
+    write_long_edf(
+        raw / "sub-001.edf", 30 * 60, 2000, 8, ["AngryToHappy", "HappyToAngry"]
+    )
+    (workflow_copy / "long.tsv").write_text("participant_id\tgroup\nsub-001\tplacebo\n")
+    (workflow_copy / "long.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "participants": "long.tsv",
+                "source": {"kind": "local", "local_dir": "long"},
+            }
+        )
+    )
+    target = "results/preprocessed/sub-001.parquet"
+    arguments = (
+        target,
+        "--cores",
+        "1",
+        "--configfile",
+        "config/quick.yaml",
+        "long.yaml",
+    )
+    planned = run_snakemake(workflow_copy, *arguments, "-n").stdout
+    declared_mib = int(re.search(r"mem_mib=(\d+)", planned).group(1))
+    # The peak RSS of Snakemake and the job it waits for, in a process of its own
+    # (this test process's children include earlier, larger runs).
+    measure = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    measured = subprocess.run(
+        [sys.executable, "-c", measure, snakemake, *arguments],
+        cwd=workflow_copy,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    peak_mib = int(measured.stdout) / 1024
+    assert peak_mib < declared_mib, (peak_mib, declared_mib)
+    # Not a bound that any job meets: the recording's samples dominate the peak.
+    assert peak_mib > 300, peak_mib

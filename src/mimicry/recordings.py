@@ -285,6 +285,56 @@ def check_raw_file(where, path, file_format, source):
     return None
 
 
+# Peak memory of a preprocess job (MB): imports and tables, plus a multiple of the
+# samples it holds as float64 (samples x channels read x 8 bytes), or for a text
+# export of the file's size; measured (README, Performance) and given a margin.
+PREPROCESS_BASE_MB = 400
+PREPROCESS_MB_PER_SAMPLE_MB = 7
+PREPROCESS_MB_PER_TEXT_MB = 14
+# When the file is not there yet (Snakemake asks again before the job runs).
+PREPROCESS_UNKNOWN_MB = 1000
+
+
+def preprocess_mem_mb(path, file_format, n_channels_used):
+    """The memory (MB) a preprocess job needs for this raw file, from its header
+    and size alone. n_channels_used: the channels an MNE reader loads (the muscles'
+    and a stim channel); AcqKnowledge files are read whole."""
+    path = Path(path)
+    try:
+        size_mb = path.stat().st_size / 2**20
+        if file_format in TEXT_DELIMITERS:
+            return round(PREPROCESS_BASE_MB + PREPROCESS_MB_PER_TEXT_MB * size_mb)
+        samples, channels = _samples_per_channel(path, file_format)
+    except (OSError, ValueError, RecordingError, edf_header.HeaderError):
+        return PREPROCESS_UNKNOWN_MB
+    if file_format != "acq":
+        channels = min(channels, n_channels_used)
+    sample_mb = samples * channels * 8 / 2**20
+    return round(PREPROCESS_BASE_MB + PREPROCESS_MB_PER_SAMPLE_MB * sample_mb)
+
+
+def _samples_per_channel(path, file_format):
+    """(samples of the fastest channel, channels in the file), from the header."""
+    if file_format in edf_header.SAMPLE_BYTES:
+        header = edf_header.read_header(path, file_format)
+        records = header.records_in(path.stat().st_size)
+        return records * max(header.samples_per_record), len(header.labels)
+    if file_format == "vhdr":
+        header = read_brainvision_header(str(path), path)
+        sample_bytes = BRAINVISION_SAMPLE_BYTES.get(header.binary_format, 2)
+        size = header.data_file.stat().st_size
+        return size // (header.n_channels * sample_bytes), header.n_channels
+    if file_format == "acq":
+        import bioread
+
+        datafile = bioread.read_headers(str(path))
+        if datafile is None:
+            raise ValueError(f"{path}: no AcqKnowledge header")
+        points = [channel.point_count for channel in datafile.channels]
+        return max(points), len(points)
+    raise ValueError(f"{path}: no header to read for format {file_format}")
+
+
 def declared_sampling_rate(path, file_format, channels):
     """The lowest sampling rate the file's header gives the named channels, read
     from the header alone; None when the header does not say or cannot be read (the

@@ -194,6 +194,16 @@ def participant_format(wildcards):
     return participants.loc[wildcards.participant, "format"]
 
 
+def preprocess_mem_mb(wildcards, input):
+    """From the recording's header and size (mimicry.recordings.preprocess_mem_mb)."""
+    stim = config["recording"]["event_source"] == "stim_channel"
+    return recordings.preprocess_mem_mb(
+        input.recording,
+        participant_format(wildcards),
+        len(config["study"]["muscles"]) + stim,
+    )
+
+
 def preprocess_settings():
     keys = ("study", "channels", "recording", "preprocess")
     return {key: config[key] for key in keys} | {"study": study_design()}
