@@ -459,6 +459,27 @@ def test_csv_with_one_trigger_column_per_condition_matches_edf(
     assert csv_frame.drop(columns="value").equals(edf_frame.drop(columns="value"))
     assert csv_qc["exclusion_reasons"] == edf_qc["exclusion_reasons"]
 
+    # Both triggers pulse at one onset: the columns and the line are named.
+    onset = int(from_edf.onset_samples[conditions == "AngryToHappy"][0])
+    columns["TRIG_H2A"][onset : onset + 50] = 5.0
+    np.savetxt(
+        path,
+        np.column_stack(list(columns.values())),
+        delimiter=",",
+        header=",".join(columns),
+        comments="",
+        fmt=["%.3f", "%.9f", "%.9f", "%g", "%g"],
+    )
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, path, settings)
+    assert (
+        f"two stimulus events at one sample, {onset} ({onset / 1000:.3f} s): a pulse "
+        f"on column 4 ('TRIG_A2H') (line {onset + 2}) and a pulse on column 5 "
+        f"('TRIG_H2A') (line {onset + 2}) (1 such pair(s)); each stimulus needs exactly "
+        "one onset: if two trigger columns or channels mark the same stimulus, keep "
+        "one of them in recording.triggers"
+    ) in str(error.value)
+
 
 def test_tsv_with_level_coded_trigger_and_no_time_column(
     quick_config, simulated, tmp_path

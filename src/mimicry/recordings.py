@@ -660,7 +660,7 @@ def _label_events(
         sample = int(onsets[shared[0]])
         raise RecordingError(
             f"{where}: two stimulus events at one sample, {sample} ({sample / fs:.3f} "
-            f"s): {origins[first]} and {origins[second]} ({shared.size} such pairs); "
+            f"s): {origins[first]} and {origins[second]} ({shared.size} such pair(s)); "
             f"each stimulus needs exactly one onset: {fix or DUPLICATE_MARKER_FIX}"
         )
     return onsets, tuple(label_map[labels[i]] for i in kept)
