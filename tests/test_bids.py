@@ -371,6 +371,81 @@ def test_truncated_recording_and_channels_tsv_mismatch_name_the_file(
 
     channels_tsv.write_text(original)
     edf.write_bytes(edf.read_bytes()[: edf.stat().st_size // 2])
-    with pytest.raises(RecordingError, match="truncated file") as error:
+    with pytest.raises(RecordingError, match="the file is truncated: ") as error:
         read_sub_01(dataset, config)
     assert str(error.value).startswith(f"sub-01: {edf}")
+
+
+def test_a_subject_missing_from_participants_tsv_is_named_with_its_recording(
+    small_dataset, tmp_path
+):
+    root = copy_of(small_dataset, tmp_path)
+    sheet = root / "participants.tsv"
+    sheet.write_text(
+        "".join(
+            line for line in sheet.read_text().splitlines(True) if "sub-02" not in line
+        )
+    )
+    config = bids_config(tmp_path, root, group_column="arm")
+    with pytest.raises(ConfigError) as error:
+        bids.find_dataset(config)
+    message = str(error.value)
+    assert message.startswith(f"{sheet}: 1 subject(s) with an EMG recording")
+    assert "sub-02_ses-01_task-mimicry_emg.edf" in message
+    assert "add a row" in message and "arm, source.bids.group_column" in message
+
+
+def edit_events(dataset, participant, edit):
+    """events.tsv of participant rewritten by edit(table) -> table; returns the path."""
+    path = dataset.events[participant]
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    edit(table).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_onsets_outside_the_recording_and_duplicate_rows_blame_events_tsv_rows(
+    small_dataset, tmp_path
+):
+    """Not "annotations lie after the end of the data" of the EDF, nor a
+    suggestion to shorten preprocess.response_s: the events table and its row."""
+    root = copy_of(small_dataset, tmp_path)
+    config = bids_config(tmp_path, root, group_column="arm")
+    dataset = bids.find_dataset(config)
+    original = pd.read_csv(
+        dataset.events["sub-01"], sep="\t", dtype=str, keep_default_na=False
+    )
+    duration_s = read_sub_01(dataset, config).n_samples / 1000.0
+    # Row 3 is the second stimulus (rows alternate stimulus, response).
+    for onset, where in (
+        (
+            duration_s + 5,
+            f"after the end of the recording {dataset.recordings['sub-01']}",
+        ),
+        (-1.0, "before the start of the recording"),
+    ):
+        events = edit_events(
+            dataset,
+            "sub-01",
+            lambda t: t.assign(onset=t["onset"].where(t.index != 2, f"{onset:.3f}")),
+        )
+        with pytest.raises(RecordingError) as error:
+            read_sub_01(dataset, config)
+        message = str(error.value)
+        assert message.startswith(f"sub-01: {events}, row 3: the onset {onset:g} s")
+        assert where in message, message
+        original.to_csv(events, sep="\t", index=False)
+
+    def duplicate_row_3(table):
+        return pd.concat([table.iloc[:3], table.iloc[2:3], table.iloc[3:]])
+
+    events = edit_events(dataset, "sub-01", duplicate_row_3)
+    with pytest.raises(RecordingError) as error:
+        read_sub_01(dataset, config)
+    message = str(error.value)
+    onset = float(original["onset"].iloc[2])
+    assert message.startswith(
+        f"sub-01: {events}: two stimulus events at one sample, "
+        f"{round(onset * 1000)} ({onset:.3f} s): row 3 "
+    )
+    assert "row 4" in message and "remove the duplicate row" in message
+    assert "response_s" not in message

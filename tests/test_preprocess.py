@@ -6,7 +6,10 @@ import copy
 import json
 import logging
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -15,7 +18,7 @@ import pytest
 import yaml
 
 from mimicry.asymptotic import binned_log_ratio
-from mimicry.devtools import PROJECT_ROOT, run_snakemake
+from mimicry.devtools import PROJECT_ROOT, run_snakemake, write_long_edf
 from mimicry.preprocess import preprocess_participant, write_outputs
 from mimicry.recordings import RecordingError
 from mimicry.rejection_truth import ARTIFACT_REASONS, rejection_accuracy
@@ -633,3 +636,101 @@ def test_inconsistent_setting_stops_the_run_before_any_job(workflow_copy):
     assert result.returncode != 0
     assert "preprocess.bin_s 0.7 must divide" in result.stdout + result.stderr
     assert not (workflow_copy / "resources").exists()
+
+
+# At 250 Hz one sample is 4 ms: a 1 ms baseline rounds to no sample.
+SUB_SAMPLE_BASELINE = {"baseline_s": [-0.001, 0.0]}
+
+
+def test_a_window_shorter_than_a_sample_stops_the_participant_naming_key_and_rate(
+    quick_config, low_rate_recording
+):
+    """Where the rate is known only from the recording (e.g. a download): the job
+    stops instead of publishing all-NaN values."""
+    _, path, _ = low_rate_recording
+    settings = study_settings(
+        quick_config, band_hz=[20.0, 100.0], **SUB_SAMPLE_BASELINE
+    )
+    with pytest.raises(RecordingError) as error:
+        preprocess_participant(path, "sub-001", settings)
+    assert str(error.value).startswith(
+        f"sub-001: {path}: preprocess.baseline_s [-0.001, 0.0] holds no sample at "
+        "250 Hz (one sample every 4 ms)"
+    )
+    # A two-sample baseline is a baseline.
+    settings["preprocess"]["baseline_s"] = [-0.008, 0.0]
+    table, _ = preprocess_participant(path, "sub-001", settings)
+    assert np.isfinite(table.column("value").to_numpy()).any()
+
+
+def test_a_window_shorter_than_a_sample_stops_the_run_before_any_job(workflow_copy):
+    # The quick study is simulated at 1000 Hz: 0.4 ms is no sample.
+    overrides = {"preprocess": {"baseline_s": [-0.0004, 0.0]}}
+    (workflow_copy / "short.yaml").write_text(yaml.safe_dump(overrides))
+    result = run_snakemake(
+        workflow_copy,
+        "--cores",
+        "1",
+        "--configfile",
+        "config/quick.yaml",
+        "short.yaml",
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        "preprocess.baseline_s [-0.0004, 0.0] holds no sample at 1000 Hz (one "
+        "sample every 1 ms): lengthen it; the rate of sub-001, sub-002, sub-003 and "
+        "9 more (simulation.sampling_rate_hz)"
+    ) in output, output
+    assert not (workflow_copy / "resources").exists()
+
+
+def test_preprocess_declares_more_memory_than_a_long_recording_needs(workflow_copy):
+    """30 min at 2 kHz, 8 channels: the rule's mem_mb comes from the file's header
+    and exceeds the job's measured peak (the default 1000 MB would not have
+    scaled: 3 h at 2 kHz peak at 1.8 GB)."""
+    raw = workflow_copy / "long"
+    raw.mkdir()
+    write_long_edf(
+        raw / "sub-001.edf", 30 * 60, 2000, 8, ["AngryToHappy", "HappyToAngry"]
+    )
+    (workflow_copy / "long.tsv").write_text("participant_id\tgroup\nsub-001\tplacebo\n")
+    (workflow_copy / "long.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "participants": "long.tsv",
+                "source": {"kind": "local", "local_dir": "long"},
+            }
+        )
+    )
+    target = "results/preprocessed/sub-001.parquet"
+    arguments = (
+        target,
+        "--cores",
+        "1",
+        "--configfile",
+        "config/quick.yaml",
+        "long.yaml",
+    )
+    planned = run_snakemake(workflow_copy, *arguments, "-n").stdout
+    declared_mib = int(re.search(r"mem_mib=(\d+)", planned).group(1))
+    # The peak RSS of Snakemake and the job it waits for, in a process of its own
+    # (this test process's children include earlier, larger runs).
+    measure = (
+        "import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    measured = subprocess.run(
+        [sys.executable, "-c", measure, snakemake, *arguments],
+        cwd=workflow_copy,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    peak_mib = int(measured.stdout) / 1024
+    assert peak_mib < declared_mib, (peak_mib, declared_mib)
+    # Not a bound that any job meets: the recording's samples dominate the peak.
+    assert peak_mib > 300, peak_mib

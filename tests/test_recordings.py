@@ -2,17 +2,20 @@
 and bad; the sample sheet's formats and file names."""
 
 import copy
+import os
+import shutil
 from dataclasses import replace
 
 import edfio
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from snakemake.utils import update_config, validate
 
 from acq_file import write_acq
 
-from mimicry.devtools import PROJECT_ROOT
+from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.preprocess import preprocess_participant
 from mimicry.recordings import RecordingError, declared_sampling_rate, read_recording
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
@@ -209,6 +212,198 @@ def test_truncated_brainvision_data(quick_config, brainvision):
     assert_names_participant_and_file(error, header)
 
 
+def edit_header(header, old, new):
+    text = header.read_text(encoding="utf-8")
+    assert old in text
+    header.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_brainvision_data_must_agree_with_the_headers_size_and_format(
+    quick_config, simulated, brainvision
+):
+    """A float32 data file under an INT_16 header would be read as twice as long and
+    full of garbage; under a wrong DataPoints or channel count, cut or padded."""
+    _, data_uv, _ = simulated
+    header, settings = brainvision
+    data = header.with_suffix(".eeg")
+    size, n_channels = data.stat().st_size, data_uv.shape[0]
+    edit_header(header, "BinaryFormat=IEEE_FLOAT_32", "BinaryFormat=INT_16")
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, header, settings)
+    assert_names_participant_and_file(error, header)
+    message = str(error.value)
+    assert (
+        f"the data file {data} holds 32-bit floats, not BinaryFormat=INT_16" in message
+    )
+    assert (
+        f"its {size} bytes are {size // (n_channels * 2)} samples per channel as "
+        f"INT_16 but {size // (n_channels * 4)} as IEEE_FLOAT_32" in message
+    )
+    edit_header(header, "BinaryFormat=INT_16", "BinaryFormat=IEEE_FLOAT_32")
+
+    samples = data_uv.shape[1]
+    edit_header(
+        header, "DataFormat=BINARY", f"DataPoints={samples + 10}\nDataFormat=BINARY"
+    )
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, header, settings)
+    assert (
+        f"the data file {data} has {size} bytes, but the header announces "
+        f"{(samples + 10) * n_channels * 4}: DataPoints={samples + 10}"
+    ) in str(error.value)
+    edit_header(header, f"DataPoints={samples + 10}", f"DataPoints={samples}")
+    read(quick_config, header, settings)
+
+    edit_header(header, f"NumberOfChannels={n_channels}", "NumberOfChannels=3")
+    with pytest.raises(RecordingError, match="has .* bytes, but the header announces"):
+        read(quick_config, header, settings)
+
+
+def test_brainvision_integer_data_are_told_from_floats(
+    quick_config, simulated, brainvision
+):
+    """INT_16 data (0.1 uV steps) read under their own header, and refused under
+    an IEEE_FLOAT_32 one."""
+    _, data_uv, _ = simulated
+    header, settings = brainvision
+    resolution = 0.1
+    counts = np.round(data_uv / resolution).astype("<i2")
+    counts.T.tofile(header.with_suffix(".eeg"))
+    with pytest.raises(RecordingError, match="holds integers, not BinaryFormat=IEEE"):
+        read(quick_config, header, settings)
+    text = header.read_text(encoding="utf-8").replace(",,1,µV", f",,{resolution},µV")
+    header.write_text(text.replace("IEEE_FLOAT_32", "INT_16"), encoding="utf-8")
+    recording = read(quick_config, header, settings)
+    for row, muscle in enumerate(quick_config["study"]["muscles"]):
+        np.testing.assert_allclose(
+            recording.signals_uv[muscle], counts[row] * resolution, atol=1e-9
+        )
+
+
+@pytest.mark.parametrize(
+    "key, name",
+    [
+        ("DataFile", "/etc/hostname"),
+        ("DataFile", "../recording.eeg"),
+        ("MarkerFile", "markers/recording.vmrk"),
+        ("MarkerFile", ".."),
+    ],
+)
+def test_brainvision_header_names_only_files_beside_it(
+    quick_config, brainvision, key, name
+):
+    header, settings = brainvision
+    edit_header(header, f"{key}=recording.", f"{key}={name}#")
+    # The edit leaves "<name>#vmrk" or "#eeg": back to the name alone.
+    edit_header(header, f"{name}#{'eeg' if key == 'DataFile' else 'vmrk'}", name)
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, header, settings)
+    assert_names_participant_and_file(error, header)
+    assert f"{key}={name} in the header is not a file name beside the header" in str(
+        error.value
+    )
+
+
+def test_missing_brainvision_marker_file_is_named(quick_config, brainvision):
+    header, settings = brainvision
+    markers = header.with_suffix(".vmrk")
+    markers.unlink()
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, header, settings)
+    message = str(error.value)
+    assert f"the marker file {markers} (MarkerFile in the header) does not exist" in (
+        message
+    )
+    assert "no stimulus events" not in message
+    assert_names_participant_and_file(error, header)
+
+
+def test_a_brainvision_data_file_shared_by_two_participants_stops_before_any_job(
+    workflow_copy, quick_config, brainvision
+):
+    """sub-002's set was renamed from sub-001's, but its header still names
+    sub-001's data: the dry-run stops naming both. The study's files are found by an
+    absolute source.file_pattern."""
+    header, settings = brainvision
+    raw = workflow_copy / "own" / "raw"
+    raw.mkdir(parents=True)
+    for participant in ("sub-001", "sub-002"):
+        for suffix in (".vhdr", ".vmrk", ".eeg"):
+            shutil.copy(header.with_suffix(suffix), raw / f"{participant}{suffix}")
+        edit_header(raw / f"{participant}.vhdr", "=recording.", f"={participant}.")
+    (workflow_copy / "own.tsv").write_text(
+        "participant_id\tgroup\nsub-001\tplacebo\nsub-002\tnaltrexone\n"
+    )
+    overrides = {
+        "participants": "own.tsv",
+        "source": {"kind": "local", "file_pattern": f"{raw}/{{participant_id}}.vhdr"},
+        "recording": settings,
+    }
+    (workflow_copy / "own.yaml").write_text(yaml.safe_dump(overrides))
+    arguments = ("-n", "--cores", "1", "--configfile", "config/quick.yaml", "own.yaml")
+    target = "results/aggregate/cells.parquet"
+    planned = run_snakemake(workflow_copy, target, *arguments)
+    assert job_counts(planned.stdout) == {"aggregate": 1, "preprocess": 2}
+
+    edit_header(raw / "sub-002.vhdr", "DataFile=sub-002.eeg", "DataFile=sub-001.eeg")
+    result = run_snakemake(workflow_copy, target, *arguments, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        f"{raw / 'sub-001.eeg'} is the DataFile of both sub-001 "
+        f"({raw / 'sub-001.vhdr'}) and sub-002 ({raw / 'sub-002.vhdr'})"
+    ) in output, output
+
+
+def test_header_only_edf_and_dangling_symlink_are_named(
+    quick_config, simulated, tmp_path
+):
+    _, _, source = simulated
+    content = source.read_bytes()
+    header_bytes = int(content[184:192])
+    empty = tmp_path / "header-only.edf"
+    empty.write_bytes(edf_header_field(bytearray(content[:header_bytes]), 236, 8, 0))
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, empty)
+    assert_names_participant_and_file(error, empty)
+    assert "holds no samples: its EDF header" in str(error.value)
+
+    link = tmp_path / "linked.edf"
+    os.symlink(tmp_path / "moved-away.edf", link)
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, link)
+    assert_names_participant_and_file(error, link)
+    assert f"is a symlink to {tmp_path / 'moved-away.edf'}, which does not exist" in (
+        str(error.value)
+    )
+
+
+def test_two_stimuli_at_one_sample_name_the_markers_not_response_s(
+    quick_config, simulated, tmp_path
+):
+    plan, data_uv, _ = simulated
+    fs = quick_config["simulation"]["sampling_rate_hz"]
+    trials = list(plan.trials)
+    doubled = trials[3]
+    other = next(c for c in STIM_CODES.values() if c != doubled.condition)
+    trials.insert(4, replace(doubled, condition=other))
+    path = tmp_path / "doubled.edf"
+    write_edf(path, data_uv, replace(plan, trials=tuple(trials)), quick_config)
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, path)
+    assert_names_participant_and_file(error, path)
+    message = str(error.value)
+    sample = round(doubled.onset_s * fs)
+    assert (
+        f"two stimulus events at one sample, {sample} ({sample / fs:.3f} s): "
+        "annotation 'AngryToHappy' and annotation 'HappyToAngry'"
+    ) in message or (
+        f"two stimulus events at one sample, {sample} ({sample / fs:.3f} s): "
+        "annotation 'HappyToAngry' and annotation 'AngryToHappy'"
+    ) in message, message
+    assert "remove the duplicate marker" in message and "response_s" not in message
+
+
 def square_pulses(n_samples, onsets, height):
     trigger = np.zeros(n_samples)
     for onset in onsets:
@@ -263,6 +458,27 @@ def test_csv_with_one_trigger_column_per_condition_matches_edf(
     np.testing.assert_allclose(csv_frame["value"], edf_frame["value"], atol=1e-6)
     assert csv_frame.drop(columns="value").equals(edf_frame.drop(columns="value"))
     assert csv_qc["exclusion_reasons"] == edf_qc["exclusion_reasons"]
+
+    # Both triggers pulse at one onset: the columns and the line are named.
+    onset = int(from_edf.onset_samples[conditions == "AngryToHappy"][0])
+    columns["TRIG_H2A"][onset : onset + 50] = 5.0
+    np.savetxt(
+        path,
+        np.column_stack(list(columns.values())),
+        delimiter=",",
+        header=",".join(columns),
+        comments="",
+        fmt=["%.3f", "%.9f", "%.9f", "%g", "%g"],
+    )
+    with pytest.raises(RecordingError) as error:
+        read(quick_config, path, settings)
+    assert (
+        f"two stimulus events at one sample, {onset} ({onset / 1000:.3f} s): a pulse "
+        f"on column 4 ('TRIG_A2H') (line {onset + 2}) and a pulse on column 5 "
+        f"('TRIG_H2A') (line {onset + 2}) (1 such pair(s)); each stimulus needs exactly "
+        "one onset: if two trigger columns or channels mark the same stimulus, keep "
+        "one of them in recording.triggers"
+    ) in str(error.value)
 
 
 def test_tsv_with_level_coded_trigger_and_no_time_column(
@@ -801,11 +1017,29 @@ def test_acq_problems_name_the_channel_and_the_key(quick_config, acq_export, tmp
     ) as error:
         read(quick_config, path, wrong)
     assert_names_participant_and_file(error, path)
-    truncated = tmp_path / "truncated.acq"
-    truncated.write_bytes(path.read_bytes()[:2000])
-    with pytest.raises(RecordingError, match="cannot read as AcqKnowledge") as error:
-        read(quick_config, truncated)
-    assert_names_participant_and_file(error, truncated)
+
+
+def test_truncated_acq_files_are_named_truncated_wherever_they_end(
+    quick_config, acq_export, tmp_path
+):
+    """Cut in the headers, in the samples or in the event markers, read by markers
+    or by trigger channels: bioread alone would answer with an AttributeError, a
+    short read, or no markers at all (\"no stimulus events found\")."""
+    path, _, _ = acq_export
+    content = path.read_bytes()
+    markers = {"event_labels": {f"Stim {c}": c for c in STIM_CODES.values()}}
+    triggers = {"triggers": {f"Trigger {code}": c for code, c in STIM_CODES.items()}}
+    for cut, expected in (
+        (2000, "truncated or damaged: its 2000 bytes do not hold complete"),
+        (len(content) // 2, f"truncated: {len(content) // 2} bytes, but its"),
+        (len(content) - 60, "truncated or damaged after its samples"),
+    ):
+        truncated = tmp_path / f"cut-{cut}.acq"
+        truncated.write_bytes(content[:cut])
+        for settings in (markers, triggers):
+            with pytest.raises(RecordingError, match=expected) as error:
+                read(quick_config, truncated, settings)
+            assert_names_participant_and_file(error, truncated)
 
 
 def test_sample_sheets_in_csv_or_tsv_with_formats_in_any_case(tmp_path):

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from mimicry.recordings import (
+    ANNOTATIONS_AFTER_DATA,
     MICROVOLTS_PER_VOLT,
     Recording,
     RecordingError,
     check_finite,
+    check_raw_file,
     _label_events,
     event_label_map,
     load_channels,
@@ -87,6 +89,18 @@ def find_dataset(config):
     by_subject = defaultdict(list)
     for bids_path in sorted(found, key=lambda p: str(p.fpath)):
         by_subject[bids_path.subject].append(bids_path)
+    listed = {
+        participant.removeprefix("sub-") for participant in sheet["participant_id"]
+    }
+    unlisted = sorted(set(by_subject) - listed)
+    if unlisted:
+        raise ConfigError(
+            f"{participants_tsv}: {len(unlisted)} subject(s) with an EMG recording are "
+            f"not listed, e.g. sub-{unlisted[0]} ({by_subject[unlisted[0]][0].fpath}): "
+            f"{', '.join('sub-' + label for label in unlisted)}; add a row for each "
+            f"(participant_id and {settings['group_column']}, source.bids.group_column), "
+            "or move its folder out of the dataset to leave it out"
+        )
 
     recordings, events, missing, formats = {}, {}, [], []
     for participant in sheet["participant_id"]:
@@ -247,6 +261,8 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
     events_where = f"{participant}: {events_path}"
     label_map = event_label_map(settings, conditions)
     onsets_s, labels = read_events(events_path, participant)
+    file_format = path.suffix.lower().lstrip(".")
+    check_raw_file(where, path, file_format, source="events.tsv")
     raw = open_mne_raw(
         where,
         lambda: mne_bids.read_raw_bids(
@@ -255,9 +271,11 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
             verbose="warning",
         ),
         "an EMG-BIDS recording (with its channels.tsv and sidecars)",
-        # The group and other study columns of participants.tsv have no MNE field.
-        ignored_warnings=("Unable to map the following",),
+        # The group and other study columns of participants.tsv have no MNE field;
+        # onsets outside the data are the events.tsv's, named below.
+        ignored_warnings=("Unable to map the following", ANNOTATIONS_AFTER_DATA),
     )
+    _check_onsets_inside(events_where, onsets_s, labels, label_map, raw, path)
     needed = list(channels.values())
     bad = [name for name in needed if name in raw.info["bads"]]
     if bad:
@@ -271,6 +289,11 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         labels,
         label_map,
         set(settings["ignore_labels"]),
+        sampling_rate_hz,
+        [f"row {row} ({label!r})" for row, label in enumerate(labels, start=1)],
+        "remove the duplicate row from the events.tsv, or, if one of the trial_type "
+        "values marks something other than a stimulus onset (a response), move it "
+        "from recording.event_labels to recording.ignore_labels",
     )
     signals = dict(zip(channels, raw.get_data(picks=needed) * MICROVOLTS_PER_VOLT))
     check_finite(where, signals, channels, sampling_rate_hz)
@@ -282,3 +305,26 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         onset_samples=onsets,
         conditions=event_conditions,
     )
+
+
+def _check_onsets_inside(events_where, onsets_s, labels, label_map, raw, path):
+    """Raise at the first stimulus row of events.tsv whose onset lies before the first
+    sample or after the last: the events table, not the recording, is wrong."""
+    duration_s = raw.n_times / raw.info["sfreq"]
+    for row, (onset, label) in enumerate(zip(onsets_s, labels), start=1):
+        if label not in label_map:
+            continue
+        if onset < 0:
+            where = "before the start of the recording (onsets count seconds from its first sample)"
+        elif onset >= duration_s:
+            where = (
+                f"after the end of the recording {path} ({duration_s:g} s, "
+                f"{raw.n_times} samples at {raw.info['sfreq']:g} Hz)"
+            )
+        else:
+            continue
+        raise RecordingError(
+            f"{events_where}, row {row}: the onset {onset:g} s of {label!r} lies "
+            f"{where}; correct the onset in the events.tsv, or check that the "
+            "events.tsv belongs to this recording"
+        )

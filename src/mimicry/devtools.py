@@ -61,3 +61,33 @@ def group_alive(pgid):
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+def write_long_edf(path, duration_s, rate_hz, n_channels, conditions, seed=0):
+    """An EDF+ of n_channels of white noise (20 uV sd) at rate_hz, named EMG_ZM,
+    EMG_CS, EXG3, ..., with a stimulus annotation every 9 s (conditions in turn):
+    cheap long recordings for memory measurements. Returns the number of samples per
+    channel."""
+    import edfio
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n_samples = int(duration_s * rate_hz)
+    labels = ["EMG_ZM", "EMG_CS"] + [f"EXG{i}" for i in range(3, n_channels + 1)]
+    signals = [
+        edfio.EdfSignal(
+            rng.standard_normal(n_samples, dtype=np.float32) * 20,
+            sampling_frequency=rate_hz,
+            label=label,
+            physical_dimension="uV",
+            physical_range=(-4000, 4000),
+        )
+        for label in labels[:n_channels]
+    ]
+    onsets = np.arange(5.0, duration_s - 10, 9.0)
+    annotations = [
+        edfio.EdfAnnotation(onset, None, conditions[i % len(conditions)])
+        for i, onset in enumerate(onsets)
+    ]
+    edfio.Edf(signals, annotations=annotations).write(path)
+    return n_samples

@@ -30,6 +30,7 @@ from scipy.signal import sosfiltfilt
 from mimicry.epochs import EpochWindows, window_deviations
 from mimicry.filters import FILTER_KEYS, design_filter
 from mimicry.noise_limits import rule_limits
+from mimicry.preprocess_checks import window_problems
 from mimicry.recordings import RecordingError, read_recording
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,9 @@ def epoch_and_screen(recording, conditions, options, rectified, limits_cache=Non
     muscles = list(recording.signals_uv)
     prefix = rectified.prefix
     fs = recording.sampling_rate_hz
+    for problem in window_problems(options, fs):
+        # The rate was not known before the job (e.g. a file not yet downloaded).
+        raise RecordingError(f"{recording.participant}: {recording.path}: {problem}")
     windows = EpochWindows(options, fs)
     check_epochs_apart(recording, windows, options)
     baseline, bins, inside = windows.means(prefix, recording.onset_samples)

@@ -6,6 +6,7 @@ because every Snakemake start (and every cluster job) runs them, and importing t
 preprocessing module would add SciPy's and pyarrow's import time to each.
 """
 
+from mimicry.epochs import EpochWindows
 from mimicry.simulate import ONSET_JITTER_S
 
 
@@ -80,3 +81,34 @@ def rate_problems(band_hz, declared_rates, key="preprocess.band_hz"):
         f"{'; '.join(listed[:10])}{f'; and {more} more' if more > 0 else ''}; set "
         f"{key} below half the lowest rate"
     )
+
+
+def window_problems(preprocess, rate_hz, key_prefix="preprocess"):
+    """Messages for windows that hold no sample at rate_hz: the baseline, a response
+    bin and the transient rule's window. An empty window's mean is 0/0, so every
+    value made from it would be NaN.
+
+    preprocess: a validated `preprocess` section, set by config keys under
+    key_prefix."""
+    windows = EpochWindows(preprocess, rate_hz)
+    lengths = windows.stops - windows.starts
+    sample_ms = 1000 / rate_hz
+    if lengths[0] < 1:
+        yield (
+            f"{key_prefix}.baseline_s {preprocess['baseline_s']} holds no sample at "
+            f"{rate_hz:g} Hz (one sample every {sample_ms:.3g} ms): lengthen it"
+        )
+    if (lengths[1:] < 1).any():
+        yield (
+            f"{key_prefix}.bin_s {preprocess['bin_s']:g} s: a bin of "
+            f"{key_prefix}.response_s {preprocess['response_s']} holds no sample at "
+            f"{rate_hz:g} Hz (one sample every {sample_ms:.3g} ms): widen the bins"
+        )
+    rejection = preprocess["rejection"]
+    if "transient" in rejection["rules"]:
+        if round(rejection["transient_window_s"] * rate_hz) < 1:
+            yield (
+                f"{key_prefix}.rejection.transient_window_s "
+                f"{rejection['transient_window_s']:g} s is shorter than one sample at "
+                f"{rate_hz:g} Hz ({sample_ms:.3g} ms): lengthen it"
+            )

@@ -12,6 +12,8 @@ workflow/schemas/config.schema.yaml). MNE, bioread and pandas are imported insid
 functions that need them, so that importing this module costs nothing.
 """
 
+import configparser
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -61,6 +63,18 @@ TRIGGER_REST_SHARE_OF_RANGE = 0.01
 # Facial-EMG trials last seconds: a trigger rising more often than this is noise or a
 # signal crossing the threshold.
 MAX_STIMULI_PER_S = 1.0
+
+
+# How to mend two stimulus events at one sample, by where the events come from.
+DUPLICATE_MARKER_FIX = (
+    "remove the duplicate marker from the file, or, if one of the labels marks "
+    "something other than a stimulus onset (a response, a comment), move it from "
+    "recording.event_labels to recording.ignore_labels"
+)
+DUPLICATE_TRIGGER_FIX = (
+    "if two trigger columns or channels mark the same stimulus, keep one of them in "
+    "recording.triggers"
+)
 
 
 class RecordingError(ValueError):
@@ -132,27 +146,31 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
             "column format, or recording.format)"
         )
     if not path.is_file():
-        raise RecordingError(f"{participant}: recording {path} does not exist")
+        raise RecordingError(f"{participant}: recording {path} {absence(path)}")
     source = event_source(recording, file_format)
     if file_format in TEXT_DELIMITERS:
-        signals, fs, onsets, labels, dropped = _read_text(
+        signals, fs, onsets, labels, dropped, origins = _read_text(
             where, path, channels, recording, file_format
         )
     elif file_format == "acq":
-        signals, fs, onsets, labels, dropped = _read_acq(
+        signals, fs, onsets, labels, dropped, origins = _read_acq(
             where, path, channels, recording, source
         )
     else:
-        signals, fs, onsets, labels, dropped = _read_with_mne(
+        signals, fs, onsets, labels, dropped, origins = _read_with_mne(
             where, path, channels, recording, file_format, source
         )
     if source == "triggers":
         # Triggers are labelled with condition names; a wrong name is an unknown label.
         label_map, ignored = {c: c for c in conditions}, set()
+        fix = DUPLICATE_TRIGGER_FIX
     else:
         label_map = event_label_map(recording, conditions)
         ignored = set(recording["ignore_labels"])
-    onsets, event_conditions = _label_events(where, onsets, labels, label_map, ignored)
+        fix = DUPLICATE_MARKER_FIX
+    onsets, event_conditions = _label_events(
+        where, onsets, labels, label_map, ignored, fs, origins, fix
+    )
     check_finite(where, signals, channels, fs)
     return Recording(
         participant=participant,
@@ -163,6 +181,16 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         conditions=event_conditions,
         dropped_pulses=dropped,
     )
+
+
+def absence(path):
+    """Why path is not a file: a dangling symlink says where it points."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return f"is a symlink to {os.readlink(path)}, which does not exist"
+    if path.is_dir():
+        return "is a directory, not a file"
+    return "does not exist"
 
 
 def check_finite(where, signals, channels, fs):
@@ -188,12 +216,11 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
             f"{file_format.upper()} files; use annotations or stim_channel"
         )
     _check_named(where, channels, file_format)
+    header = check_raw_file(where, path, file_format, source)
     ignored_warnings = ()
-    if file_format in edf_header.SAMPLE_BYTES:
-        header = _edf_header(where, path, file_format)
-        if header.n_records == -1:
-            # A whole number of records (checked): MNE counts them from the size.
-            ignored_warnings = (RECORD_COUNT_MISMATCH,)
+    if header is not None and header.n_records == -1:
+        # A whole number of records (checked): MNE counts them from the size.
+        ignored_warnings = (RECORD_COUNT_MISMATCH,)
     readers = {
         "edf": mne.io.read_raw_edf,
         "bdf": mne.io.read_raw_bdf,
@@ -234,15 +261,78 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
         )
         onsets = events[:, 0] - raw.first_samp
         labels = [str(code) for code in events[:, 2]]
+        origins = [f"code {label} on {stim_channel!r}" for label in labels]
     else:
         annotations = raw.annotations
         onsets = raw.time_as_index(
             annotations.onset, use_rounding=True, origin=annotations.orig_time
         )
         labels = [str(label) for label in annotations.description]
+        kind = "marker" if file_format == "vhdr" else "annotation"
+        origins = [f"{kind} {label!r}" for label in labels]
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
     signals = dict(zip(channels, data_uv))
-    return signals, float(raw.info["sfreq"]), onsets, labels, ()
+    return signals, float(raw.info["sfreq"]), onsets, labels, (), origins
+
+
+def check_raw_file(where, path, file_format, source):
+    """What can be checked of an EDF, BDF or BrainVision file before MNE reads it:
+    returns the EDF/BDF header (None for BrainVision)."""
+    if file_format in edf_header.SAMPLE_BYTES:
+        return _edf_header(where, path, file_format)
+    if file_format == "vhdr":
+        check_brainvision(where, path, source)
+    return None
+
+
+# Peak memory of a preprocess job (MB): imports and tables, plus a multiple of the
+# samples it holds as float64 (samples x channels read x 8 bytes), or for a text
+# export of the file's size; measured (README, Performance) and given a margin.
+PREPROCESS_BASE_MB = 400
+PREPROCESS_MB_PER_SAMPLE_MB = 7
+PREPROCESS_MB_PER_TEXT_MB = 14
+# When the file is not there yet (Snakemake asks again before the job runs).
+PREPROCESS_UNKNOWN_MB = 1000
+
+
+def preprocess_mem_mb(path, file_format, n_channels_used):
+    """The memory (MB) a preprocess job needs for this raw file, from its header
+    and size alone. n_channels_used: the channels an MNE reader loads (the muscles'
+    and a stim channel); AcqKnowledge files are read whole."""
+    path = Path(path)
+    try:
+        size_mb = path.stat().st_size / 2**20
+        if file_format in TEXT_DELIMITERS:
+            return round(PREPROCESS_BASE_MB + PREPROCESS_MB_PER_TEXT_MB * size_mb)
+        samples, channels = _samples_per_channel(path, file_format)
+    except (OSError, ValueError, RecordingError, edf_header.HeaderError):
+        return PREPROCESS_UNKNOWN_MB
+    if file_format != "acq":
+        channels = min(channels, n_channels_used)
+    sample_mb = samples * channels * 8 / 2**20
+    return round(PREPROCESS_BASE_MB + PREPROCESS_MB_PER_SAMPLE_MB * sample_mb)
+
+
+def _samples_per_channel(path, file_format):
+    """(samples of the fastest channel, channels in the file), from the header."""
+    if file_format in edf_header.SAMPLE_BYTES:
+        header = edf_header.read_header(path, file_format)
+        records = header.records_in(path.stat().st_size)
+        return records * max(header.samples_per_record), len(header.labels)
+    if file_format == "vhdr":
+        header = read_brainvision_header(str(path), path)
+        sample_bytes = BRAINVISION_SAMPLE_BYTES.get(header.binary_format, 2)
+        size = header.data_file.stat().st_size
+        return size // (header.n_channels * sample_bytes), header.n_channels
+    if file_format == "acq":
+        import bioread
+
+        datafile = bioread.read_headers(str(path))
+        if datafile is None:
+            raise ValueError(f"{path}: no AcqKnowledge header")
+        points = [channel.point_count for channel in datafile.channels]
+        return max(points), len(points)
+    raise ValueError(f"{path}: no header to read for format {file_format}")
 
 
 def declared_sampling_rate(path, file_format, channels):
@@ -321,10 +411,182 @@ def _edf_header(where, path, file_format):
     """The EDF/BDF header, checked against the file size before MNE reads it."""
     try:
         header = edf_header.read_header(path, file_format)
-        edf_header.check_size(header, path.stat().st_size)
+        size = path.stat().st_size
+        edf_header.check_size(header, size)
     except edf_header.HeaderError as error:
         raise RecordingError(f"{where}: the file {error}") from None
+    if header.records_in(size) == 0:
+        raise RecordingError(
+            f"{where}: the file holds no samples: its {header.kind} header "
+            f"({header.header_bytes} bytes) is followed by 0 data records (record "
+            f"count {header.n_records}); the recording was not saved, or was cut "
+            "after its header"
+        )
     return header
+
+
+# Bytes per sample of the BrainVision binary formats MNE reads.
+BRAINVISION_SAMPLE_BYTES = {"INT_16": 2, "INT_32": 4, "IEEE_FLOAT_32": 4}
+# Data read as 32-bit floats: amplitudes in any unit (V to nV) lie in this range or
+# are 0. Integers read as floats almost never do (their upper bytes make tiny or huge
+# exponents), and floats read as integers almost always do.
+PLAUSIBLE_FLOAT_RANGE = (1e-12, 1e9)
+FLOAT_LIKE_SHARE = 0.99
+# The share of the data file read to tell floats from integers.
+FORMAT_PROBE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class BrainVisionHeader:
+    """What a BrainVision header (.vhdr) says of its data and marker files."""
+
+    data_file: Path
+    marker_file: Path  # None when the header names none
+    n_channels: int
+    binary_format: str  # None for ASCII data
+    data_points: int  # None when the header does not say
+
+
+def read_brainvision_header(where, path):
+    """The header's files (each checked to be a file name beside the header), channel
+    count, binary format and sample count."""
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    # The first line names the format; the rest is INI.
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(text[text.find("[") :] if "[" in text else "")
+        common = parser["Common Infos"]
+    except (configparser.Error, KeyError) as error:
+        raise RecordingError(
+            f"{where}: not a BrainVision header: no readable [Common Infos] section "
+            f"({error})"
+        ) from None
+
+    def beside_header(key, required):
+        name = common.get(key, "").strip()
+        if not name:
+            if required:
+                raise RecordingError(f"{where}: the header names no {key}")
+            return None
+        if Path(name).name != name or name in (".", "..") or "\\" in name:
+            raise RecordingError(
+                f"{where}: {key}={name} in the header is not a file name beside the "
+                f"header; a BrainVision header may only name files in its own folder "
+                f"({Path(path).parent}), so write the bare file name there"
+            )
+        return Path(path).parent / name
+
+    data_file = beside_header("DataFile", required=True)
+    marker_file = beside_header("MarkerFile", required=False)
+    try:
+        n_channels = int(common.get("NumberOfChannels", ""))
+        data_points = common.get("DataPoints")
+        data_points = None if data_points is None else int(data_points)
+    except ValueError as error:
+        raise RecordingError(
+            f"{where}: the header's NumberOfChannels or DataPoints is not a whole "
+            f"number ({error})"
+        ) from None
+    binary_format = None
+    if common.get("DataFormat", "BINARY").strip().upper() == "BINARY":
+        binary_format = parser.get("Binary Infos", "BinaryFormat", fallback="").strip()
+    return BrainVisionHeader(
+        data_file, marker_file, n_channels, binary_format, data_points
+    )
+
+
+def check_brainvision(where, path, source):
+    """Raise when a BrainVision header names files outside its folder or absent, or
+    when its data file's size or content disagrees with its channel count and
+    binary format."""
+    header = read_brainvision_header(where, path)
+    if not header.data_file.is_file():
+        raise RecordingError(
+            f"{where}: the data file {header.data_file} (DataFile in the header) "
+            f"{absence(header.data_file)}"
+        )
+    if source == "annotations":
+        if header.marker_file is None:
+            raise RecordingError(
+                f"{where}: the header names no MarkerFile, and the stimulus events "
+                "come from its markers (recording.event_source annotations)"
+            )
+        if not header.marker_file.is_file():
+            raise RecordingError(
+                f"{where}: the marker file {header.marker_file} (MarkerFile in the "
+                f"header) {absence(header.marker_file)}; the stimulus events come "
+                "from its markers (if the set was renamed, set DataFile and "
+                "MarkerFile in the header to the new names)"
+            )
+    if header.binary_format is None:
+        return
+    sample_bytes = BRAINVISION_SAMPLE_BYTES.get(header.binary_format)
+    if sample_bytes is None:
+        raise RecordingError(
+            f"{where}: BinaryFormat={header.binary_format} is not one of "
+            f"{list(BRAINVISION_SAMPLE_BYTES)}"
+        )
+    size = header.data_file.stat().st_size
+    frame = header.n_channels * sample_bytes
+    described = (
+        f"{header.n_channels} channels of {sample_bytes} bytes "
+        f"(NumberOfChannels, BinaryFormat={header.binary_format})"
+    )
+    if header.data_points is not None and size != header.data_points * frame:
+        raise RecordingError(
+            f"{where}: the data file {header.data_file} has {size} bytes, but the "
+            f"header announces {header.data_points * frame}: DataPoints="
+            f"{header.data_points} samples of {described}"
+        )
+    if size == 0 or size % frame:
+        raise RecordingError(
+            f"{where}: the data file {header.data_file} is truncated or not what the "
+            f"header describes: {size} bytes are not a whole number of samples of "
+            f"{described}"
+        )
+    with open(header.data_file, "rb") as stream:
+        probe = stream.read(FORMAT_PROBE_BYTES // 4 * 4)
+    float_like = _float_like_share(probe)
+    floats = header.binary_format == "IEEE_FLOAT_32"
+    if floats == (float_like >= FLOAT_LIKE_SHARE) or not _any_nonzero(probe):
+        return
+    actual, other = (
+        ("integers", "INT_16") if floats else ("32-bit floats", "IEEE_FLOAT_32")
+    )
+    other_frame = header.n_channels * BRAINVISION_SAMPLE_BYTES[other]
+    raise RecordingError(
+        f"{where}: the data file {header.data_file} holds {actual}, not "
+        f"BinaryFormat={header.binary_format} as the header says ({float_like:.1%} "
+        "of its first values, read as 32-bit floats, are amplitudes or 0): its "
+        f"{size} bytes are {size // frame} samples per channel as "
+        f"{header.binary_format} but {size // other_frame} as {other}; set "
+        "BinaryFormat in the header to what the recorder wrote"
+    )
+
+
+def _float_like_share(block):
+    """The share of block's 32-bit words that, read as floats, are 0 or amplitudes."""
+    values = np.abs(np.frombuffer(block[: len(block) // 4 * 4], dtype="<f4"))
+    if values.size == 0:
+        return 0.0
+    low, high = PLAUSIBLE_FLOAT_RANGE
+    with np.errstate(invalid="ignore"):
+        plausible = (values == 0) | ((values >= low) & (values <= high))
+    return float(np.mean(plausible))
+
+
+def _any_nonzero(block):
+    return bool(np.frombuffer(block, dtype=np.uint8).any())
+
+
+def brainvision_files(path):
+    """The data and marker files a BrainVision header names (None for each that it
+    does not name or that is not beside it): for checks across participants."""
+    try:
+        header = read_brainvision_header(str(path), path)
+    except (RecordingError, OSError):
+        return None, None
+    return header.data_file, header.marker_file
 
 
 def load_channels(where, raw, needed):
@@ -369,8 +631,12 @@ def _first_stim_channel(where, raw):
     return raw.ch_names[stim_picks[0]]
 
 
-def _label_events(where, onsets, labels, label_map, ignored):
-    """Stimulus onsets (sorted) and their conditions; unknown labels are errors."""
+def _label_events(
+    where, onsets, labels, label_map, ignored, fs, origins=None, fix=None
+):
+    """Stimulus onsets (sorted) and their conditions; unknown labels are errors, and
+    so are two stimuli at one sample. origins describes each event for that message
+    (default: its label); fix says how to mend a duplicate."""
     unknown = sorted({label for label in labels if label not in label_map} - ignored)
     if unknown:
         raise RecordingError(
@@ -384,9 +650,20 @@ def _label_events(where, onsets, labels, label_map, ignored):
             f"{where}: no stimulus events found (expected labels {sorted(label_map)})"
         )
     onsets = np.asarray(onsets, dtype=np.int64)[keep]
-    kept_labels = [label for label, kept in zip(labels, keep) if kept]
+    kept = np.flatnonzero(keep)
     order = np.argsort(onsets, kind="stable")
-    return onsets[order], tuple(label_map[kept_labels[i]] for i in order)
+    onsets, kept = onsets[order], kept[order]
+    shared = np.flatnonzero(np.diff(onsets) == 0)
+    if shared.size:
+        first, second = kept[shared[0]], kept[shared[0] + 1]
+        origins = origins or [repr(label) for label in labels]
+        sample = int(onsets[shared[0]])
+        raise RecordingError(
+            f"{where}: two stimulus events at one sample, {sample} ({sample / fs:.3f} "
+            f"s): {origins[first]} and {origins[second]} ({shared.size} such pair(s)); "
+            f"each stimulus needs exactly one onset: {fix or DUPLICATE_MARKER_FIX}"
+        )
+    return onsets, tuple(label_map[labels[i]] for i in kept)
 
 
 def _read_acq(where, path, channels, recording, source):
@@ -398,12 +675,13 @@ def _read_acq(where, path, channels, recording, source):
             "AcqKnowledge files; use annotations (event markers) or triggers"
         )
     _check_named(where, channels, "acq")
+    _check_acq_complete(where, path)
     try:
         datafile = bioread.read_file(str(path))
     except Exception as error:
         raise RecordingError(
-            f"{where}: cannot read as AcqKnowledge (corrupt or not this format): "
-            f"{error}"
+            f"{where}: cannot read as AcqKnowledge (truncated, damaged or not this "
+            f"format): {error}"
         ) from error
     by_name = {channel.name: channel for channel in datafile.channels}
     triggers = recording["triggers"] if source == "triggers" else {}
@@ -440,7 +718,7 @@ def _read_acq(where, path, channels, recording, source):
 
     dropped = ()
     if source == "triggers":
-        onsets, labels, dropped = _trigger_onsets(
+        onsets, labels, dropped, origins = _trigger_onsets(
             where,
             trigger_data,
             recording,
@@ -454,7 +732,44 @@ def _read_acq(where, path, channels, recording, source):
         markers = datafile.event_markers or []
         onsets = [round(m.sample_index * fs / base_rate) for m in markers]
         labels = [m.text for m in markers]
-    return signals, fs, onsets, labels, dropped
+        origins = [f"event marker {label!r}" for label in labels]
+    return signals, fs, onsets, labels, dropped, origins
+
+
+def _check_acq_complete(where, path):
+    """Raise when an AcqKnowledge file ends before its headers, samples or event
+    markers do: bioread reads what is there and says little of what is not."""
+    from bioread.reader import Reader
+
+    size = path.stat().st_size
+    try:
+        headers = Reader.read_headers(str(path))
+    except Exception as error:  # bioread raises many kinds on a damaged file
+        raise RecordingError(
+            f"{where}: the file is damaged or not AcqKnowledge: cannot read its "
+            f"headers ({error})"
+        ) from error
+    if headers.datafile is None:
+        raise RecordingError(
+            f"{where}: the file is truncated or damaged: its {size} bytes do not hold "
+            "complete AcqKnowledge headers"
+        )
+    if not headers.is_compressed:
+        data_end = headers.data_start_offset + headers.data_length
+        if size < data_end:
+            points = sorted(
+                {channel.point_count for channel in headers.channel_headers}
+            )
+            raise RecordingError(
+                f"{where}: the file is truncated: {size} bytes, but its AcqKnowledge "
+                f"headers announce samples up to byte {data_end} ({points} samples "
+                f"per channel from byte {headers.data_start_offset})"
+            )
+    if headers.event_markers is None:
+        raise RecordingError(
+            f"{where}: the file is truncated or damaged after its samples: its "
+            f"event-marker section cannot be read ({size} bytes)"
+        )
 
 
 @dataclass(frozen=True)
@@ -543,7 +858,7 @@ def _read_text(where, path, channels, recording, file_format):
             fs,
             lambda name: columns.describe(trigger_positions[name]),
         )
-    onsets, labels, dropped = _trigger_onsets(
+    onsets, labels, dropped, origins = _trigger_onsets(
         where,
         trigger_data,
         recording,
@@ -551,7 +866,7 @@ def _read_text(where, path, channels, recording, file_format):
         lambda name: columns.describe(trigger_positions[name]),
         lambda sample: f"line {layout.data_line_numbers[sample]}",
     )
-    return signals, fs, onsets, labels, dropped
+    return signals, fs, onsets, labels, dropped, origins
 
 
 class _TextColumns:
@@ -842,11 +1157,12 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
     recording.trigger_min_pulse_s or (level-coded) with a height no configured level
     explains, is an error or, with recording.trigger_glitches: drop, dropped and
     returned. describe(name) names a trigger's column, locate(sample) a sample.
-    Returns (onsets, labels, dropped pulses as JSON-ready dicts), in trigger order.
+    Returns (onsets, labels, dropped pulses as JSON-ready dicts, a description of
+    each onset's pulse), in trigger order.
     """
     threshold = recording["trigger_threshold"]
     min_width = max(1, round(recording["trigger_min_pulse_s"] * fs))
-    onsets, labels, glitches = [], [], []
+    onsets, labels, origins, glitches = [], [], [], []
     for name, meaning in recording["triggers"].items():
         trigger = trigger_data[name]
         rising, ends = _pulse_bounds(trigger, threshold)
@@ -874,6 +1190,7 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
             if problem is None:
                 onsets.append(start)
                 labels.append(level_conditions[nearest])
+                origins.append(f"a pulse on {describe(name)} ({locate(start)})")
                 continue
             glitches.append(
                 {
@@ -894,7 +1211,7 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     f"{_trigger_key(name)} or recording.trigger_min_pulse_s"
                 )
     # In trigger order; _label_events sorts them.
-    return onsets, labels, tuple(glitches)
+    return onsets, labels, tuple(glitches), origins
 
 
 def _pulse_bounds(trigger, threshold):

@@ -205,10 +205,12 @@ def _local_raw_files(record, source):
     participant with any extension of a known format (in any case), sorted."""
     from mimicry.recordings import format_from_extension
 
-    pattern = raw_file_name(record, source, "*")
+    pattern = Path(raw_file_name(record, source, "*"))
+    # An absolute pattern is globbed from the root (Path.glob takes relative ones).
+    base = Path(pattern.anchor) if pattern.is_absolute() else Path(source["local_dir"])
     return sorted(
         path
-        for path in Path(source["local_dir"]).glob(pattern)
+        for path in base.glob(str(pattern.relative_to(pattern.anchor)))
         if format_from_extension(path)
     )
 
@@ -239,7 +241,8 @@ def local_raw_paths(sheet, config):
 
     source = config["source"]
     local_dir = Path(source["local_dir"])
-    if not local_dir.is_dir():
+    absolute = Path(source["file_pattern"]).is_absolute()
+    if not absolute and not local_dir.is_dir():
         raise ConfigError(
             f"source.local_dir '{local_dir}' is not a directory (relative to "
             f"{Path.cwd()}); set source.local_dir to the folder with the raw files"
@@ -256,11 +259,18 @@ def local_raw_paths(sheet, config):
         paths.append(str(found[0] if found else expected))
     missing = [path for path in paths if not Path(path).is_file()]
     if missing and source["missing_raw"] == "error":
+        from mimicry.recordings import absence
+
+        where = "" if absolute else f" in source.local_dir {local_dir}"
+        listed = [
+            path if absence(path) == "does not exist" else f"{path} {absence(path)}"
+            for path in missing
+        ]
         raise ConfigError(
-            f"{len(missing)} of {len(paths)} raw files are missing in "
-            f"source.local_dir {local_dir}: {', '.join(missing)} (named by "
-            "source.file_pattern); set source.missing_raw: skip to go on without "
-            "those participants (recorded in qc.tsv)"
+            f"{len(missing)} of {len(paths)} raw files are missing{where}: "
+            f"{', '.join(listed)} (named by source.file_pattern); set "
+            "source.missing_raw: skip to go on without those participants (recorded "
+            "in qc.tsv)"
         )
     if len(missing) == len(paths):
         raise ConfigError(
@@ -302,12 +312,65 @@ def check_declared_rates(config, sheet, paths):
     problems = list(
         preprocess_checks.rate_problems(config["preprocess"]["band_hz"], declared)
     )
+    settings = [("preprocess", config["preprocess"])]
     if config["multiverse"]["enabled"]:
         from mimicry import multiverse
 
         problems += multiverse.band_rate_problems(config, declared)
+        settings += [
+            (f"multiverse universe {universe.id}: preprocess", universe.preprocess)
+            for universe in multiverse.universes(config)
+        ]
+    problems += _window_problems(settings, declared)
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _window_problems(settings, declared):
+    """Windows that hold no sample at a declared rate, each naming its key and the
+    participants (and where their rate is declared). settings: (key prefix,
+    preprocess section) pairs; declared: participant -> (rate, origin)."""
+    by_rate = {}
+    for participant, (rate, origin) in sorted(declared.items()):
+        by_rate.setdefault(rate, []).append((participant, origin))
+    for rate, recordings in sorted(by_rate.items()):
+        origins = {origin for _, origin in recordings}
+        if len(origins) == 1:
+            names = [participant for participant, _ in recordings]
+            suffix = f" ({origins.pop()})"
+        else:
+            names = [f"{participant} ({origin})" for participant, origin in recordings]
+            suffix = ""
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        listed = f"{', '.join(names[:3])}{more}{suffix}"
+        for prefix, preprocess in settings:
+            for problem in preprocess_checks.window_problems(preprocess, rate, prefix):
+                yield f"{problem}; the rate of {listed}"
+
+
+def check_shared_recording_files(sheet, paths):
+    """Raise when two participants' BrainVision headers name the same data or
+    marker file: a renamed set whose header still names another participant's
+    files would be analysed as that participant's data.
+
+    paths: participant -> raw file, for the files that exist."""
+    from mimicry.recordings import brainvision_files
+
+    owners = {}
+    for participant, path in sorted(paths.items()):
+        if sheet.loc[participant, "format"] != "vhdr":
+            continue
+        for key, named in zip(("DataFile", "MarkerFile"), brainvision_files(path)):
+            if named is None:
+                continue
+            other = owners.setdefault(named.resolve(), (participant, path, key))
+            if other[0] != participant:
+                raise ConfigError(
+                    f"{named} is the {other[2]} of both {other[0]} ({other[1]}) and "
+                    f"{participant} ({path}): a renamed BrainVision set still names "
+                    "the files it was renamed from; set DataFile and MarkerFile in "
+                    f"{participant}'s header to its own files"
+                )
 
 
 def raw_file_name(record, source, file_format):

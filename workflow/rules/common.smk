@@ -222,6 +222,16 @@ def participant_format(wildcards):
     return participants.loc[wildcards.participant, "format"]
 
 
+def preprocess_mem_mb(wildcards, input):
+    """From the recording's header and size (mimicry.recordings.preprocess_mem_mb)."""
+    stim = config["recording"]["event_source"] == "stim_channel"
+    return recordings.preprocess_mem_mb(
+        input.recording,
+        participant_format(wildcards),
+        len(config["study"]["muscles"]) + stim,
+    )
+
+
 def preprocess_settings():
     keys = ("study", "channels", "recording", "preprocess")
     return {key: config[key] for key in keys} | {"study": study_design()}
@@ -316,15 +326,13 @@ def multiverse_universe_settings(wildcards):
     return settings
 
 
-study.check_declared_rates(
-    config,
-    participants,
-    {
-        p: raw_recording_path(p)
-        for p in participants_with_raw_files()
-        if raw_file_readable(p)
-    },
-)
+READABLE_RAW_FILES = {
+    p: raw_recording_path(p)
+    for p in participants_with_raw_files()
+    if raw_file_readable(p)
+}
+study.check_declared_rates(config, participants, READABLE_RAW_FILES)
+study.check_shared_recording_files(participants, READABLE_RAW_FILES)
 SKIPPED = participants_without_raw_files()
 if SKIPPED:
     logger.warning(

@@ -18,7 +18,7 @@ rule preprocess:
         "../../envs/preprocess.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=preprocess_mem_mb,
         runtime=10,
     params:
         settings=preprocess_settings(),
