@@ -8,6 +8,7 @@ from mimicry.download import DownloadError, extract_member
 from mimicry.study import (
     ConfigError,
     check_sources,
+    raw_formats,
     read_sample_sheet,
     validate_sample_sheet,
 )
@@ -134,3 +135,22 @@ def test_file_urls_are_refused_before_any_download(tmp_path):
     archive = {"source": {"kind": "download", "archive_url": "file:///data/study.zip"}}
     with pytest.raises(ConfigError, match="^source.archive_url: url file:///data"):
         check_sources(archive, sheet)
+
+
+def test_format_errors_name_the_line_after_the_sheet_is_sorted(tmp_path, quick_config):
+    sheet_path = write(
+        tmp_path / "sheet.tsv",
+        [
+            "participant_id\tgroup\tformat",
+            "sub-002\tplacebo\tedf",
+            "sub-001\tplacebo\ttxt",
+        ],
+    )
+    sheet = read_sample_sheet(sheet_path)
+    # As the workflow holds it (workflow/rules/common.smk): indexed and sorted by id.
+    sheet = sheet.set_index("participant_id", drop=False).sort_index()
+    config = {**quick_config, "source": {**quick_config["source"], "kind": "local"}}
+    with pytest.raises(
+        ConfigError, match=r"sample sheet line 3 \(sub-001\): format txt"
+    ):
+        raw_formats(sheet, config)

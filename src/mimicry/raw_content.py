@@ -22,24 +22,21 @@ its content was found to match the stamp.
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
 CHUNK_BYTES = 1 << 20
-# BrainVision's header names its data and marker files (read beside the header).
-BRAINVISION_PARTS = re.compile(r"^(?:DataFile|MarkerFile)=(.+?)\s*$", re.M)
 
 
 def source_files(recording, events=None):
     """Every file whose content a participant's preprocessing reads: the recording,
     a BrainVision header's data and marker files, and a BIDS events.tsv."""
+    from mimicry.recordings import brainvision_files
+
     files = [str(recording)]
-    if str(recording).endswith(".vhdr") and os.path.exists(recording):
-        header = Path(recording).read_text(encoding="latin-1", errors="replace")
-        for name in BRAINVISION_PARTS.findall(header):
-            part = os.path.join(os.path.dirname(recording), name)
-            if os.path.exists(part) and part not in files:
-                files.append(part)
+    if str(recording).lower().endswith(".vhdr") and os.path.exists(recording):
+        for part in brainvision_files(recording):
+            if part is not None and part.exists() and str(part) not in files:
+                files.append(str(part))
     if events:
         files.append(str(events))
     return files

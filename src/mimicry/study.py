@@ -144,6 +144,12 @@ def _row_place(sheet, position):
     return f"row {position + 1}" if lines is None else f"line {lines[position][1]}"
 
 
+def _participant_place(sheet, participant, row):
+    """'line <n> (<id>)' from the sheet's line numbers, else 'row <n> (<id>)'."""
+    line = sheet_line(sheet, participant)
+    return f"{'row' if line is None else 'line'} {line or row} ({participant})"
+
+
 def sheet_line(sheet, participant):
     """The sample sheet line of participant's row (header = line 1), or None."""
     lines = dict(reversed(sheet.attrs.get("lines", [])))
@@ -181,6 +187,7 @@ def raw_formats(sheet, config):
     source, recording = config["source"], config["recording"]
     formats = []
     for row, (_, record) in enumerate(sheet.iterrows(), start=1):
+        place = _participant_place(sheet, record["participant_id"], row)
         chosen = record.get("format")
         if source["kind"] == "simulated":
             chosen = "edf"
@@ -191,11 +198,9 @@ def raw_formats(sheet, config):
             name = record.get("url") if pd.isna(name) else name
             chosen = None if pd.isna(name) else format_from_extension(name)
         if not chosen and source["kind"] == "local":
-            chosen = _local_file_format(record, source, row)
+            chosen = _local_file_format(record, source, place)
         chosen = chosen or "edf"
-        _check_recording_format(
-            chosen, config, f"row {row} ({record['participant_id']})"
-        )
+        _check_recording_format(chosen, config, place)
         formats.append(chosen)
     return formats
 
@@ -215,13 +220,13 @@ def _local_raw_files(record, source):
     )
 
 
-def _local_file_format(record, source, row):
+def _local_file_format(record, source, place):
     from mimicry.recordings import format_from_extension
 
     found = _local_raw_files(record, source)
     if len(found) > 1:
         raise ConfigError(
-            f"sample sheet row {row} ({record['participant_id']}): several raw files "
+            f"sample sheet {place}: several raw files "
             f"match source.file_pattern in {source['local_dir']}: "
             f"{[str(path) for path in found]}; give the format column"
         )
@@ -382,12 +387,12 @@ def raw_file_name(record, source, file_format):
     )
 
 
-def _check_recording_format(file_format, config, row):
+def _check_recording_format(file_format, config, place):
     """Recording settings that this participant's file format cannot honour."""
     from mimicry.recordings import MNE_FORMATS, TEXT_DELIMITERS, event_source
 
     recording = config["recording"]
-    where = f"sample sheet {row}: format {file_format}"
+    where = f"sample sheet {place}: format {file_format}"
     if file_format in TEXT_DELIMITERS:
         if not recording["triggers"]:
             raise ConfigError(
