@@ -343,7 +343,11 @@ def test_a_brainvision_data_file_shared_by_two_participants_stops_before_any_job
     arguments = ("-n", "--cores", "1", "--configfile", "config/quick.yaml", "own.yaml")
     target = "results/aggregate/cells.parquet"
     planned = run_snakemake(workflow_copy, target, *arguments)
-    assert job_counts(planned.stdout) == {"aggregate": 1, "preprocess": 2}
+    assert job_counts(planned.stdout) == {
+        "aggregate": 1,
+        "preprocess": 2,
+        "raw_content": 2,
+    }
 
     edit_header(raw / "sub-002.vhdr", "DataFile=sub-002.eeg", "DataFile=sub-001.eeg")
     result = run_snakemake(workflow_copy, target, *arguments, check=False)
