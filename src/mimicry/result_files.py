@@ -26,6 +26,8 @@ def read_result(path, reader, *args, **kwargs):
     """reader(path, ...) or a DamagedResultError naming path and how to remake it."""
     try:
         return reader(path, *args, **kwargs)
+    except FileNotFoundError:
+        raise  # missing, not damaged: its own message says so
     except Exception as error:
         raise DamagedResultError(
             f"{path} cannot be read ({type(error).__name__}: {error}); it is damaged "
