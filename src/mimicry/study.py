@@ -15,6 +15,16 @@ class ConfigError(ValueError):
     """A configuration or sample-sheet problem; the message names the key or row."""
 
 
+class SheetLines(tuple):
+    """Each row's (participant_id, line number). pandas deep-copies a frame's attrs
+    into every frame or series derived from it (each .loc, each row): this one is
+    immutable, so it is shared instead, or 1,000 rows would cost seconds per lookup
+    pass at DAG construction."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 def read_sample_sheet(path):
     """Read the sample sheet with every field as text, kept as written.
 
@@ -49,7 +59,7 @@ def read_sample_sheet(path):
         if column in sheet:
             sheet[column] = sheet[column].str.lower()
     ids = sheet["participant_id"] if "participant_id" in sheet else [None] * len(rows)
-    sheet.attrs["lines"] = [(id_, line) for id_, (line, _) in zip(ids, rows)]
+    sheet.attrs["lines"] = SheetLines((id_, line) for id_, (line, _) in zip(ids, rows))
     sheet.attrs["path"] = str(path)
     return sheet
 
