@@ -187,8 +187,10 @@ def test_four_universes_through_snakemake(workflow_copy, quick_config):
         list((workflow_copy / "results" / "multiverse" / "qc").iterdir())
     )
     counts = job_counts(dry.stdout)
-    # The simulated raw files are temporary: made again to be read again.
+    # The simulated raw files are temporary: made again to be read again, and
+    # their content stamps with them.
     assert counts.pop("simulate_raw", participants) == participants
+    assert counts.pop("raw_content", participants) == participants
     assert counts == {
         "multiverse_preprocess": participants,
         "multiverse_settings": 2,

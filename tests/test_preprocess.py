@@ -714,7 +714,7 @@ def test_preprocess_declares_more_memory_than_a_long_recording_needs(workflow_co
         "long.yaml",
     )
     planned = run_snakemake(workflow_copy, *arguments, "-n").stdout
-    declared_mib = int(re.search(r"mem_mib=(\d+)", planned).group(1))
+    declared_mib = int(re.search(r"rule preprocess:.*?mem_mib=(\d+)", planned, re.S)[1])
     # The peak RSS of Snakemake and the job it waits for, in a process of its own
     # (this test process's children include earlier, larger runs).
     measure = (
