@@ -431,14 +431,18 @@ def test_csv_with_one_trigger_column_per_condition_matches_edf(
         onsets = from_edf.onset_samples[conditions == condition]
         columns[column] = square_pulses(n_samples, onsets, height=5.0)
     path = tmp_path / "export.csv"
-    np.savetxt(
-        path,
-        np.column_stack(list(columns.values())),
-        delimiter=",",
-        header=",".join(columns),
-        comments="",
-        fmt=["%.3f", "%.9f", "%.9f", "%g", "%g"],
-    )
+
+    def write_export():
+        np.savetxt(
+            path,
+            np.column_stack(list(columns.values())),
+            delimiter=",",
+            header=",".join(columns),
+            comments="",
+            fmt=["%.3f", "%.9f", "%.9f", "%g", "%g"],
+        )
+
+    write_export()
     settings = {"text": {"time_column": "time_s", "units": "mV"}, "triggers": triggers}
 
     from_csv = read(quick_config, path, settings)
@@ -466,14 +470,7 @@ def test_csv_with_one_trigger_column_per_condition_matches_edf(
     # Both triggers pulse at one onset: the columns and the line are named.
     onset = int(from_edf.onset_samples[conditions == "AngryToHappy"][0])
     columns["TRIG_H2A"][onset : onset + 50] = 5.0
-    np.savetxt(
-        path,
-        np.column_stack(list(columns.values())),
-        delimiter=",",
-        header=",".join(columns),
-        comments="",
-        fmt=["%.3f", "%.9f", "%.9f", "%g", "%g"],
-    )
+    write_export()
     with pytest.raises(RecordingError) as error:
         read(quick_config, path, settings)
     assert (
