@@ -43,7 +43,7 @@ def test_hash_signs_inside_a_line_are_data_and_only_whole_lines_are_comments(
     assert sheet.loc[0, "sha256"] == CHECKSUM
     assert sheet.loc[1, "member"] == "sub-03.edf#1"
     assert sheet[["url", "sha256"]].iloc[1].isna().all()
-    assert sheet.attrs["lines"] == [("sub-01", 3), ("sub-03", 5)]
+    assert list(sheet.attrs["lines"]) == [("sub-01", 3), ("sub-03", 5)]
     validate_sample_sheet(sheet, sheet_path)
 
 
