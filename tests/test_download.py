@@ -13,7 +13,7 @@ import zipfile
 import edfio
 import numpy as np
 import pytest
-from http_server import Route, ScriptedHTTPServer
+from helpers.http_server import Route, ScriptedHTTPServer
 
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.download import (

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from snakemake.utils import update_config, validate
 
-from acq_file import write_acq
+from helpers.acq_file import write_acq
 
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.preprocess import preprocess_participant

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from http_server import Route, ScriptedHTTPServer
+from helpers.http_server import Route, ScriptedHTTPServer
 
 from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
 from mimicry.report import write_report

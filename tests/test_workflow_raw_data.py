@@ -8,7 +8,7 @@ import zipfile
 import pandas as pd
 import pytest
 import yaml
-from http_server import Route, ScriptedHTTPServer
+from helpers.http_server import Route, ScriptedHTTPServer
 
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.simulate import plan_participant, synthesize, write_edf
