@@ -318,6 +318,7 @@ def test_missing_brainvision_marker_file_is_named(quick_config, brainvision):
     assert_names_participant_and_file(error, header)
 
 
+@pytest.mark.workflow
 def test_a_brainvision_data_file_shared_by_two_participants_stops_before_any_job(
     workflow_copy, quick_config, brainvision
 ):

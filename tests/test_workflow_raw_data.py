@@ -13,6 +13,8 @@ from helpers.http_server import Route, ScriptedHTTPServer
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.simulate import plan_participant, synthesize, write_edf
 
+pytestmark = pytest.mark.workflow
+
 CELLS = "results/aggregate/cells.parquet"
 QUICK = ("--configfile", "config/quick.yaml")
 FAST_DOWNLOADS = {"download": {"attempts": 4, "backoff_s": 0.01, "timeout_s": 5.0}}

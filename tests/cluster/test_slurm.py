@@ -28,7 +28,7 @@ import pytest
 from mimicry.devtools import copy_workflow, run_snakemake
 from helpers.slurm_cluster import SlurmCluster
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.workflow]
 
 QUICK = ("--configfile", "config/quick.yaml")
 COMPARED_DIRS = ("results", "resources")
