@@ -13,7 +13,7 @@ CONFIG_ARGS := $(if $(strip $(CONFIG)),--configfile $(CONFIG))
 # benchmarks/stan_drug.py).
 CELLS ?= results/aggregate/cells.parquet
 
-.PHONY: install run test test-cluster lint lock config-reference clean bench-simulate bench-end-to-end bench-brms-setup bench-stan-vs-brms study-like-mine reproduce-check verify bench-raw-content
+.PHONY: install run test test-fast test-cluster lint lock config-reference clean bench-simulate bench-end-to-end bench-brms-setup bench-stan-vs-brms study-like-mine reproduce-check verify bench-raw-content
 
 install: $(INSTALLED)
 
@@ -40,6 +40,11 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# The unit tier for the edit loop: every test not marked workflow (no Snakemake run, no
+# Stan build or sampling, nothing slower than a few seconds); no lint.
+test-fast: install
+	$(BIN)/pytest -m "not workflow"
 
 # A real single-node SLURM cluster on this machine (installs Debian's slurm-wlm, munge
 # and MariaDB when missing; needs root); stops every daemon it starts.

@@ -100,3 +100,19 @@ def default_participants(default_config):
 @pytest.fixture
 def workflow_copy(tmp_path):
     return copy_workflow(tmp_path / "workflow-copy")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that copies the workflow runs Snakemake, so it belongs to the workflow
+    tier; `make test-fast` (-m "not workflow") would otherwise pick it up."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "workflow_copy" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("workflow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests using workflow_copy need @pytest.mark.workflow: "
+            + ", ".join(unmarked)
+        )

@@ -129,6 +129,7 @@ def test_no_usable_participant_is_an_error_naming_the_reasons(
     assert "1 without a raw file (sub-013)" in message
 
 
+@pytest.mark.workflow
 def test_workflow_stops_when_a_configured_condition_is_in_no_recording(
     workflow_copy, recordings, quick_config
 ):

@@ -47,6 +47,8 @@ from mimicry.devtools import PROJECT_ROOT, group_alive
 from mimicry.study import load_config, mimicry_contrast
 from mimicry.simulate import group_cell_parameters
 
+pytestmark = pytest.mark.workflow
+
 CONFIG = load_config(
     PROJECT_ROOT / "config" / "config.yaml", PROJECT_ROOT / "config" / "clean.yaml"
 )

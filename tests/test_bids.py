@@ -166,6 +166,7 @@ def expected_cells(root, config, options, groups):
     return trials.groupby(keys)["y"].agg(y="mean", n_trials="count").reset_index()
 
 
+@pytest.mark.workflow
 def test_bids_dataset_runs_the_whole_dag_and_an_edited_events_file_reruns_its_participant(
     workflow_copy, clean_config
 ):

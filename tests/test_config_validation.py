@@ -172,6 +172,7 @@ def test_text_stays_text_where_the_schema_accepts_text(config_file):
 # --- real Snakemake runs ------------------------------------------------------------
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     "config_args, expected",
     [
@@ -205,6 +206,7 @@ def fit_threads(output):
     return re.findall(r"rule fit_model:\n(?:    .*\n)*?    threads: (\d+)", output)
 
 
+@pytest.mark.workflow
 def test_nested_numbers_on_the_command_line_reach_the_jobs(workflow_copy):
     chains = SCHEMA["properties"]["stan"]["properties"]["chains"]["default"] - 1
     result = run_snakemake(
@@ -215,6 +217,7 @@ def test_nested_numbers_on_the_command_line_reach_the_jobs(workflow_copy):
     assert fit_threads(result.stdout) == [str(chains)] * 2
 
 
+@pytest.mark.workflow
 def test_nested_text_that_is_not_a_number_stops_the_dry_run(workflow_copy):
     result = run_snakemake(
         workflow_copy,

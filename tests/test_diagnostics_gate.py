@@ -27,6 +27,8 @@ from mimicry.bayes import (
 from mimicry.bayes.summaries import CONVERGENCE, participant_level_variables
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 
+pytestmark = pytest.mark.workflow
+
 SAMPLER = {
     "backend": "pystan",
     "chains": 2,

@@ -13,7 +13,7 @@ import zipfile
 import edfio
 import numpy as np
 import pytest
-from http_server import Route, ScriptedHTTPServer
+from helpers.http_server import Route, ScriptedHTTPServer
 
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.download import (
@@ -850,6 +850,7 @@ def test_full_disk_is_a_download_error_naming_url_and_destination(
     assert_nothing_published(destination)
 
 
+@pytest.mark.workflow
 def test_workflow_fetches_again_what_was_never_verified(workflow_copy, tmp_path):
     """A file without its marker (older version, killed run) is not trusted."""
     good = write_biosignal(tmp_path / "sub-001.edf").read_bytes()

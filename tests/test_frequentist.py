@@ -565,6 +565,7 @@ def null_study_fits(default_config):
     }
 
 
+@pytest.mark.workflow
 def test_null_drug_effect_is_not_significant_in_most_seeds(null_study_fits):
     # Observed on the default study: p > 0.05 in 7 of 8 seeds for each muscle (ZM
     # seed 5: 0.010; CS seed 6: 0.001). A calibrated test fails this (3+ of 8 below
@@ -577,6 +578,7 @@ def test_null_drug_effect_is_not_significant_in_most_seeds(null_study_fits):
         assert sum(p > 0.05 for p in p_values) >= 6, (muscle, p_values)
 
 
+@pytest.mark.workflow
 def test_mimicry_is_clearly_significant(null_study_fits):
     """Observed on the default study: the condition LRT p <= 3.3e-4 in every seed;
     all 48 per-group mimicry contrasts (8 seeds x 3 groups x 2 muscles) of the right
@@ -594,6 +596,7 @@ def test_mimicry_is_clearly_significant(null_study_fits):
     assert clear >= 44, clear
 
 
+@pytest.mark.workflow
 def test_mimicry_contrasts_recover_the_truth(null_study_fits, default_mimicry):
     for tables in null_study_fits.values():
         for contrast in tables["mimicry_contrasts"].itertuples():
@@ -601,6 +604,7 @@ def test_mimicry_contrasts_recover_the_truth(null_study_fits, default_mimicry):
             assert abs(contrast.estimate - truth) < RECOVERY_SE * contrast.se
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("seed", EFFECT_SEEDS)
 def test_injected_drug_effect_is_detected(default_config, seed):
     config = copy.deepcopy(default_config)

@@ -14,6 +14,8 @@ import yaml
 from mimicry.devtools import copy_workflow, job_counts, run_snakemake
 from mimicry.simulate import plan_participant, synthesize, write_edf
 
+pytestmark = pytest.mark.workflow
+
 CELLS = "results/aggregate/cells.parquet"
 TRIALS = "results/aggregate/trials.parquet"
 LRT = "results/stats/lrt.tsv"

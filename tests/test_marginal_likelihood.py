@@ -114,8 +114,9 @@ def reference_log_likelihood(y, draw, likelihood, rate_deviations):
     [
         ("drug", "normal", False),
         ("drug", "student_t", False),
-        ("drug", "normal", True),
-        ("pooled", "student_t", True),
+        # Dense integration over every participant's rate takes 15-35 s.
+        pytest.param("drug", "normal", True, marks=pytest.mark.workflow),
+        pytest.param("pooled", "student_t", True, marks=pytest.mark.workflow),
     ],
 )
 def test_quadrature_matches_dense_integration(model, likelihood, rate_deviations):

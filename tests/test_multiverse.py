@@ -141,6 +141,7 @@ def multiverse_run(workflow_copy, quick_config, values, *targets):
     )
 
 
+@pytest.mark.workflow
 def test_four_universes_through_snakemake(workflow_copy, quick_config):
     """A 2 x 2 grid on the quick study: four rows per contrast; the universe with the
     main pipeline's settings reproduces its contrasts exactly; a changed axis value
@@ -201,6 +202,7 @@ def test_four_universes_through_snakemake(workflow_copy, quick_config):
     assert "value-difference" in dry.stdout
 
 
+@pytest.mark.workflow
 def test_the_drug_model_per_universe_on_the_log_ratio_scale(
     workflow_copy, quick_config
 ):

@@ -30,6 +30,7 @@ def fmov_multiverse(workflow_copy, fmov_config, axes=None):
     return ("--configfile", FMOV, "fmov-multiverse.yaml")
 
 
+@pytest.mark.workflow
 def test_a_band_above_nyquist_is_refused_at_start_naming_the_axis(
     workflow_copy, fmov_config
 ):
@@ -47,6 +48,7 @@ def test_a_band_above_nyquist_is_refused_at_start_naming_the_axis(
     assert str(FITS) not in output and "preprocess.band_hz" not in output
 
 
+@pytest.mark.workflow
 def test_the_default_band_axis_fits_a_100_hz_study(workflow_copy, fmov_config):
     config = fmov_config | {"multiverse": fmov_config["multiverse"] | {"enabled": True}}
     grid = multiverse.universes(config)

@@ -626,6 +626,7 @@ def test_inconsistent_settings_name_the_keys(quick_config, case):
     assert message in str(error.value)
 
 
+@pytest.mark.workflow
 def test_inconsistent_setting_stops_the_run_before_any_job(workflow_copy):
     (workflow_copy / "bad.yaml").write_text(
         yaml.safe_dump({"preprocess": {"bin_s": 0.7}})
@@ -663,6 +664,7 @@ def test_a_window_shorter_than_a_sample_stops_the_participant_naming_key_and_rat
     assert np.isfinite(table.column("value").to_numpy()).any()
 
 
+@pytest.mark.workflow
 def test_a_window_shorter_than_a_sample_stops_the_run_before_any_job(workflow_copy):
     # The quick study is simulated at 1000 Hz: 0.4 ms is no sample.
     overrides = {"preprocess": {"baseline_s": [-0.0004, 0.0]}}
@@ -686,6 +688,7 @@ def test_a_window_shorter_than_a_sample_stops_the_run_before_any_job(workflow_co
     assert not (workflow_copy / "resources").exists()
 
 
+@pytest.mark.workflow
 def test_preprocess_declares_more_memory_than_a_long_recording_needs(workflow_copy):
     """30 min at 2 kHz, 8 channels: the rule's mem_mb comes from the file's header
     and exceeds the job's measured peak (the default 1000 MB would not have

@@ -542,6 +542,7 @@ def _report_categories(html):
     return json.loads(categories)
 
 
+@pytest.mark.workflow
 def test_workflow_writes_the_qc_figures_and_reports_them(workflow_copy):
     """A real run on the quick study, restricted to one excluded participant's figure
     and the group figure; the HTML report lists them under Quality control, the

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from snakemake.utils import update_config, validate
 
-from acq_file import write_acq
+from helpers.acq_file import write_acq
 
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.preprocess import preprocess_participant
@@ -318,6 +318,7 @@ def test_missing_brainvision_marker_file_is_named(quick_config, brainvision):
     assert_names_participant_and_file(error, header)
 
 
+@pytest.mark.workflow
 def test_a_brainvision_data_file_shared_by_two_participants_stops_before_any_job(
     workflow_copy, quick_config, brainvision
 ):

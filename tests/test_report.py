@@ -159,6 +159,7 @@ def assert_text_follows_config(config, description, captions):
     assert f"{stan['chains']} chains of {stan['warmup']} warm-up" in description
 
 
+@pytest.mark.workflow
 def test_default_config_gives_the_default_text(workflow_copy):
     config, _, description, captions = run_and_report(
         workflow_copy, None, DEFAULT_TARGETS
@@ -169,6 +170,7 @@ def test_default_config_gives_the_default_text(workflow_copy):
     assert "AngryToHappy - HappyToAngry" in captions["fig1.png"]
 
 
+@pytest.mark.workflow
 def test_other_config_changes_captions_and_names_its_contrast(workflow_copy):
     config, configs, description, captions = run_and_report(
         workflow_copy, OTHER, OTHER_TARGETS

@@ -14,6 +14,8 @@ from mimicry.bayes.sbc import RANKED_VARIABLES, main, run_sbc
 from mimicry.devtools import PROJECT_ROOT
 from mimicry.study import load_config
 
+pytestmark = pytest.mark.workflow
+
 CONFIG = load_config(PROJECT_ROOT / "config" / "config.yaml")
 REPLICATES = 30
 # All 15 ranks of a sigma in the lowest of 3 bins give p = 3e-7; 12 ranks in 2 bins

@@ -85,6 +85,7 @@ def test_replicates_are_reproducible_and_paired_across_effects(default_config, d
     assert (other["y"] != null["y"]).mean() > 0.99
 
 
+@pytest.mark.workflow
 def test_frequentist_rules_hold_alpha_under_the_null_and_detect_large_effects(
     default_config, design
 ):
@@ -181,6 +182,7 @@ def test_power_figure_draws_the_power_table():
     assert len(target_lines) == len(axes)
 
 
+@pytest.mark.workflow
 def test_sweep_runs_through_snakemake_one_job_per_replicate(
     workflow_copy, default_config, default_participants
 ):

@@ -377,6 +377,7 @@ def test_export_keeps_every_nth_sample(lowrate_config, tmp_path):
     assert truth["file_rate_hz"] == simulation["export_rate_hz"]
 
 
+@pytest.mark.workflow
 def test_lowrate_study_runs_through_aggregation_at_100_hz(
     workflow_copy, lowrate_config
 ):

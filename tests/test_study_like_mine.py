@@ -136,6 +136,7 @@ def far_asymptote_fits_as_well(edges, mean_by_bin, curve, multiple=10):
     return False
 
 
+@pytest.mark.workflow
 def test_real_study_estimate_stays_within_the_data(like_fmov, fmov_study):
     workdir, result = like_fmov
     config_path = workdir / "results" / "study_like_mine" / "simulation.yaml"
@@ -176,6 +177,7 @@ def test_real_study_estimate_stays_within_the_data(like_fmov, fmov_study):
     )
 
 
+@pytest.mark.workflow
 def test_printed_command_simulates_a_study_like_the_real_one(like_fmov, fmov_study):
     workdir, result = like_fmov
     command = shlex.split(result.stdout.strip().splitlines()[-1])

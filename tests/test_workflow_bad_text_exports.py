@@ -7,9 +7,12 @@ level-coded trigger column (1 V AngryToHappy, 2 V HappyToAngry), at 500 Hz.
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from mimicry.devtools import run_snakemake
+
+pytestmark = pytest.mark.workflow
 
 FS = 500
 CONDITIONS = ["AngryToHappy", "HappyToAngry"]

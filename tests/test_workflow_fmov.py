@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from http_server import Route, ScriptedHTTPServer
+from helpers.http_server import Route, ScriptedHTTPServer
 
 from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
 from mimicry.report import write_report
@@ -69,6 +69,7 @@ def test_every_sheet_url_names_the_published_file_with_that_sha256(fmov_study):
         assert published[name] == sha256, participant
 
 
+@pytest.mark.workflow
 def test_example_config_validates_and_plans_every_job_of_the_study(tmp_path):
     """Needs neither the files nor the network: a dry run downloads nothing."""
     workdir = copy_workflow(tmp_path / "workflow")
@@ -108,6 +109,7 @@ def served_run(fmov_study, tmp_path_factory):
     return workdir, requested
 
 
+@pytest.mark.workflow
 def test_real_study_downloads_each_file_once_and_reproduces_the_reference_cells(
     served_run, fmov_study
 ):
@@ -134,6 +136,7 @@ def test_real_study_downloads_each_file_once_and_reproduces_the_reference_cells(
     np.testing.assert_allclose(merged["y"], merged["y_reference"], rtol=0, atol=1e-6)
 
 
+@pytest.mark.workflow
 def test_real_study_passes_the_sampling_gate_and_reports_every_participant(
     served_run,
 ):

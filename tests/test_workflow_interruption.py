@@ -21,6 +21,8 @@ import yaml
 from mimicry.devtools import copy_workflow, group_alive, job_counts, run_snakemake
 from mimicry.reproduce import differences, manifest
 
+pytestmark = pytest.mark.workflow
+
 # Two short chains: these tests compare bytes, not posteriors, so the diagnostics gate
 # only warns.
 SMALL_STAN = {

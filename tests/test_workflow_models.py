@@ -4,10 +4,13 @@ import json
 
 import arviz as az
 import pandas as pd
+import pytest
 import yaml
 
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.report import write_report
+
+pytestmark = pytest.mark.workflow
 
 QUICK = ("--configfile", "config/quick.yaml")
 BENCHMARK_SUMMARY = "results/benchmarks/summary.tsv"

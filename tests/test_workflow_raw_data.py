@@ -8,10 +8,12 @@ import zipfile
 import pandas as pd
 import pytest
 import yaml
-from http_server import Route, ScriptedHTTPServer
+from helpers.http_server import Route, ScriptedHTTPServer
 
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.simulate import plan_participant, synthesize, write_edf
+
+pytestmark = pytest.mark.workflow
 
 CELLS = "results/aggregate/cells.parquet"
 QUICK = ("--configfile", "config/quick.yaml")

@@ -5,6 +5,8 @@ import yaml
 
 from mimicry.devtools import job_counts, run_snakemake
 
+pytestmark = pytest.mark.workflow
+
 
 def test_dry_run_lists_one_simulation_job_per_participant(workflow_copy):
     result = run_snakemake(workflow_copy, "--cores", "2", "-n")

@@ -28,6 +28,8 @@ from scipy.signal import butter, sosfiltfilt
 from mimicry.devtools import run_snakemake
 from mimicry.report import write_report
 
+pytestmark = pytest.mark.workflow
+
 FS = 100
 CONDITIONS = ["Happy", "Angry", "Neutral"]
 GROUPS = ["placebo", "drug"]

@@ -1,6 +1,6 @@
 """The quick study through SLURM (profiles/slurm) gives the same bytes as a local run.
 
-Starts a private single-node SLURM cluster (tests/cluster/slurm_cluster.py), runs the whole
+Starts a private single-node SLURM cluster (tests/helpers/slurm_cluster.py), runs the whole
 quick DAG with `snakemake --executor slurm --profile profiles/slurm` in one scratch copy of
 the workflow and locally (profiles/default) in another, then checks that
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from mimicry.devtools import copy_workflow, run_snakemake
-from slurm_cluster import SlurmCluster
+from helpers.slurm_cluster import SlurmCluster
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.workflow]
 
 QUICK = ("--configfile", "config/quick.yaml")
 COMPARED_DIRS = ("results", "resources")
