@@ -24,7 +24,6 @@ library only.
 import base64
 import email.utils
 import errno
-import hashlib
 import http.client
 import json
 import logging
@@ -46,6 +45,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from mimicry import edf_header
+from mimicry.files import sha256_of, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +176,6 @@ def _request(url, headers):
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     request.add_unredirected_header("Authorization", f"Basic {token}")
     return request
-
-
-def sha256_of(path):
-    """Hex SHA-256 digest of the file at path."""
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def marker_path(destination):
@@ -484,12 +478,7 @@ def _publish(partial, destination, check, source, known_sha256):
         "sha256": known_sha256 or sha256_of(destination),
         "verified": check,
     }
-    written = marker.with_name(f".{marker.name}.{secrets.token_hex(4)}.part")
-    try:
-        written.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(written, marker)
-    finally:
-        written.unlink(missing_ok=True)
+    write_whole(marker, json.dumps(record, indent=1) + "\n")
 
 
 def _write_stream(stream, target, *, append, total):

@@ -22,7 +22,6 @@ import fcntl
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from scipy.stats import binom
 
 from mimicry.epochs import TransientWindows, window_deviations
 from mimicry.filters import FILTER_KEYS, filter_sections
+from mimicry.files import write_whole
 
 # Bumped when the calibration's method changes, so cached limits are not reused.
 METHOD_VERSION = 1
@@ -119,12 +119,11 @@ def _cached_on_disk(settings, cache_dir):
         if path.is_file():
             return json.loads(path.read_text())["limits"]
         limits = _calibrated(settings)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(
+        write_whole(
+            path,
             json.dumps({"settings": json.loads(settings), "limits": limits}, indent=1)
-            + "\n"
+            + "\n",
         )
-        partial.replace(path)
     return limits
 
 

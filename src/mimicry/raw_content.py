@@ -19,12 +19,11 @@ inode) differs from the one recorded, in a cache outside the results, the last t
 its content was found to match the stamp.
 """
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-CHUNK_BYTES = 1 << 20
+from mimicry.files import sha256_of, write_whole
 
 
 def source_files(recording, events=None):
@@ -42,30 +41,13 @@ def source_files(recording, events=None):
     return files
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def stamp_text(files):
     """One line per file: its sha256 and its path, as `sha256sum` writes them."""
-    return "".join(f"{file_sha256(path)}  {path}\n" for path in files)
+    return "".join(f"{sha256_of(path)}  {path}\n" for path in files)
 
 
 def write_stamp(stamp, files):
     write_whole(stamp, stamp_text(files))
-
-
-def write_whole(path, text):
-    """Written whole or not at all: a killed process leaves the old file or none."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def stat_signature(path):
