@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from mimicry.raw_content import file_sha256, write_whole
+from mimicry.files import sha256_of, write_whole
 
 RESULTS = Path("results")
 MANIFEST = RESULTS / "manifest.tsv"
@@ -41,7 +41,7 @@ def describe(workdir, paths):
     """path -> (size, sha256)."""
     workdir = Path(workdir)
     return {
-        str(path): ((workdir / path).stat().st_size, file_sha256(workdir / path))
+        str(path): ((workdir / path).stat().st_size, sha256_of(workdir / path))
         for path in paths
     }
 
@@ -87,13 +87,19 @@ def differences(workdir="."):
     return changed, missing, extra
 
 
+def difference_lines(workdir="."):
+    """Each difference from the manifest as '<changed|missing|extra>: <path>'."""
+    changed, missing, extra = differences(workdir)
+    kinds = (("changed", changed), ("missing", missing), ("extra", extra))
+    return [f"{kind}: {path}" for kind, paths in kinds for path in paths]
+
+
 def verify(workdir="."):
     """Print every difference from the manifest; the number of differences."""
-    changed, missing, extra = differences(workdir)
-    for kind, paths in (("changed", changed), ("missing", missing), ("extra", extra)):
-        for path in paths:
-            print(f"{kind}: {path}")
-    total = len(changed) + len(missing) + len(extra)
+    lines = difference_lines(workdir)
+    for line in lines:
+        print(line)
+    total = len(lines)
     checked = len(read(workdir))
     if total:
         print(

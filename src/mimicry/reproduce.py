@@ -44,20 +44,6 @@ def run_from_scratch(workdir, snakemake_args):
     return manifest(workdir)
 
 
-def unlike_own_manifest(workdir):
-    """The run's results that differ from the manifest it wrote, each with why."""
-    changed, missing, extra = results_manifest.differences(workdir)
-    return [
-        f"{kind}: {path}"
-        for kind, paths in (
-            ("changed", changed),
-            ("missing", missing),
-            ("extra", extra),
-        )
-        for path in paths
-    ]
-
-
 def differences(first, second):
     """Paths whose content differs or that only one run wrote."""
     return sorted(
@@ -76,9 +62,11 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as scratch:
         first = run_from_scratch(Path(scratch) / "first", snakemake_args)
         second = run_from_scratch(Path(scratch) / "second", snakemake_args)
-        unlike = unlike_own_manifest(Path(scratch) / "first") + unlike_own_manifest(
-            Path(scratch) / "second"
-        )
+        unlike = [
+            line
+            for run in ("first", "second")
+            for line in results_manifest.difference_lines(Path(scratch) / run)
+        ]
     for path, digest in sorted(first.items()):
         print(f"{digest}  {path}")
     changed = differences(first, second)
