@@ -346,8 +346,7 @@ if workflow.is_main_process:
     RAW_CONTENT_CHANGED = raw_content.update_changed_stamps(
         {
             p: (RAW_CONTENT_STAMP.format(participant=p), raw_source_paths(p))
-            for p in participants_with_raw_files()
-            if raw_file_readable(p)
+            for p in READABLE_RAW_FILES
         },
         RAW_CONTENT_CACHE,
     )
