@@ -25,6 +25,7 @@ from mimicry.study import (
     raw_file_name,
     raw_formats,
     read_sample_sheet,
+    with_design_columns,
 )
 
 PARTICIPANT = "sub-001"
@@ -1071,7 +1072,7 @@ def local_sheet(quick_config, tmp_path, formats, **source):
             "format": formats,
         }
     )
-    return config, sheet
+    return config, with_design_columns(sheet, config)
 
 
 def test_format_comes_from_the_sheet_then_the_config_then_the_file(
@@ -1139,10 +1140,6 @@ def test_file_pattern_names_the_files_of_a_local_study(quick_config, tmp_path):
             {"recording": {"text": {"column_names": ["a", "b"]}}},
             "recording.text.header: false",
         ),
-        (
-            {"source": {"file_pattern": "{participant_id}_{session}.txt"}},
-            r"unknown fields \['session'\]",
-        ),
     ],
 )
 def test_contradictory_recording_settings_stop_before_any_job(
@@ -1193,7 +1190,7 @@ def test_settings_a_participants_format_cannot_honour_name_the_row(
         {"participant_id": ["sub-1"], "group": ["placebo"], "format": formats}
     )
     with pytest.raises(ConfigError, match=message):
-        raw_formats(sheet, config)
+        raw_formats(with_design_columns(sheet, config), config)
 
 
 def edf_header_field(content, offset, width, value):

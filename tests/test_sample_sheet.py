@@ -11,6 +11,7 @@ from mimicry.study import (
     raw_formats,
     read_sample_sheet,
     validate_sample_sheet,
+    with_design_columns,
 )
 
 CHECKSUM = "ab" * 32
@@ -147,9 +148,10 @@ def test_format_errors_name_the_line_after_the_sheet_is_sorted(tmp_path, quick_c
         ],
     )
     sheet = read_sample_sheet(sheet_path)
-    # As the workflow holds it (workflow/rules/common.smk): indexed and sorted by id.
-    sheet = sheet.set_index("participant_id", drop=False).sort_index()
     config = {**quick_config, "source": {**quick_config["source"], "kind": "local"}}
+    # As the workflow holds it (workflow/rules/common.smk): indexed and sorted by id.
+    sheet = with_design_columns(sheet, config)
+    sheet = sheet.set_index("recording", drop=False).sort_index()
     with pytest.raises(
         ConfigError, match=r"sample sheet line 3 \(sub-001\): format txt"
     ):

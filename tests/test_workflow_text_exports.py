@@ -260,7 +260,7 @@ def assert_ids_as_written(workflow_copy):
     write_report("report.html", ("--configfile", "lab/config.yaml"), cwd=workflow_copy)
     page = (workflow_copy / "report.html").read_text()
     for participant in PARTICIPANTS:
-        assert f'"labels": {{"participant": "{participant}"}}' in page, participant
+        assert f'"labels": {{"recording": "{participant}"}}' in page, participant
     start = page.index("var workflow_desc = ") + len("var workflow_desc = ")
     description, _ = json.JSONDecoder().raw_decode(page, start)
     (heading,) = re.findall(r"<h1[^>]*>(.*?)</h1>", description)

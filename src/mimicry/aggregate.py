@@ -33,13 +33,16 @@ def read_participant_outputs(table_paths, qc_paths):
     return trials, qcs
 
 
-def aggregate(trials, qcs, groups, missing=(), warn_excluded_share=1.0):
+def aggregate(trials, qcs, groups, missing=(), warn_excluded_share=1.0, fields=None):
     """Cells, the trial table with groups, and every exclusion with its reason.
 
     trials: the per-participant preprocessing tables, concatenated.
     qcs: participant -> its QC record (``excluded``, ``exclusion_reasons``,
     ``trials_per_condition`` over the configured conditions, ``warnings``).
-    groups: participant -> drug group. missing: participants skipped for lack of a raw file.
+    groups: recording -> drug group. missing: recordings skipped for lack of a raw file.
+    fields: what each recording adds to the cells and trials (column -> recording ->
+    value; mimicry.study.recording_fields), its participant_id replacing the
+    recording id in their participant column; the QC table names recordings.
     The QC table holds every rejection, exclusion and warning: each participant's
     (a rule rejecting too many of its trials) and the study's (more than
     warn_excluded_share of the participants excluded; also logged).
@@ -74,7 +77,33 @@ def aggregate(trials, qcs, groups, missing=(), warn_excluded_share=1.0):
         ],
         ignore_index=True,
     )
+    cells, trials = (with_recording_fields(t, fields) for t in (cells, trials))
     return cells, trials.reset_index(drop=True), qc_table
+
+
+def with_recording_fields(table, fields):
+    """table (its participant column holding recording ids) with each recording's
+    fields after its group column, participant_id as its participant; re-sorted by
+    participant and period when one participant has several recordings."""
+    if not fields:
+        return table
+    recordings = table["participant"]
+    added = [column for column in fields if column != "participant_id"]
+    position = table.columns.get_loc("group") + 1
+    table = table.copy()
+    for offset, column in enumerate(added):
+        table.insert(position + offset, column, recordings.map(fields[column]))
+    if "participant_id" not in fields:
+        return table
+    table["participant"] = recordings.map(fields["participant_id"])
+    keys = [key for key in table.columns if key in SORT_KEYS]
+    return table.sort_values(
+        sorted(keys, key=SORT_KEYS.index), kind="stable", ignore_index=True
+    )
+
+
+# The order of the cells and trials of a study with sessions.
+SORT_KEYS = ["participant", "period", "session", "trial", "muscle", "condition", "bin"]
 
 
 def qc_warnings(qc_table):

@@ -27,23 +27,26 @@ else:
     participants = study.read_sample_sheet(SAMPLE_SHEET)
 study.validate_sample_sheet(participants, SAMPLE_SHEET)
 study.check_sample_sheet(participants, config, SAMPLE_SHEET)
-participants = participants.set_index("participant_id", drop=False).sort_index()
+# One row per recording, indexed by its id (the participant_id, or with sessions
+# <participant_id>_ses-<session>), which names its preprocessing jobs and results.
+participants = study.with_design_columns(participants, config)
+participants = participants.set_index("recording", drop=False).sort_index()
 if config["source"]["kind"] != "bids":
     participants["format"] = study.raw_formats(participants, config)
-study.check_config(config, participants.index)
+study.check_config(config, participants["participant_id"].unique())
 study.check_sources(config, participants)
 if config["source"]["kind"] == "local":
     participants["raw_path"] = study.local_raw_paths(participants, config)
-PARTICIPANTS = participants.index.tolist()
+RECORDINGS = participants.index.tolist()
 SOURCE = config["source"]["kind"]
 # Relative to the working directory, so that no absolute path reaches the report.
 STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
 # The artifact rules' noise limits, calibrated once per sampling rate and setting and
 # shared by every preprocessing job (mimicry.noise_limits).
 NOISE_LIMITS_CACHE = "results/preprocessed/noise_limits"
-# A participant's raw content stamp, and the stat signatures of the files last found to
+# A recording's raw content stamp, and the stat signatures of the files last found to
 # match their stamps (mimicry.raw_content; a cache of this machine, not a result).
-RAW_CONTENT_STAMP = "resources/raw_content/{participant}.sha256"
+RAW_CONTENT_STAMP = "resources/raw_content/{recording}.sha256"
 RAW_CONTENT_CACHE = ".snakemake/mimicry/raw_content.json"
 MODELS = ["pooled", "drug"]
 SENSITIVITY_EFFECTS = sensitivity.effects_by_id(config)
@@ -62,7 +65,7 @@ MULTIVERSE_BAYES_IDS = (
 
 
 wildcard_constraints:
-    participant="|".join(map(re.escape, PARTICIPANTS)),
+    recording="|".join(map(re.escape, RECORDINGS)),
     extension="|".join(recordings.FORMATS),
     model="|".join(MODELS),
     effect="|".join(map(re.escape, SENSITIVITY_EFFECTS)),
@@ -77,7 +80,7 @@ def all_targets():
         # Intermediate results too: Snakemake re-creates a deleted intermediate file
         # only when it is requested, not while the files made from it look current
         # (e.g. after a killed --forcerun; snakemake/snakemake#1978).
-        *expand(rules.preprocess.output, participant=participants_with_raw_files()),
+        *expand(rules.preprocess.output, recording=recordings_with_raw_files()),
         *expand(rules.fit_model.output, model=MODELS),
         *rules.aggregate.output,
         *rules.mixed_models.output,
@@ -88,7 +91,7 @@ def all_targets():
         *rules.figure1.output,
         *rules.figure2.output,
         *rules.figure3.output,
-        *expand(rules.qc_participant.output, participant=participants_with_raw_files()),
+        *expand(rules.qc_participant.output, recording=recordings_with_raw_files()),
         *rules.qc_group.output,
         *rules.report_methods.output,
     ]
@@ -132,8 +135,8 @@ def multiverse_curves():
     return [("mimicry", reference), *(("drug", group) for group in others)]
 
 
-def participant_group(wildcards):
-    return participants.loc[wildcards.participant, "group"]
+def recording_group(wildcards):
+    return participants.loc[wildcards.recording, "group"]
 
 
 def study_design():
@@ -156,38 +159,43 @@ def simulation_config():
     }
 
 
-def participant_groups():
+def recording_groups():
     return list(participants["group"].items())
 
 
-def raw_recording_path(participant):
+def recording_fields():
+    """What each recording adds to the trials and cells (mimicry.study.recording_fields)."""
+    return study.recording_fields(participants, config)
+
+
+def raw_recording_path(recording):
     if SOURCE == "bids":
-        return BIDS.recordings[participant]
+        return BIDS.recordings[recording]
     if SOURCE == "local":
-        return participants.loc[participant, "raw_path"]
-    return f"resources/raw/{participant}.{participants.loc[participant, 'format']}"
+        return participants.loc[recording, "raw_path"]
+    return f"resources/raw/{recording}.{participants.loc[recording, 'format']}"
 
 
 def raw_recording(wildcards):
     """The raw file, ancient unless simulated here: its content stamp decides whether
     it changed (a simulated file is re-made, with a new time, by its own rule)."""
-    path = raw_recording_path(wildcards.participant)
+    path = raw_recording_path(wildcards.recording)
     return path if SOURCE == "simulated" else ancient(path)
 
 
 def bids_events(wildcards):
-    """A BIDS participant's events.tsv: its content stamp covers it too."""
-    return ancient(BIDS.events[wildcards.participant]) if SOURCE == "bids" else []
+    """A BIDS recording's events.tsv: its content stamp covers it too."""
+    return ancient(BIDS.events[wildcards.recording]) if SOURCE == "bids" else []
 
 
-def raw_source_paths(participant):
-    """Every file whose content the participant's preprocessing reads."""
-    events = BIDS.events[participant] if SOURCE == "bids" else None
-    return raw_content.source_files(raw_recording_path(participant), events)
+def raw_source_paths(recording):
+    """Every file whose content the recording's preprocessing reads."""
+    events = BIDS.events[recording] if SOURCE == "bids" else None
+    return raw_content.source_files(raw_recording_path(recording), events)
 
 
 def raw_source_files(wildcards):
-    return raw_source_paths(wildcards.participant)
+    return raw_source_paths(wildcards.recording)
 
 
 def study_archive(wildcards):
@@ -205,12 +213,12 @@ def raw_verification(wildcards):
     """A downloaded raw file's marker: without it, the file is downloaded again."""
     if SOURCE != "download":
         return []
-    return f"{raw_recording_path(wildcards.participant)}.verified.json"
+    return f"{raw_recording_path(wildcards.recording)}.verified.json"
 
 
-def participant_source(wildcards):
+def recording_source(wildcards):
     """The row's url (redacted: params are written to benchmarks), sha256, member."""
-    record = participants.loc[wildcards.participant]
+    record = participants.loc[wildcards.recording]
     source = {
         key: None if pd.isna(record.get(key)) else record[key]
         for key in ("url", "sha256", "member")
@@ -218,8 +226,8 @@ def participant_source(wildcards):
     return source | {"url": source["url"] and download.redact_url(source["url"])}
 
 
-def participant_format(wildcards):
-    return participants.loc[wildcards.participant, "format"]
+def recording_format(wildcards):
+    return participants.loc[wildcards.recording, "format"]
 
 
 def preprocess_mem_mb(wildcards, input):
@@ -227,7 +235,7 @@ def preprocess_mem_mb(wildcards, input):
     stim = config["recording"]["event_source"] == "stim_channel"
     return recordings.preprocess_mem_mb(
         input.recording,
-        participant_format(wildcards),
+        recording_format(wildcards),
         len(config["study"]["muscles"]) + stim,
     )
 
@@ -237,24 +245,24 @@ def preprocess_settings():
     return {key: config[key] for key in keys} | {"study": study_design()}
 
 
-def participants_without_raw_files():
-    """Participants skipped for lack of a raw file (source.missing_raw: skip)."""
+def recordings_without_raw_files():
+    """Recordings skipped for lack of a raw file (source.missing_raw: skip)."""
     if SOURCE == "bids":
         return BIDS.missing
     if SOURCE != "local":
         return []
-    return [p for p in PARTICIPANTS if not os.path.exists(raw_recording_path(p))]
+    return [r for r in RECORDINGS if not os.path.exists(raw_recording_path(r))]
 
 
-def raw_file_readable(participant):
+def raw_file_readable(recording):
     """The raw file is there and, when downloaded, verified."""
-    path = raw_recording_path(participant)
+    path = raw_recording_path(recording)
     return os.path.exists(f"{path}.verified.json" if SOURCE == "download" else path)
 
 
-def participants_with_raw_files():
-    missing = set(participants_without_raw_files())
-    return [p for p in PARTICIPANTS if p not in missing]
+def recordings_with_raw_files():
+    missing = set(recordings_without_raw_files())
+    return [r for r in RECORDINGS if r not in missing]
 
 
 def sampler_settings():
@@ -327,17 +335,17 @@ def multiverse_universe_settings(wildcards):
 
 
 READABLE_RAW_FILES = {
-    p: raw_recording_path(p)
-    for p in participants_with_raw_files()
-    if raw_file_readable(p)
+    r: raw_recording_path(r)
+    for r in recordings_with_raw_files()
+    if raw_file_readable(r)
 }
 study.check_declared_rates(config, participants, READABLE_RAW_FILES)
 study.check_shared_recording_files(participants, READABLE_RAW_FILES)
-SKIPPED = participants_without_raw_files()
+SKIPPED = recordings_without_raw_files()
 if SKIPPED:
     logger.warning(
-        f"source.missing_raw: skip: {len(SKIPPED)} of {len(PARTICIPANTS)} "
-        "participants have no raw file and are left out (recorded in qc.tsv): "
+        f"source.missing_raw: skip: {len(SKIPPED)} of {len(RECORDINGS)} "
+        "recordings have no raw file and are left out (recorded in qc.tsv): "
         f"{', '.join(SKIPPED)}"
     )
 
@@ -345,8 +353,8 @@ if SKIPPED:
 if workflow.is_main_process:
     RAW_CONTENT_CHANGED = raw_content.update_changed_stamps(
         {
-            p: (RAW_CONTENT_STAMP.format(participant=p), raw_source_paths(p))
-            for p in READABLE_RAW_FILES
+            r: (RAW_CONTENT_STAMP.format(recording=r), raw_source_paths(r))
+            for r in READABLE_RAW_FILES
         },
         RAW_CONTENT_CACHE,
     )

@@ -27,12 +27,12 @@ rule download_raw:
     input:
         unpack(study_archive),
     output:
-        recording="resources/raw/{participant}.{extension}",
-        verified="resources/raw/{participant}.{extension}.verified.json",
+        recording="resources/raw/{recording}.{extension}",
+        verified="resources/raw/{recording}.{extension}.verified.json",
     log:
-        "logs/download_raw/{participant}.{extension}.log",
+        "logs/download_raw/{recording}.{extension}.log",
     benchmark:
-        "results/benchmarks/download_raw/{participant}.{extension}.tsv"
+        "results/benchmarks/download_raw/{recording}.{extension}.tsv"
     conda:
         "../../envs/download.yaml"
     threads: 1
@@ -41,7 +41,7 @@ rule download_raw:
         runtime=60,
     params:
         # The url redacted (see download_archive); the script reads it from the sheet.
-        source=participant_source,
+        source=recording_source,
         sheet=SAMPLE_SHEET,
         settings=config["download"],
     script:

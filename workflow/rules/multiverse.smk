@@ -1,5 +1,5 @@
 # The multiverse (mimicry.multiverse): every universe of the declared preprocessing
-# grid, one preprocessing job per participant for all of them, then one analysis job
+# grid, one preprocessing job per recording for all of them, then one analysis job
 # per universe (and, with multiverse.bayesian, one drug-model fit per universe on the
 # model's scale).
 
@@ -11,12 +11,12 @@ rule multiverse_preprocess:
         events=bids_events,
         content=RAW_CONTENT_STAMP,
     output:
-        table="results/multiverse/preprocessed/{participant}.parquet",
-        qc="results/multiverse/qc/{participant}.json",
+        table="results/multiverse/preprocessed/{recording}.parquet",
+        qc="results/multiverse/qc/{recording}.json",
     log:
-        "logs/multiverse/preprocess/{participant}.log",
+        "logs/multiverse/preprocess/{recording}.log",
     benchmark:
-        "results/benchmarks/multiverse/preprocess/{participant}.tsv"
+        "results/benchmarks/multiverse/preprocess/{recording}.tsv"
     conda:
         "../../envs/preprocess.yaml"
     threads: 1
@@ -26,23 +26,23 @@ rule multiverse_preprocess:
     params:
         settings=preprocess_settings(),
         universes=multiverse_settings(),
-        file_format=participant_format,
+        file_format=recording_format,
         limits_cache=NOISE_LIMITS_CACHE,
     script:
         "../scripts/multiverse_preprocess.py"
 
 
-# Every participant's tables and QC of all universes, ancient (see below).
+# Every recording's tables and QC of all universes, ancient (see below).
 MULTIVERSE_TABLES = ancient(
     expand(
         rules.multiverse_preprocess.output.table,
-        participant=participants_with_raw_files(),
+        recording=recordings_with_raw_files(),
     )
 )
 MULTIVERSE_QC = ancient(
     expand(
         rules.multiverse_preprocess.output.qc,
-        participant=participants_with_raw_files(),
+        recording=recordings_with_raw_files(),
     )
 )
 

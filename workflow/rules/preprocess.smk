@@ -5,13 +5,13 @@ rule preprocess:
         events=bids_events,
         content=RAW_CONTENT_STAMP,
     output:
-        table="results/preprocessed/{participant}.parquet",
-        qc="results/qc/{participant}.json",
-        spectra="results/qc/{participant}.spectra.parquet",
+        table="results/preprocessed/{recording}.parquet",
+        qc="results/qc/{recording}.json",
+        spectra="results/qc/{recording}.spectra.parquet",
     log:
-        "logs/preprocess/{participant}.log",
+        "logs/preprocess/{recording}.log",
     benchmark:
-        "results/benchmarks/preprocess/{participant}.tsv"
+        "results/benchmarks/preprocess/{recording}.tsv"
     # Before the next simulations: a temporary raw file is deleted once read.
     priority: 1
     conda:
@@ -22,7 +22,7 @@ rule preprocess:
         runtime=10,
     params:
         settings=preprocess_settings(),
-        file_format=participant_format,
+        file_format=recording_format,
         limits_cache=NOISE_LIMITS_CACHE,
     script:
         "../scripts/preprocess.py"
@@ -31,9 +31,9 @@ rule preprocess:
 rule aggregate:
     input:
         tables=expand(
-            rules.preprocess.output.table, participant=participants_with_raw_files()
+            rules.preprocess.output.table, recording=recordings_with_raw_files()
         ),
-        qc=expand(rules.preprocess.output.qc, participant=participants_with_raw_files()),
+        qc=expand(rules.preprocess.output.qc, recording=recordings_with_raw_files()),
     output:
         cells="results/aggregate/cells.parquet",
         trials="results/aggregate/trials.parquet",
@@ -60,7 +60,8 @@ rule aggregate:
         runtime=10,
     params:
         groups=participants["group"].to_dict(),
-        missing=participants_without_raw_files(),
+        fields=recording_fields(),
+        missing=recordings_without_raw_files(),
         warn_excluded_share=config["preprocess"]["warn_excluded_share"],
         methods=methods.caption_terms(config, "qc_warnings"),
     script:

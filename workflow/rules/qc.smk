@@ -5,16 +5,16 @@ rule qc_participant:
         qc=rules.preprocess.output.qc,
     output:
         png=report(
-            "results/qc/{participant}.png",
+            "results/qc/{recording}.png",
             caption="../report/qc_participant.rst",
             category="Quality control",
             subcategory="Participants",
-            labels={"participant": "{participant}"},
+            labels={"recording": "{recording}"},
         ),
     log:
-        "logs/qc/{participant}.log",
+        "logs/qc/{recording}.log",
     benchmark:
-        "results/benchmarks/qc/{participant}.tsv"
+        "results/benchmarks/qc/{recording}.tsv"
     conda:
         "../../envs/figures.yaml"
     threads: 1
@@ -30,7 +30,7 @@ rule qc_participant:
 rule qc_group:
     input:
         qc_table=rules.aggregate.output.qc,
-        qc=expand(rules.preprocess.output.qc, participant=participants_with_raw_files()),
+        qc=expand(rules.preprocess.output.qc, recording=recordings_with_raw_files()),
     output:
         png=report(
             "results/qc/group.png",

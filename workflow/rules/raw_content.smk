@@ -1,6 +1,6 @@
-# A participant's raw content stamp (mimicry.raw_content): preprocessing re-runs when
+# A recording's raw content stamp (mimicry.raw_content): preprocessing re-runs when
 # it changes, whatever the raw files' modification times. Local: a few reads per
-# participant are not worth a cluster job.
+# recording are not worth a cluster job.
 localrules:
     raw_content,
 
@@ -13,9 +13,9 @@ rule raw_content:
     output:
         stamp=RAW_CONTENT_STAMP,
     log:
-        "logs/raw_content/{participant}.log",
+        "logs/raw_content/{recording}.log",
     benchmark:
-        "results/benchmarks/raw_content/{participant}.tsv"
+        "results/benchmarks/raw_content/{recording}.tsv"
     # Before the next simulations: a temporary raw file is deleted once read.
     priority: 1
     conda:

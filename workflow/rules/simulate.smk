@@ -1,14 +1,14 @@
 rule simulate_raw:
     output:
         recording=(
-            "resources/raw/{participant}.edf"
+            "resources/raw/{recording}.edf"
             if config["simulation"]["keep_raw"]
-            else temp("resources/raw/{participant}.edf")
+            else temp("resources/raw/{recording}.edf")
         ),
     log:
-        "logs/simulate_raw/{participant}.log",
+        "logs/simulate_raw/{recording}.log",
     benchmark:
-        "results/benchmarks/simulate_raw/{participant}.tsv"
+        "results/benchmarks/simulate_raw/{recording}.tsv"
     conda:
         "../../envs/simulate.yaml"
     threads: 1
@@ -16,7 +16,7 @@ rule simulate_raw:
         mem_mb=1000,
         runtime=5,
     params:
-        group=participant_group,
+        group=recording_group,
         config=simulation_config(),
     script:
         "../scripts/simulate_raw.py"
@@ -36,7 +36,7 @@ rule simulation_truth:
         mem_mb=1000,
         runtime=5,
     params:
-        participants=participant_groups(),
+        participants=recording_groups(),
         config=simulation_config(),
     script:
         "../scripts/simulation_truth.py"

@@ -18,6 +18,7 @@ cells, trials, qc_table = aggregate(
     snakemake.params.groups,
     snakemake.params.missing,
     snakemake.params.warn_excluded_share,
+    snakemake.params.fields,
 )
 write_outputs(
     cells,

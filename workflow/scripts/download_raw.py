@@ -8,7 +8,7 @@ from mimicry.study import sheet_url
 
 configure_logging()
 source = snakemake.params.source
-participant = snakemake.wildcards.participant
+recording = snakemake.wildcards.recording
 settings = snakemake.params.settings
 limit = {"max_mb": settings["max_file_mb"], "max_mb_key": "download.max_file_mb"}
 if "archive" in snakemake.input.keys():
@@ -17,16 +17,16 @@ if "archive" in snakemake.input.keys():
         source["member"],
         snakemake.output.recording,
         sha256=source["sha256"],
-        participant=participant,
+        participant=recording,
         **limit,
     )
 else:
     download(
         # The real url, not params.source's, which is redacted.
-        sheet_url(snakemake.params.sheet, participant),
+        sheet_url(snakemake.params.sheet, recording),
         snakemake.output.recording,
         sha256=source["sha256"],
-        participant=participant,
+        participant=recording,
         **limit,
         **{key: settings[key] for key in RETRY_KEYS},
     )

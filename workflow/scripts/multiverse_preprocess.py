@@ -13,7 +13,7 @@ from mimicry.preprocess import (
 
 configure_logging()
 recording = read_job_recording(
-    snakemake.input, snakemake.wildcards.participant, snakemake.params
+    snakemake.input, snakemake.wildcards.recording, snakemake.params
 )
 grid = [Universe(**universe) for universe in snakemake.params.universes]
 conditions = snakemake.params.settings["study"]["conditions"]

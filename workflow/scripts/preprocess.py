@@ -9,7 +9,7 @@ from mimicry.spectra import channel_spectra, write_spectra
 configure_logging()
 settings = snakemake.params.settings
 recording = read_job_recording(
-    snakemake.input, snakemake.wildcards.participant, snakemake.params
+    snakemake.input, snakemake.wildcards.recording, snakemake.params
 )
 table, qc = preprocess_recording(
     recording,

@@ -8,7 +8,7 @@ from mimicry.simulate import simulate_participant
 configure_logging()
 simulate_participant(
     snakemake.params.config,
-    snakemake.wildcards.participant,
+    snakemake.wildcards.recording,
     snakemake.params.group,
     snakemake.output.recording,
 )
