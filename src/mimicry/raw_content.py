@@ -27,11 +27,16 @@ from mimicry.files import sha256_of, write_whole
 
 
 def source_files(recording, events=None):
-    """Every file whose content a participant's preprocessing reads: the recording,
-    a BrainVision header's data and marker files, and a BIDS events.tsv."""
+    """Every file whose content a recording's preprocessing reads: the recording,
+    a BrainVision header's data and marker files, a BIDS physio file's sidecar and
+    events.tsv, and a BIDS events.tsv."""
     from mimicry.recordings import brainvision_files
 
+    from mimicry.bids_physio import companion_files, is_physio
+
     files = [str(recording)]
+    if is_physio(recording):
+        files += [str(path) for path in companion_files(recording) if path.exists()]
     if str(recording).lower().endswith(".vhdr") and os.path.exists(recording):
         for part in brainvision_files(recording):
             if part is not None and part.exists() and str(part) not in files:

@@ -25,7 +25,8 @@ from mimicry import edf_header
 
 MNE_FORMATS = ("edf", "bdf", "vhdr")
 TEXT_DELIMITERS = {"csv": ",", "tsv": "\t", "txt": "\t"}
-FORMATS = (*MNE_FORMATS, "acq", *TEXT_DELIMITERS)
+# physio: BIDS physiological recordings (*_physio.tsv[.gz]; mimicry.bids_physio).
+FORMATS = (*MNE_FORMATS, "acq", *TEXT_DELIMITERS, "physio")
 MICROVOLTS_PER_UNIT = {"uV": 1.0, "mV": 1e3, "V": 1e6}
 SECONDS_PER_TIME_UNIT = {"s": 1.0, "ms": 1e-3}
 # A time step this far (as a share of the sampling interval) from the interval is a gap
@@ -104,7 +105,12 @@ class Recording:
 
 
 def format_from_extension(path):
-    """The format a file name's extension names (lower case), or None."""
+    """The format a file name's extension names (lower case), or None; a BIDS
+    `*_physio.tsv[.gz]` is physio."""
+    from mimicry.bids_physio import is_physio
+
+    if is_physio(path):
+        return "physio"
     extension = Path(path).suffix.lower().lstrip(".")
     return extension if extension in FORMATS else None
 
@@ -142,11 +148,15 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
     if file_format not in FORMATS:
         raise RecordingError(
             f"{where}: unsupported format '{file_format}'; supported are edf, bdf, "
-            "vhdr (BrainVision), acq (AcqKnowledge), csv, tsv and txt (sample sheet "
-            "column format, or recording.format)"
+            "vhdr (BrainVision), acq (AcqKnowledge), csv, tsv, txt and physio (BIDS "
+            "*_physio.tsv[.gz]) (sample sheet column format, or recording.format)"
         )
     if not path.is_file():
         raise RecordingError(f"{participant}: recording {path} {absence(path)}")
+    if file_format == "physio":
+        from mimicry.bids_physio import read_physio
+
+        return read_physio(path, participant, channels, conditions, settings)
     source = event_source(recording, file_format)
     if file_format in TEXT_DELIMITERS:
         signals, fs, onsets, labels, dropped, origins = _read_text(
@@ -349,9 +359,19 @@ def declared_sampling_rate(path, file_format, channels):
             return 1e6 / float(interval.group(1)) if interval else None
         elif file_format == "acq":
             rates = _acq_header_rates(path)
+        elif file_format == "physio":
+            from mimicry.bids_physio import read_sidecar
+
+            return read_sidecar(str(path), path)[1]
         else:
             return None
-    except (edf_header.HeaderError, OSError, ValueError, ZeroDivisionError):
+    except (
+        edf_header.HeaderError,
+        OSError,
+        ValueError,
+        ZeroDivisionError,
+        RecordingError,
+    ):
         return None
     named = [rates[channel] for channel in channels if channel in rates]
     return min(named) if named else None

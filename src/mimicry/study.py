@@ -443,6 +443,11 @@ def _check_recording_format(file_format, config, place):
                 "set recording.text.delimiter"
             )
         return
+    if file_format == "physio" and recording["triggers"]:
+        raise ConfigError(
+            f"{where}: BIDS physio events come from the matching *_events.tsv; remove "
+            "recording.triggers"
+        )
     positions = {m: c for m, c in config["channels"].items() if isinstance(c, int)}
     if positions:
         raise ConfigError(
@@ -958,8 +963,8 @@ def check_sources(config, sheet):
             )
         if not archive and (problem := scheme_problem(record["url"])):
             raise ConfigError(f"{where}: {problem}{local}")
-        if record["format"] == "vhdr":
+        if record["format"] in ("vhdr", "physio"):
             raise ConfigError(
-                f"sample sheet: {participant} is BrainVision (vhdr), three files that "
-                "one url cannot carry; use source.kind local for BrainVision recordings"
+                f"sample sheet: {participant} is {record['format']}, several files "
+                "that one url cannot carry; use source.kind local for it"
             )
