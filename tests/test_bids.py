@@ -17,7 +17,12 @@ from mimicry import bids
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.recordings import RecordingError
 from mimicry.simulate import plan_participant, synthesize, write_edf
-from mimicry.study import ConfigError, load_config
+from mimicry.study import (
+    ConfigError,
+    check_sample_sheet,
+    load_config,
+    with_design_columns,
+)
 
 CELLS = "results/aggregate/cells.parquet"
 GROUPS = {
@@ -294,6 +299,45 @@ def test_several_matching_recordings_name_them_and_the_selection_key(
     config["source"]["bids"]["session"] = "01"
     recording = bids.find_dataset(config).recordings["sub-01"]
     assert recording.endswith("sub-01_ses-01_task-mimicry_emg.edf")
+
+
+def test_a_crossover_dataset_has_one_recording_per_session_folder(
+    small_dataset, tmp_path, clean_config
+):
+    root = copy_of(small_dataset, tmp_path)
+    write_recording(root, clean_config, "sub-01", "naltrexone", "ses-02_task-mimicry")
+    write_recording(root, clean_config, "sub-02", "placebo", "ses-02_task-mimicry")
+    for participant, groups in (
+        ("sub-01", "placebo naltrexone"),
+        ("sub-02", "naltrexone placebo"),
+    ):
+        rows = ["session_id\tarm"]
+        rows += [f"ses-0{i}\t{g}" for i, g in enumerate(groups.split(), start=1)]
+        (root / participant / f"{participant}_sessions.tsv").write_text(
+            "\n".join(rows) + "\n"
+        )
+    config = bids_config(tmp_path, root, group_column="arm")
+    config["study"]["design"] = "crossover"
+    dataset = bids.find_dataset(config)
+    assert dataset.sheet.to_dict("list") == {
+        "participant_id": ["sub-01", "sub-01", "sub-02", "sub-02"],
+        "session": ["01", "02", "01", "02"],
+        "group": ["placebo", "naltrexone", "naltrexone", "placebo"],
+        "format": ["edf"] * 4,
+    }
+    assert dataset.recordings["sub-02_ses-02"].endswith(
+        "sub-02/ses-02/emg/sub-02_ses-02_task-mimicry_emg.edf"
+    )
+    assert dataset.events["sub-01_ses-02"].endswith(
+        "sub-01/ses-02/emg/sub-01_ses-02_task-mimicry_events.tsv"
+    )
+    check_sample_sheet(dataset.sheet, config, dataset.participants_tsv)
+    sheet = with_design_columns(dataset.sheet, config)
+    assert sheet["sequence"].tolist()[2:] == ["naltrexone-placebo"] * 2
+
+    (root / "sub-02" / "sub-02_sessions.tsv").unlink()
+    with pytest.raises(ConfigError, match="sub-02_sessions.tsv does not exist"):
+        bids.find_dataset(config)
 
 
 def test_group_not_in_study_groups_and_missing_group_column_are_named(

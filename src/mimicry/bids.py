@@ -11,6 +11,11 @@ through MNE-BIDS (datatype "emg"); its stimulus events come from the matching
 `trial_type` the label that `recording.event_labels` maps to a condition (or the
 condition name itself).
 
+With study.design crossover each participant has one recording per `ses-<label>`
+folder, a recording id `<participant_id>_ses-<label>` and the session's group from
+`sub-<label>/sub-<label>_sessions.tsv` (columns session_id and
+`source.bids.group_column`); participants.tsv then needs no group column.
+
 Discovery problems are `ConfigError`s naming the file and the config key; problems of
 one participant's files at read time are `RecordingError`s naming the participant and
 the file. MNE-BIDS and pandas are imported where needed, so that a workflow on another
@@ -59,9 +64,7 @@ class BidsStudy:
 
 
 def find_dataset(config):
-    """The sample sheet and every participant's recording and events.tsv."""
-    import mne_bids
-
+    """The sample sheet and every recording and its events.tsv."""
     source = config["source"]
     settings = source["bids"]
     if settings["root"] is None:
@@ -76,19 +79,12 @@ def find_dataset(config):
             "the root of a BIDS dataset"
         )
     participants_tsv = root / "participants.tsv"
-    sheet = read_participants(participants_tsv, settings["group_column"], config)
-
-    found = mne_bids.find_matching_paths(
-        root,
-        datatypes="emg",
-        suffixes="emg",
-        extensions=list(RECORDING_EXTENSIONS),
-        ignore_json=True,
-        ignore_nosub=True,
+    crossover = config["study"]["design"] == "crossover"
+    sheet = read_participants(
+        participants_tsv, None if crossover else settings["group_column"], config
     )
-    by_subject = defaultdict(list)
-    for bids_path in sorted(found, key=lambda p: str(p.fpath)):
-        by_subject[bids_path.subject].append(bids_path)
+
+    by_subject = _find_recordings(root)
     listed = {
         participant.removeprefix("sub-") for participant in sheet["participant_id"]
     }
@@ -101,11 +97,12 @@ def find_dataset(config):
             f"(participant_id and {settings['group_column']}, source.bids.group_column), "
             "or move its folder out of the dataset to leave it out"
         )
+    if crossover:
+        return _crossover_dataset(root, participants_tsv, sheet, config, by_subject)
 
     recordings, events, missing, formats = {}, {}, [], []
     for participant in sheet["participant_id"]:
-        candidates = by_subject.get(participant.removeprefix("sub-"), [])
-        matches = [p for p in candidates if _selected(p, settings)]
+        matches, candidates = _matches(by_subject, participant, settings)
         if not matches:
             if source["missing_raw"] == "skip":
                 missing.append(participant)
@@ -117,25 +114,131 @@ def find_dataset(config):
                 _ambiguous_message(participant, participants_tsv, matches)
             )
         bids_path = matches[0]
-        events_tsv = bids_path.find_matching_sidecar(
-            suffix="events", extension=".tsv", on_error="ignore"
-        )
-        if events_tsv is None:
-            raise ConfigError(
-                f"{participant}: recording {bids_path.fpath} has no events.tsv "
-                f"({bids_path.fpath.name.rsplit('_', 1)[0]}_events.tsv next to it, or "
-                "an inherited one higher up); the workflow takes stimulus onsets and "
-                "conditions from it"
-            )
         recordings[participant] = str(bids_path.fpath)
-        events[participant] = str(events_tsv)
+        events[participant] = _events_tsv(participant, bids_path)
         formats.append(bids_path.extension.lstrip("."))
     sheet = sheet.assign(format=formats)
     return BidsStudy(participants_tsv, sheet, recordings, events, missing)
 
 
+def _find_recordings(root):
+    """subject label -> its EMG recordings' BIDSPaths, sorted by path."""
+    import mne_bids
+
+    found = mne_bids.find_matching_paths(
+        root,
+        datatypes="emg",
+        suffixes="emg",
+        extensions=list(RECORDING_EXTENSIONS),
+        ignore_json=True,
+        ignore_nosub=True,
+    )
+    by_subject = defaultdict(list)
+    for bids_path in sorted(found, key=lambda p: str(p.fpath)):
+        by_subject[bids_path.subject].append(bids_path)
+    return by_subject
+
+
+def _matches(by_subject, participant, settings):
+    """(the participant's recordings the entity selection leaves, all of them)."""
+    candidates = by_subject.get(participant.removeprefix("sub-"), [])
+    return [p for p in candidates if _selected(p, settings)], candidates
+
+
+def _events_tsv(recording, bids_path):
+    events_tsv = bids_path.find_matching_sidecar(
+        suffix="events", extension=".tsv", on_error="ignore"
+    )
+    if events_tsv is None:
+        raise ConfigError(
+            f"{recording}: recording {bids_path.fpath} has no events.tsv "
+            f"({bids_path.fpath.name.rsplit('_', 1)[0]}_events.tsv next to it, or "
+            "an inherited one higher up); the workflow takes stimulus onsets and "
+            "conditions from it"
+        )
+    return str(events_tsv)
+
+
+def _crossover_dataset(root, participants_tsv, participants, config, by_subject):
+    """study.design crossover: one recording per subject and ses- folder, its group
+    from the subject's sub-<label>_sessions.tsv (column source.bids.group_column)."""
+    import pandas as pd
+
+    settings = config["source"]["bids"]
+    rows, recordings, events = [], {}, {}
+    for participant in participants["participant_id"]:
+        matches, candidates = _matches(by_subject, participant, settings)
+        if not matches:
+            raise ConfigError(
+                _no_recording_message(participant, root, candidates).split(" (or")[0]
+                + "; in a crossover study every participant needs its sessions"
+            )
+        groups = _session_groups(root, participant, settings["group_column"], config)
+        by_session = defaultdict(list)
+        for bids_path in matches:
+            by_session[bids_path.session].append(bids_path)
+        if None in by_session:
+            raise ConfigError(
+                f"{participant}: recording {by_session[None][0].fpath} is in no "
+                "ses-<label> folder; study.design crossover takes each session's "
+                "recording from its ses- folder"
+            )
+        for session, paths in sorted(by_session.items()):
+            if len(paths) > 1:
+                raise ConfigError(
+                    _ambiguous_message(
+                        f"{participant} ses-{session}", participants_tsv, paths
+                    )
+                )
+            if session not in groups:
+                raise ConfigError(
+                    f"{root / participant / f'{participant}_sessions.tsv'}: no row "
+                    f"session_id ses-{session} (recording {paths[0].fpath}); each "
+                    "session's group comes from that table"
+                )
+            recording = f"{participant}_ses-{session}"
+            recordings[recording] = str(paths[0].fpath)
+            events[recording] = _events_tsv(recording, paths[0])
+            rows.append((participant, session, groups[session], paths[0].extension[1:]))
+    sheet = pd.DataFrame(rows, columns=["participant_id", "session", "group", "format"])
+    return BidsStudy(participants_tsv, sheet, recordings, events, [])
+
+
+def _session_groups(root, participant, group_column, config):
+    """session label -> group, from sub-<label>/sub-<label>_sessions.tsv."""
+    import pandas as pd
+
+    path = root / participant / f"{participant}_sessions.tsv"
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} does not exist; in a crossover study (study.design) it gives "
+            f"each session's group: columns session_id and {group_column} "
+            "(source.bids.group_column)"
+        )
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    table.columns = table.columns.str.strip()
+    for column in ("session_id", group_column):
+        if column not in table.columns:
+            raise ConfigError(
+                f"{path}: no column '{column}'; the columns are {list(table.columns)}"
+            )
+    groups = config["study"]["groups"]
+    found = {}
+    for row, (session, group) in enumerate(
+        zip(table["session_id"].str.strip(), table[group_column].str.strip()), 1
+    ):
+        if group not in groups:
+            raise ConfigError(
+                f"{path}, row {row} ({session}): {group_column} '{group}' "
+                f"(source.bids.group_column) is not one of study.groups {groups}"
+            )
+        found[session.removeprefix("ses-")] = group
+    return found
+
+
 def read_participants(path, group_column, config):
-    """participant_id and group of every row of participants.tsv, checked."""
+    """participant_id and group of every row of participants.tsv, checked; without a
+    group_column (a crossover study's groups are its sessions') participant_id alone."""
     import pandas as pd
 
     if not path.is_file():
@@ -146,31 +249,34 @@ def read_participants(path, group_column, config):
     # BIDS writes missing values as n/a; keep every cell as text.
     table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     table.columns = table.columns.str.strip()
-    for column, key in (("participant_id", None), (group_column, "group_column")):
+    needed = [("participant_id", None)]
+    needed += [(group_column, "group_column")] if group_column else []
+    for column, key in needed:
         if column not in table.columns:
             which = f"source.bids.{key} '{column}'" if key else f"'{column}'"
             raise ConfigError(
                 f"{path}: no column {which}; the columns are {list(table.columns)}"
             )
-    groups = config["study"]["groups"]
-    for row, (participant, group) in enumerate(
-        zip(table["participant_id"].str.strip(), table[group_column].str.strip()), 1
-    ):
+    participants = table["participant_id"].str.strip()
+    for row, participant in enumerate(participants, 1):
         if not PARTICIPANT_ID.match(participant):
             raise ConfigError(
                 f"{path}, row {row}: participant_id '{participant}' is not "
                 "sub-<label> with a letters-and-digits label, as BIDS requires"
             )
+    if not group_column:
+        return pd.DataFrame({"participant_id": participants})
+    groups = config["study"]["groups"]
+    for row, (participant, group) in enumerate(
+        zip(participants, table[group_column].str.strip()), 1
+    ):
         if group not in groups:
             raise ConfigError(
                 f"{path}, row {row} ({participant}): {group_column} '{group}' "
                 f"(source.bids.group_column) is not one of study.groups {groups}"
             )
     return pd.DataFrame(
-        {
-            "participant_id": table["participant_id"].str.strip(),
-            "group": table[group_column].str.strip(),
-        }
+        {"participant_id": participants, "group": table[group_column].str.strip()}
     )
 
 
