@@ -21,6 +21,8 @@ from mimicry.simulate import (
     counterbalanced_sessions,
     level_fluctuation,
     plan_participant,
+    sheet_recording,
+    sheet_recordings,
     simulate_participant,
     stimulus_onsets_s,
     study_truth,
@@ -724,11 +726,11 @@ def test_impossible_sessions_and_blocks_are_errors_naming_their_key(quick_config
     config["simulation"]["period_effects"] = [
         {"period": 2, "parameter": "a", "value": 0.1}
     ]
-    with pytest.raises(ValueError, match="simulation.period_effects need sessions"):
-        plan_participant(config, "sub-001", "placebo")
-    with pytest.raises(ValueError, match="both a session and a period"):
+    with pytest.raises(ValueError, match="simulation.period_effects need each"):
         plan_participant(config, "sub-001", "placebo", "1")
     config["simulation"]["period_effects"] = []
+    with pytest.raises(ValueError, match="period 2 without a session"):
+        plan_participant(config, "sub-001", "placebo", None, 2)
     config["simulation"]["block"] = {
         "stimuli_per_block": 20,
         "stimulus_interval_s": 1.0,
@@ -736,3 +738,27 @@ def test_impossible_sessions_and_blocks_are_errors_naming_their_key(quick_config
     }
     with pytest.raises(ValueError, match="simulation.trial_onset_spacing_s"):
         plan_participant(config, "sub-001", "placebo")
+
+
+def test_sheet_rows_give_the_simulators_arguments(quick_config):
+    """A parallel-group sheet's rows have no session or period; a crossover sheet's
+    sessions are text and periods integers, as the workflow gives them."""
+    sheet = read_sample_sheet(PROJECT_ROOT / quick_config["participants"])
+    assert sheet_recordings(sheet) == [
+        (participant, group, None, None)
+        for participant, group in zip(sheet["participant_id"], sheet["group"])
+    ]
+    crossover = pd.read_csv(
+        PROJECT_ROOT / "config" / "examples" / "crossover" / "participants.tsv",
+        sep="\t",
+        dtype=str,
+    )
+    crossover["period"] = crossover["session"].astype(int)
+    first = sheet_recording(crossover.iloc[0])
+    assert first == {
+        "participant_id": crossover["participant_id"][0],
+        "group": crossover["group"][0],
+        "session": crossover["session"][0],
+        "period": int(crossover["session"][0]),
+    }
+    assert type(first["period"]) is int

@@ -263,7 +263,8 @@ def stimulus_onsets_s(trial, block):
 def plan_participant(config, participant_id, group, session=None, period=None):
     """Draw everything the ground truth records about one recording: the
     participant's only one (session None), or its session `session` (group: that
-    session's treatment; period: the session's rank, for simulation.period_effects).
+    session's treatment; period: the session's rank in a crossover study, for
+    simulation.period_effects, else None).
 
     `stable` draws what is the participant's own, `varying` what is the recording's:
     one generator without a session, so the draws keep today's order."""
@@ -272,16 +273,15 @@ def plan_participant(config, participant_id, group, session=None, period=None):
     problem = simulation_problem(simulation, study)
     if problem:
         raise ValueError(problem)
-    if (session is None) != (period is None):
+    if session is None and period is not None:
         raise ValueError(
-            f"{participant_id}: a recording has both a session and a period (its rank "
-            f"among the participant's sessions), or neither; got session {session!r}, "
-            f"period {period!r}"
+            f"{participant_id}: period {period} without a session: a period is the "
+            "rank of a session among the participant's"
         )
-    if session is None and simulation["period_effects"]:
+    if period is None and simulation["period_effects"]:
         raise ValueError(
-            f"{participant_id}: simulation.period_effects need sessions (a crossover "
-            "study); this recording has none"
+            f"{participant_id}: simulation.period_effects need each recording's period "
+            "(a crossover study's sessions); this recording has none"
         )
     if session is not None:
         session = str(session)
@@ -724,6 +724,29 @@ def simulate_participant(
     write_edf(path, synthesize(plan, config), plan, config)
     log.info("wrote %s", path)
     return plan
+
+
+def sheet_recording(row):
+    """What `simulate_participant` takes from a sample-sheet row (a mapping):
+    participant_id, group, session (text; None where the sheet has none) and period
+    (an integer; None outside a crossover study)."""
+    session, period = row.get("session"), row.get("period")
+    return {
+        "participant_id": str(row["participant_id"]),
+        "group": str(row["group"]),
+        "session": None if _missing(session) else str(session),
+        "period": None if _missing(period) else int(period),
+    }
+
+
+def sheet_recordings(sheet):
+    """`sheet_recording` of every row of a sample sheet (a DataFrame), in its order,
+    as the tuples `study_truth` takes."""
+    return [tuple(sheet_recording(row).values()) for _, row in sheet.iterrows()]
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def recordings_of(participants):

@@ -1,3 +1,6 @@
+from mimicry.simulate import sheet_recording, sheet_recordings
+
+
 rule simulate_raw:
     output:
         recording=(
@@ -16,7 +19,9 @@ rule simulate_raw:
         mem_mb=1000,
         runtime=5,
     params:
-        group=participant_group,
+        recording=lambda wildcards: sheet_recording(
+            participants.loc[wildcards.participant]
+        ),
         config=simulation_config(),
     script:
         "../scripts/simulate_raw.py"
@@ -36,7 +41,7 @@ rule simulation_truth:
         mem_mb=1000,
         runtime=5,
     params:
-        participants=participant_groups(),
+        participants=sheet_recordings(participants),
         config=simulation_config(),
     script:
         "../scripts/simulation_truth.py"

@@ -6,12 +6,8 @@ from mimicry.logs import configure_logging
 from mimicry.simulate import simulate_participant
 
 configure_logging()
-# A crossover study's rule gives the participant, the session and its period too.
 simulate_participant(
     snakemake.params.config,
-    getattr(snakemake.params, "participant_id", snakemake.wildcards.participant),
-    snakemake.params.group,
-    snakemake.output.recording,
-    getattr(snakemake.params, "session", None),
-    getattr(snakemake.params, "period", None),
+    path=snakemake.output.recording,
+    **snakemake.params.recording,
 )
