@@ -512,9 +512,9 @@ def without_session_deviation(plan):
 
 
 def test_participants_own_response_is_shared_by_its_sessions(quick_config, tmp_path):
-    """Response type, outlier status, own deviations, resting amplitude and level
-    scale are the participant's; trials, artifacts, bursts, the session deviation and
-    the signal are each session's; participants differ."""
+    """Response type, outlier status, own deviations, resting amplitude, level scale
+    and flaw are the participant's; trials, artifacts, bursts, the session deviation
+    and the signal are each session's; participants differ."""
     plans = {
         (participant, session): simulate_participant(
             quick_config,
@@ -556,6 +556,11 @@ def test_participants_own_response_is_shared_by_its_sessions(quick_config, tmp_p
     one, other = plans["sub-001", "1"], plans["sub-002", "1"]
     assert one.baseline_amplitude_uv != other.baseline_amplitude_uv
     assert without_session_deviation(one) != without_session_deviation(other)
+    flat = quick_config["simulation"]["flawed_participants"]["flat_channel"][0]
+    assert [
+        plan_participant(quick_config, flat, "placebo", session, period).flaw
+        for session, period in (("1", 1), ("2", 2))
+    ] == ["flat_channel", "flat_channel"]
 
 
 def test_treatment_effect_follows_the_sessions_treatment_and_period_its_period(

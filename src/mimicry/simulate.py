@@ -291,9 +291,9 @@ def plan_participant(config, participant_id, group, session=None, period=None):
         if session is None
         else recording_streams(config["seed"], participant_id, session)[0]
     )
-    ids = {participant_id, recording_id(participant_id, session)}
+    # A participant's flaw is in every one of its sessions.
     flawed = simulation["flawed_participants"]
-    flaw = next((kind for kind, listed in flawed.items() if ids & set(listed)), None)
+    flaw = next((kind for kind, ids in flawed.items() if participant_id in ids), None)
 
     amplitude = simulation["baseline_amplitude_uv"]
     baseline = {
