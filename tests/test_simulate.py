@@ -1,6 +1,9 @@
 """The simulated study: deterministic files that MNE reads and that carry their truth."""
 
+import copy
+import importlib.util
 import json
+import subprocess
 
 import mne
 import numpy as np
@@ -10,14 +13,21 @@ from scipy import signal
 
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
-from mimicry.devtools import run_snakemake
+from mimicry.devtools import PROJECT_ROOT, run_snakemake
+from mimicry.recordings import read_recording
 from mimicry.simulate import (
+    TRIGGER_LABEL,
     background_log_ratios,
+    counterbalanced_sessions,
     level_fluctuation,
     plan_participant,
+    sheet_recording,
+    sheet_recordings,
     simulate_participant,
+    stimulus_onsets_s,
     study_truth,
 )
+from mimicry.study import read_sample_sheet
 
 BIN_EDGES_S = np.arange(0.0, 6.01, 0.5)
 # Mean of ~40 trials of log(bin mean / baseline mean): sampling noise of each trial's
@@ -60,6 +70,29 @@ def artifact_hits(plan, muscle):
 def clean_participant(default_config, tmp_path_factory):
     path = tmp_path_factory.mktemp("raw") / "sub-001.edf"
     plan = simulate_participant(default_config, "sub-001", "placebo", path)
+    assert plan.flaw is None
+    return plan, path
+
+
+@pytest.fixture(scope="module")
+def session_recording(default_config, tmp_path_factory):
+    """The second session of a crossover participant, with a treatment effect and a
+    period effect in its cells."""
+    config = copy.deepcopy(default_config)
+    config["simulation"]["drug_effects"] = [
+        {
+            "group": "naltrexone",
+            "muscle": "ZM",
+            "condition": config["study"]["conditions"][0],
+            "parameter": "a",
+            "value": 0.3,
+        }
+    ]
+    config["simulation"]["period_effects"] = [
+        {"period": 2, "parameter": "a", "value": -0.1}
+    ]
+    path = tmp_path_factory.mktemp("raw") / "sub-001_ses-2.edf"
+    plan = simulate_participant(config, "sub-001", "naltrexone", path, "2", 2)
     assert plan.flaw is None
     return plan, path
 
@@ -117,10 +150,13 @@ def test_power_lies_in_the_emg_band_with_a_mains_line(
     assert (line > 10 * neighbourhood).all(), line / neighbourhood
 
 
+@pytest.mark.parametrize("recording", ["clean_participant", "session_recording"])
 def test_measured_envelope_follows_the_true_time_course(
-    default_config, clean_participant
+    default_config, recording, request
 ):
-    plan, path = clean_participant
+    """In a participant's only recording, and in a session of a crossover study
+    (whose level fluctuation and noise come from the session's own streams)."""
+    plan, path = request.getfixturevalue(recording)
     raw = read(path)
     epochs, fs = rectified_epochs(raw)
     baseline_samples = int(fs)
@@ -417,3 +453,317 @@ def test_lowrate_study_runs_through_aggregation_at_100_hz(
     cells = pd.read_parquet(workflow_copy / "results/aggregate/cells.parquet")
     kept = {participant for participant, qc in qcs.items() if not qc["excluded"]}
     assert kept and set(cells["participant"]) == kept
+
+
+# The commit before the simulator knew sessions and blocks: a parallel-group study's
+# files and truth must stay what it made (update it when changing them on purpose).
+PARALLEL_REFERENCE_COMMIT = "80e18b18b9d0f0dd4727456d9e541cbdb3098d43"
+
+
+def simulate_module_at(commit):
+    """mimicry.simulate as it was at commit, or a skip when git cannot show it."""
+    shown = subprocess.run(
+        ["git", "show", f"{commit}:src/mimicry/simulate.py"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if shown.returncode != 0:
+        pytest.skip(f"git cannot show the simulator at {commit}: {shown.stderr}")
+    spec = importlib.util.spec_from_loader(f"simulate_at_{commit[:8]}", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    exec(shown.stdout, module.__dict__)
+    return module
+
+
+def test_parallel_study_files_and_truth_are_as_before_sessions(quick_config, tmp_path):
+    """Files and truth of recordings without a session, from today's code and from
+    the simulator before sessions and blocks existed, with the same configuration."""
+    before = simulate_module_at(PARALLEL_REFERENCE_COMMIT)
+    sheet = read_sample_sheet(PROJECT_ROOT / quick_config["participants"])
+    participants = list(zip(sheet["participant_id"], sheet["group"]))
+    flawed = quick_config["simulation"]["flawed_participants"]
+    for participant, group in participants:
+        if participant not in ("sub-001", "sub-002", *flawed["flat_channel"]):
+            continue
+        simulate_participant(quick_config, participant, group, tmp_path / "now.edf")
+        before.simulate_participant(
+            quick_config, participant, group, tmp_path / "before.edf"
+        )
+        now = (tmp_path / "now.edf").read_bytes()
+        assert now == (tmp_path / "before.edf").read_bytes(), participant
+    assert json.dumps(study_truth(quick_config, participants)) == json.dumps(
+        before.study_truth(quick_config, participants)
+    )
+
+
+def without_session_deviation(plan):
+    """The recording's a and c per muscle x condition (flattened), without its
+    session's own deviation of a."""
+    return [
+        value
+        for muscle, cells in plan.cell_parameters.items()
+        for condition, cell in cells.items()
+        for value in (
+            cell["a"] - plan.session_asymptote_deviation[muscle][condition],
+            cell["c"],
+        )
+    ]
+
+
+def test_participants_own_response_is_shared_by_its_sessions(quick_config, tmp_path):
+    """Response type, outlier status, own deviations, resting amplitude, level scale
+    and flaw are the participant's; trials, artifacts, bursts, the session deviation
+    and the signal are each session's; participants differ."""
+    plans = {
+        (participant, session): simulate_participant(
+            quick_config,
+            participant,
+            group,
+            tmp_path / f"{participant}_ses-{session}.edf",
+            session,
+            period,
+        )
+        for participant, group, session, period in counterbalanced_sessions(
+            ["sub-001", "sub-002"], ["placebo", "naltrexone"]
+        )
+    }
+    for participant in ("sub-001", "sub-002"):
+        first, second = plans[participant, "1"], plans[participant, "2"]
+        for field in (
+            "response_type",
+            "outlier",
+            "baseline_amplitude_uv",
+            "level_fluctuation_scale",
+        ):
+            assert getattr(first, field) == getattr(second, field), field
+        # No drug or period effects in the quick study: all else is the participant's.
+        assert without_session_deviation(first) == pytest.approx(
+            without_session_deviation(second)
+        )
+        assert first.session_asymptote_deviation != second.session_asymptote_deviation
+        assert [t.onset_s for t in first.trials] != [t.onset_s for t in second.trials]
+        assert first.spontaneous_bursts != second.spontaneous_bursts
+        files = [
+            read(tmp_path / f"{participant}_ses-{session}.edf")
+            for session in ("1", "2")
+        ]
+        for raw, plan in zip(files, (first, second)):
+            np.testing.assert_allclose(
+                raw.annotations.onset, [t.onset_s for t in plan.trials], atol=1e-6
+            )
+        assert not np.array_equal(files[0].get_data(), files[1].get_data())
+    one, other = plans["sub-001", "1"], plans["sub-002", "1"]
+    assert one.baseline_amplitude_uv != other.baseline_amplitude_uv
+    assert without_session_deviation(one) != without_session_deviation(other)
+    flat = quick_config["simulation"]["flawed_participants"]["flat_channel"][0]
+    assert [
+        plan_participant(quick_config, flat, "placebo", session, period).flaw
+        for session, period in (("1", 1), ("2", 2))
+    ] == ["flat_channel", "flat_channel"]
+
+
+def test_treatment_effect_follows_the_sessions_treatment_and_period_its_period(
+    quick_config,
+):
+    """A drug effect shifts the session under that drug whichever session it is; a
+    period effect shifts every cell of the second session whatever its drug."""
+    config = copy.deepcopy(quick_config)
+    muscle, condition = "ZM", config["study"]["conditions"][0]
+    config["simulation"]["drug_effects"] = [
+        {
+            "group": "naltrexone",
+            "muscle": muscle,
+            "condition": condition,
+            "parameter": "a",
+            "value": 0.4,
+        }
+    ]
+    config["simulation"]["period_effects"] = [
+        {"period": 2, "parameter": "a", "value": -0.15}
+    ]
+    for participant, first_drug, second_drug in (
+        ("sub-003", "placebo", "naltrexone"),
+        ("sub-004", "naltrexone", "placebo"),
+    ):
+        first = plan_participant(config, participant, first_drug, "1", 1)
+        second = plan_participant(config, participant, second_drug, "2", 2)
+        drug_sign = 1 if second_drug == "naltrexone" else -1
+        first_values = without_session_deviation(first)
+        second_values = without_session_deviation(second)
+        cells = [
+            (m, c)
+            for m in config["study"]["muscles"]
+            for c in config["study"]["conditions"]
+        ]
+        for index, cell in enumerate(cells):
+            drug = 0.4 * drug_sign if cell == (muscle, condition) else 0.0
+            a_shift = second_values[2 * index] - first_values[2 * index]
+            assert a_shift == pytest.approx(drug - 0.15), (participant, cell)
+            assert second_values[2 * index + 1] == pytest.approx(
+                first_values[2 * index + 1]
+            )
+    truth = study_truth(config, [("sub-003", "naltrexone", "2", 2)])
+    assert truth["period_effects"] == config["simulation"]["period_effects"]
+    recording = truth["participants"]["sub-003_ses-2"]
+    assert (recording["group"], recording["session"], recording["period"]) == (
+        "naltrexone",
+        "2",
+        2,
+    )
+
+
+def test_sessions_are_counterbalanced_and_the_truth_lists_each_recording(
+    quick_config,
+):
+    participants = [f"sub-{index:03d}" for index in range(1, 7)]
+    groups = ["placebo", "naltrexone", "amisulpride"]
+    recordings = counterbalanced_sessions(participants, groups)
+    table = pd.DataFrame(
+        recordings, columns=["participant", "group", "session", "period"]
+    )
+    assert all(
+        sorted(treatments) == sorted(groups)
+        for treatments in table.groupby("participant")["group"].agg(list)
+    )
+    assert (table.groupby(["period", "group"]).size() == 2).all()
+    assert table["session"].astype(int).tolist() == table["period"].tolist()
+    truth = study_truth(quick_config, recordings[:6])
+    assert list(truth["participants"]) == [
+        f"{participant}_ses-{session}" for participant, _, session, _ in recordings[:6]
+    ]
+    sequences = {
+        recording["participant_id"]: recording["sequence"]
+        for recording in truth["participants"].values()
+    }
+    assert sequences == {
+        participant: "-".join(groups[index:] + groups[:index])
+        for index, participant in enumerate(participants[:2])
+    }
+
+
+def test_example_crossover_sheet_is_counterbalanced():
+    """config/examples/crossover: each participant has both treatments, one per
+    session, and each order is as frequent as the other."""
+    sheet = pd.read_csv(
+        PROJECT_ROOT / "config" / "examples" / "crossover" / "participants.tsv",
+        sep="\t",
+        dtype=str,
+    )
+    groups = sorted(sheet["group"].unique())
+    assert len(groups) == 2
+    by_participant = sheet.groupby("participant_id").agg(list)
+    assert all(sorted(treatments) == groups for treatments in by_participant["group"])
+    assert all(sorted(sessions) == ["1", "2"] for sessions in by_participant["session"])
+    sequences = (
+        sheet.sort_values("session").groupby("participant_id")["group"].agg("-".join)
+    )
+    counts = sequences.value_counts()
+    assert len(counts) == 2 and counts.iloc[0] == counts.iloc[1], counts
+
+
+@pytest.fixture(scope="module")
+def block_study(quick_config, tmp_path_factory):
+    """A quick block-design session at 100 Hz: blocks of 5 stimuli 1 s apart."""
+    config = copy.deepcopy(quick_config)
+    config["simulation"] |= {
+        "block": {"stimuli_per_block": 5, "stimulus_interval_s": 1.0, "pulse_s": 0.02},
+        "trials_per_condition": 3,
+        "export_rate_hz": 100,
+    }
+    path = tmp_path_factory.mktemp("block") / "sub-001_ses-1.edf"
+    plan = simulate_participant(config, "sub-001", "placebo", path, "1", 1)
+    return config, plan, path
+
+
+@pytest.mark.parametrize("event_source", ["annotations", "stim_channel"])
+def test_block_design_has_one_trigger_pulse_per_stimulus(block_study, event_source):
+    """The workflow's reader finds every stimulus of every block, each labelled with
+    its block's condition, from the annotations or the trigger channel; each block
+    starts at its trial's onset."""
+    config, plan, path = block_study
+    conditions = config["study"]["conditions"]
+    recording = copy.deepcopy(config["recording"]) | {"event_source": event_source}
+    if event_source == "stim_channel":
+        recording["event_labels"] = {str(i + 1): c for i, c in enumerate(conditions)}
+    found = read_recording(
+        path, plan.recording_id, config["channels"], conditions, recording
+    )
+    block = config["simulation"]["block"]
+    stimuli = [
+        (onset, trial.condition)
+        for trial in plan.trials
+        for onset in stimulus_onsets_s(trial, block)
+    ]
+    assert len(stimuli) == len(plan.trials) * block["stimuli_per_block"]
+    assert [onset for onset, _ in stimuli][:: block["stimuli_per_block"]] == [
+        trial.onset_s for trial in plan.trials
+    ]
+    fs = config["simulation"]["export_rate_hz"]
+    assert found.sampling_rate_hz == fs
+    np.testing.assert_array_equal(
+        found.onset_samples, np.round([onset * fs for onset, _ in stimuli])
+    )
+    assert list(found.conditions) == [condition for _, condition in stimuli]
+
+
+def test_block_trigger_pulses_are_short_and_the_truth_lists_them(block_study):
+    config, plan, path = block_study
+    raw = read(path)
+    fs = raw.info["sfreq"]
+    trigger = raw.get_data(picks=[TRIGGER_LABEL])[0]
+    rises = np.flatnonzero(np.diff(trigger > 0, prepend=0) == 1)
+    falls = np.flatnonzero(np.diff(trigger > 0, append=0) == -1)
+    widths_s = (falls - rises + 1) / fs
+    np.testing.assert_allclose(widths_s, config["simulation"]["block"]["pulse_s"])
+    truth = study_truth(config, [("sub-001", "placebo", "1", 1)])
+    assert truth["block"] == config["simulation"]["block"]
+    listed = [
+        onset
+        for trial in truth["participants"]["sub-001_ses-1"]["trials"]
+        for onset in trial["stimulus_onsets_s"]
+    ]
+    np.testing.assert_allclose(rises / fs, listed, atol=0.5 / fs)
+
+
+def test_impossible_sessions_and_blocks_are_errors_naming_their_key(quick_config):
+    config = copy.deepcopy(quick_config)
+    config["simulation"]["period_effects"] = [
+        {"period": 2, "parameter": "a", "value": 0.1}
+    ]
+    with pytest.raises(ValueError, match="simulation.period_effects need each"):
+        plan_participant(config, "sub-001", "placebo", "1")
+    config["simulation"]["period_effects"] = []
+    with pytest.raises(ValueError, match="period 2 without a session"):
+        plan_participant(config, "sub-001", "placebo", None, 2)
+    config["simulation"]["block"] = {
+        "stimuli_per_block": 20,
+        "stimulus_interval_s": 1.0,
+        "pulse_s": 0.02,
+    }
+    with pytest.raises(ValueError, match="simulation.trial_onset_spacing_s"):
+        plan_participant(config, "sub-001", "placebo")
+
+
+def test_sheet_rows_give_the_simulators_arguments(quick_config):
+    """A parallel-group sheet's rows have no session or period; a crossover sheet's
+    sessions are text and periods integers, as the workflow gives them."""
+    sheet = read_sample_sheet(PROJECT_ROOT / quick_config["participants"])
+    assert sheet_recordings(sheet) == [
+        (participant, group, None, None)
+        for participant, group in zip(sheet["participant_id"], sheet["group"])
+    ]
+    crossover = pd.read_csv(
+        PROJECT_ROOT / "config" / "examples" / "crossover" / "participants.tsv",
+        sep="\t",
+        dtype=str,
+    )
+    crossover["period"] = crossover["session"].astype(int)
+    first = sheet_recording(crossover.iloc[0])
+    assert first == {
+        "participant_id": crossover["participant_id"][0],
+        "group": crossover["group"][0],
+        "session": crossover["session"][0],
+        "period": int(crossover["session"][0]),
+    }
+    assert type(first["period"]) is int

@@ -20,6 +20,19 @@ Participants differ as in real facial-EMG studies: each one's response type (mim
 does not respond, or responds in reverse) scales the population asymptotes; their own
 asymptote and rate deviations are Student-t (heavy tails); a few outlier participants
 deviate several times more; each trial deviates again, a few trials far more.
+
+Sessions (a crossover study records each participant once per treatment): a recording
+with a session draws what is the participant's own (response type, outlier status,
+asymptote and rate deviations, baseline amplitude, level scale, burst rate) from the
+participant's plan stream alone, so every session shares it, and what belongs to the
+session (trial order, onsets, trial deviations, artifacts, bursts, a session deviation
+of each asymptote, the signal and the level fluctuation) from streams of the
+participant and session. Drug effects follow the session's treatment, period effects
+its period. A recording without a session draws everything from the participant's
+streams, in the order it always has, so a parallel-group study is as it was.
+
+Block designs (simulation.block): each trial is a block of stimuli of one condition,
+one short trigger pulse per stimulus; the response follows the block's onset.
 """
 
 import json
@@ -40,6 +53,10 @@ RETURN_TIME_CONSTANT_S = 0.5
 ONSET_JITTER_S = 1.0
 # What a participant's response type multiplies the population asymptotes by.
 RESPONSE_FACTORS = {"mimic": 1.0, "none": 0.0, "reverse": -1.0}
+# The stimulus channel of a block design: named so that MNE's EDF reader marks it as a
+# stim channel; a pulse's value is the 1-based position of its condition in
+# study.conditions.
+TRIGGER_LABEL = "TRIGGER"
 
 
 @dataclass(frozen=True)
@@ -84,9 +101,21 @@ class ParticipantPlan:
     trials: tuple
     duration_s: int
     spontaneous_bursts: dict  # muscle -> tuple of Burst, in time order
+    # A recording of one session of the participant (None: the participant's only one).
+    session: str | None = None
+    period: int | None = None
+    # muscle -> condition -> this session's shift of a (already in cell_parameters)
+    session_asymptote_deviation: dict | None = None
+
+    @property
+    def recording_id(self):
+        return recording_id(self.participant_id, self.session)
 
     def to_truth(self):
         truth = asdict(self)
+        if self.session is None:
+            for key in ("session", "period", "session_asymptote_deviation"):
+                del truth[key]
         for trial in truth["trials"]:
             if trial["artifact"] is not None:
                 trial["artifact"]["muscles"] = list(trial["artifact"]["muscles"])
@@ -101,15 +130,50 @@ class ParticipantPlan:
         return truth
 
 
+def recording_id(participant_id, session=None):
+    """The sample sheet's recording id: the participant's, with its session if any."""
+    return participant_id if session is None else f"{participant_id}_ses-{session}"
+
+
 def participant_streams(seed, participant_id):
     """Independent plan, signal and level generators for one participant."""
     sequence = np.random.SeedSequence([seed, zlib.crc32(participant_id.encode())])
     return tuple(np.random.default_rng(child) for child in sequence.spawn(3))
 
 
-def group_cell_parameters(simulation, study, group, response_factor=1.0):
+def recording_streams(seed, participant_id, session=None):
+    """Plan, signal and level generators of one recording: the participant's own
+    without a session, else ones of that participant and session alone."""
+    if session is None:
+        return participant_streams(seed, participant_id)
+    sequence = np.random.SeedSequence(
+        [seed, zlib.crc32(participant_id.encode()), zlib.crc32(str(session).encode())]
+    )
+    return tuple(np.random.default_rng(child) for child in sequence.spawn(3))
+
+
+def counterbalanced_sessions(participant_ids, groups):
+    """(participant_id, group, session, period) of a counterbalanced crossover study:
+    every participant has every group once, in sessions "1", "2", ... (period = session
+    number); the k-th participant's order is the groups rotated by k, so with n
+    participants a multiple of len(groups) every group is equally often in each
+    period (with two groups: A-B, B-A, A-B, ...)."""
+    return [
+        (
+            participant_id,
+            groups[(index + period) % len(groups)],
+            str(period + 1),
+            period + 1,
+        )
+        for index, participant_id in enumerate(participant_ids)
+        for period in range(len(groups))
+    ]
+
+
+def group_cell_parameters(simulation, study, group, response_factor=1.0, period=None):
     """Population a, b, c per muscle and condition for one group, its asymptotes
-    times a response type's factor (1: mimicry), drug effects applied after it."""
+    times a response type's factor (1: mimicry), drug effects applied after it, then
+    the period's effects (simulation.period_effects) when period is given."""
     cells = {
         muscle: {
             condition: {
@@ -121,48 +185,157 @@ def group_cell_parameters(simulation, study, group, response_factor=1.0):
         for muscle in study["muscles"]
     }
     for effect in simulation["drug_effects"]:
-        if effect["group"] != group:
-            continue
-        cell = cells[effect["muscle"]][effect["condition"]]
-        if effect["parameter"] == "a":
-            cell["a"] += effect["value"]
-        else:
-            cell["c"] *= float(np.exp(effect["value"]))
+        if effect["group"] == group:
+            _apply_effect(cells[effect["muscle"]][effect["condition"]], effect)
+    if period is not None:
+        for effect in simulation["period_effects"]:
+            if effect["period"] != period:
+                continue
+            for muscle in _or_all(effect.get("muscle"), study["muscles"]):
+                for condition in _or_all(effect.get("condition"), study["conditions"]):
+                    _apply_effect(cells[muscle][condition], effect)
     return cells
 
 
-def plan_participant(config, participant_id, group):
-    """Draw everything the ground truth records about one participant."""
+def _or_all(name, names):
+    return names if name is None else [name]
+
+
+def _apply_effect(cell, effect):
+    if effect["parameter"] == "a":
+        cell["a"] += effect["value"]
+    else:
+        cell["c"] *= float(np.exp(effect["value"]))
+
+
+def simulation_problem(simulation, study):
+    """What in simulation.period_effects or simulation.block cannot be simulated, or
+    None (the rest is checked by the config schema and mimicry.study)."""
+    for i, effect in enumerate(simulation["period_effects"]):
+        for key, allowed in (
+            ("muscle", study["muscles"]),
+            ("condition", study["conditions"]),
+        ):
+            if effect.get(key) is not None and effect[key] not in allowed:
+                return (
+                    f"simulation.period_effects[{i}].{key}: '{effect[key]}' is not one "
+                    f"of {allowed}"
+                )
+    block = simulation["block"]
+    if block is None:
+        return None
+    if block["pulse_s"] >= block["stimulus_interval_s"]:
+        return (
+            f"simulation.block.pulse_s {block['pulse_s']:g} s must be shorter than "
+            f"simulation.block.stimulus_interval_s {block['stimulus_interval_s']:g} s: "
+            "each stimulus has its own pulse"
+        )
+    if 1 / file_rate_hz(simulation) > block["pulse_s"]:
+        return (
+            f"simulation.block.pulse_s {block['pulse_s']:g} s is shorter than one "
+            f"sample of the files ({file_rate_hz(simulation)} Hz)"
+        )
+    window = BASELINE_S + block_duration_s(block) + ONSET_JITTER_S
+    if simulation["trial_onset_spacing_s"] < window:
+        return (
+            f"simulation.trial_onset_spacing_s must be at least {window:g} s with "
+            f"simulation.block (1 s baseline + a block of {block_duration_s(block):g} s "
+            "+ 1 s jitter)"
+        )
+    return None
+
+
+def block_duration_s(block):
+    """From a block's first stimulus onset to the end of its last stimulus."""
+    return block["stimuli_per_block"] * block["stimulus_interval_s"]
+
+
+def stimulus_onsets_s(trial, block):
+    """Onset (s) of each stimulus of a trial: its own, or each of its block's."""
+    if block is None:
+        return [trial.onset_s]
+    return [
+        round(trial.onset_s + k * block["stimulus_interval_s"], 3)
+        for k in range(block["stimuli_per_block"])
+    ]
+
+
+def plan_participant(config, participant_id, group, session=None, period=None):
+    """Draw everything the ground truth records about one recording: the
+    participant's only one (session None), or its session `session` (group: that
+    session's treatment; period: the session's rank in a crossover study, for
+    simulation.period_effects, else None).
+
+    `stable` draws what is the participant's own, `varying` what is the recording's:
+    one generator without a session, so the draws keep today's order."""
     simulation, study = config["simulation"], config["study"]
     muscles, conditions = study["muscles"], study["conditions"]
-    rng, _, _ = participant_streams(config["seed"], participant_id)
+    problem = simulation_problem(simulation, study)
+    if problem:
+        raise ValueError(problem)
+    if session is None and period is not None:
+        raise ValueError(
+            f"{participant_id}: period {period} without a session: a period is the "
+            "rank of a session among the participant's"
+        )
+    if period is None and simulation["period_effects"]:
+        raise ValueError(
+            f"{participant_id}: simulation.period_effects need each recording's period "
+            "(a crossover study's sessions); this recording has none"
+        )
+    if session is not None:
+        session = str(session)
+    stable, _, _ = participant_streams(config["seed"], participant_id)
+    varying = (
+        stable
+        if session is None
+        else recording_streams(config["seed"], participant_id, session)[0]
+    )
+    # A participant's flaw is in every one of its sessions.
     flawed = simulation["flawed_participants"]
     flaw = next((kind for kind, ids in flawed.items() if participant_id in ids), None)
 
     amplitude = simulation["baseline_amplitude_uv"]
     baseline = {
-        muscle: float(amplitude["median"] * np.exp(amplitude["log_sd"] * rng.normal()))
+        muscle: float(
+            amplitude["median"] * np.exp(amplitude["log_sd"] * stable.normal())
+        )
         for muscle in muscles
     }
-    response_type = _draw_response_type(rng, simulation["response_type_shares"])
+    response_type = _draw_response_type(stable, simulation["response_type_shares"])
     outliers = simulation["outlier_participants"]
-    outlier = bool(rng.uniform() < outliers["share"])
+    outlier = bool(stable.uniform() < outliers["share"])
     scale = outliers["scale"] if outlier else 1.0
     cells = group_cell_parameters(
-        simulation, study, group, RESPONSE_FACTORS[response_type]
+        simulation, study, group, RESPONSE_FACTORS[response_type], period
     )
     deviations = simulation["participant_deviation"]
     for muscle in muscles:
         for condition in conditions:
             cell = cells[muscle][condition]
-            a_deviation, log_c_deviation = _heavy_tailed(rng, deviations["df"], size=2)
+            a_deviation, log_c_deviation = _heavy_tailed(
+                stable, deviations["df"], size=2
+            )
             cell["a"] = float(
                 cell["a"] + scale * deviations["asymptote_sd"] * a_deviation
             )
             cell["c"] = float(
                 cell["c"] * np.exp(scale * deviations["rate_log_sd"] * log_c_deviation)
             )
+    session_deviation = None
+    if session is not None:
+        sd = simulation["session_deviation"]["asymptote_sd"]
+        session_deviation = {
+            muscle: {
+                condition: float(sd * varying.normal()) for condition in conditions
+            }
+            for muscle in muscles
+        }
+        for muscle in muscles:
+            for condition in conditions:
+                cells[muscle][condition]["a"] += session_deviation[muscle][condition]
 
+    rng = varying
     order = rng.permutation(np.repeat(conditions, simulation["trials_per_condition"]))
     spacing = simulation["trial_onset_spacing_s"]
     jitter = rng.uniform(0.0, ONSET_JITTER_S, size=len(order))
@@ -197,12 +370,12 @@ def plan_participant(config, participant_id, group):
     # Drawn after everything above, which therefore stays as it was without them.
     fluctuation = simulation["level_fluctuation"]
     level_scale = {
-        muscle: float(np.exp(fluctuation["participant_log_sd"] * rng.normal()))
+        muscle: float(np.exp(fluctuation["participant_log_sd"] * stable.normal()))
         for muscle in muscles
     }
     bursts = {
         muscle: _draw_spontaneous_bursts(
-            rng, duration_s, simulation["spontaneous_bursts"]
+            stable, varying, duration_s, simulation["spontaneous_bursts"]
         )
         for muscle in muscles
     }
@@ -219,6 +392,9 @@ def plan_participant(config, participant_id, group):
         trials=tuple(trials),
         duration_s=duration_s,
         spontaneous_bursts=bursts,
+        session=session,
+        period=period,
+        session_asymptote_deviation=session_deviation,
     )
 
 
@@ -250,13 +426,14 @@ def _draw_artifact(rng, muscles, simulation):
     return Artifact(affected, float(start), float(duration), float(factor))
 
 
-def _draw_spontaneous_bursts(rng, duration_s, settings):
+def _draw_spontaneous_bursts(stable, rng, duration_s, settings):
     """A Poisson process of bursts over the recording, its rate varying between
-    participants and muscles; each burst's excess over the level (peak_factor - 1)
-    log-normal, so a few are several times larger than most, up to max_peak_factor
-    (a larger event is a movement: the artifacts simulate those)."""
+    participants and muscles (drawn from `stable`, the bursts from `rng`); each
+    burst's excess over the level (peak_factor - 1) log-normal, so a few are several
+    times larger than most, up to max_peak_factor (a larger event is a movement: the
+    artifacts simulate those)."""
     rate = settings["rate_per_s"] * np.exp(
-        settings["participant_rate_log_sd"] * rng.normal()
+        settings["participant_rate_log_sd"] * stable.normal()
     )
     count = rng.poisson(rate * duration_s)
     starts = np.sort(rng.uniform(0.0, duration_s, size=count))
@@ -278,10 +455,10 @@ def level_fluctuation(config, plan, sampling_rate_hz):
 
     The sum of Ornstein-Uhlenbeck processes (simulation.level_fluctuation.components)
     with the participant's scale (plan.level_fluctuation_scale) on their sds. Drawn
-    from the participant's level stream alone, so the same plan and configuration give
+    from the recording's level stream alone, so the same plan and configuration give
     the same fluctuation.
     """
-    _, _, rng = participant_streams(config["seed"], plan.participant_id)
+    _, _, rng = recording_streams(config["seed"], plan.participant_id, plan.session)
     components = config["simulation"]["level_fluctuation"]["components"]
     n_samples = plan.duration_s * sampling_rate_hz
     levels = {}
@@ -390,7 +567,7 @@ def synthesize(plan, config):
     level fluctuation and spontaneous bursts, artifacts, mains hum and drift."""
     simulation, muscles = config["simulation"], config["study"]["muscles"]
     fs = simulation["sampling_rate_hz"]
-    _, rng, _ = participant_streams(config["seed"], plan.participant_id)
+    _, rng, _ = recording_streams(config["seed"], plan.participant_id, plan.session)
     n_samples = plan.duration_s * fs
     t = np.arange(n_samples) / fs
     levels = level_fluctuation(config, plan, fs)
@@ -467,11 +644,13 @@ def export(data_uv, simulation):
 def write_edf(path, data_uv, plan, config):
     """EDF+ with one signal per muscle (uV) and one annotation per stimulus onset, from
     channels at the acquisition rate (as `synthesize` gives them) written at the file
-    rate (`export`)."""
+    rate (`export`). A block design adds the trigger channel (TRIGGER_LABEL) with one
+    pulse per stimulus, and its annotations last a pulse each."""
     import edfio
 
-    fs = file_rate_hz(config["simulation"])
-    data_uv = export(data_uv, config["simulation"])
+    simulation = config["simulation"]
+    fs = file_rate_hz(simulation)
+    data_uv = export(data_uv, simulation)
     signals = [
         edfio.EdfSignal(
             channel,
@@ -483,10 +662,28 @@ def write_edf(path, data_uv, plan, config):
         )
         for muscle, channel in zip(config["study"]["muscles"], data_uv)
     ]
-    annotations = [
-        edfio.EdfAnnotation(trial.onset_s, None, trial.condition)
-        for trial in plan.trials
-    ]
+    block = simulation["block"]
+    if block is None:
+        annotations = [
+            edfio.EdfAnnotation(trial.onset_s, None, trial.condition)
+            for trial in plan.trials
+        ]
+    else:
+        annotations = [
+            edfio.EdfAnnotation(onset, block["pulse_s"], trial.condition)
+            for trial in plan.trials
+            for onset in stimulus_onsets_s(trial, block)
+        ]
+        # Physical range = digital range: the codes are stored, and read back, exactly.
+        signals.append(
+            edfio.EdfSignal(
+                trigger_channel(plan, config, data_uv.shape[1], fs),
+                sampling_frequency=fs,
+                label=TRIGGER_LABEL,
+                physical_range=(-32768, 32767),
+                digital_range=(-32768, 32767),
+            )
+        )
     edfio.Edf(
         signals,
         patient=edfio.Patient(code=plan.participant_id),
@@ -494,13 +691,32 @@ def write_edf(path, data_uv, plan, config):
     ).write(path)
 
 
-def simulate_participant(config, participant_id, group, path):
-    """Plan, synthesize and write one participant's raw recording."""
-    plan = plan_participant(config, participant_id, group)
+def trigger_channel(plan, config, n_samples, fs):
+    """A block design's trigger channel at the file rate: zero, and for each stimulus
+    a pulse of simulation.block.pulse_s at its condition's code (1-based position in
+    study.conditions)."""
+    block = config["simulation"]["block"]
+    codes = {c: i + 1 for i, c in enumerate(config["study"]["conditions"])}
+    channel = np.zeros(n_samples)
+    width = int(round(block["pulse_s"] * fs))
+    for trial in plan.trials:
+        for onset in stimulus_onsets_s(trial, block):
+            start = int(round(onset * fs))
+            channel[start : start + width] = codes[trial.condition]
+    return channel
+
+
+def simulate_participant(
+    config, participant_id, group, path, session=None, period=None
+):
+    """Plan, synthesize and write one recording: the participant's only one, or its
+    session `session` under treatment `group` in period `period` (see
+    `plan_participant`)."""
+    plan = plan_participant(config, participant_id, group, session, period)
     log.info(
         "%s (%s): %d trials, %d s, flaw=%s",
-        participant_id,
-        group,
+        plan.recording_id,
+        group if session is None else f"{group}, period {period}",
         len(plan.trials),
         plan.duration_s,
         plan.flaw,
@@ -510,10 +726,53 @@ def simulate_participant(config, participant_id, group, path):
     return plan
 
 
-def study_truth(config, participants):
-    """Ground truth of the whole study: population cells, drug effects, every plan."""
-    simulation, study = config["simulation"], config["study"]
+def sheet_recording(row):
+    """What `simulate_participant` takes from a sample-sheet row (a mapping):
+    participant_id, group, session (text; None where the sheet has none) and period
+    (an integer; None outside a crossover study)."""
+    session, period = row.get("session"), row.get("period")
     return {
+        "participant_id": str(row["participant_id"]),
+        "group": str(row["group"]),
+        "session": None if _missing(session) else str(session),
+        "period": None if _missing(period) else int(period),
+    }
+
+
+def sheet_recordings(sheet):
+    """`sheet_recording` of every row of a sample sheet (a DataFrame), in its order,
+    as the tuples `study_truth` takes."""
+    return [tuple(sheet_recording(row).values()) for _, row in sheet.iterrows()]
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def recordings_of(participants):
+    """(participant_id, group, session, period) of each item of participants:
+    (participant_id, group) pairs, or with session and period."""
+    recordings = []
+    for item in participants:
+        participant_id, group, *rest = item
+        session, period = rest if rest else (None, None)
+        recordings.append((participant_id, group, session, period))
+    return recordings
+
+
+def study_truth(config, participants):
+    """Ground truth of the whole study: population cells, drug effects, every plan.
+
+    participants: (participant_id, group) per participant, or (participant_id,
+    treatment, session, period) per recording; the plans are keyed by recording id.
+    With sessions the truth adds the period effects, the session deviation's setting
+    and each recording's sequence (its participant's treatments by period); with
+    simulation.block, the block's setting and each trial's stimulus onsets.
+    """
+    simulation, study = config["simulation"], config["study"]
+    recordings = recordings_of(participants)
+    with_sessions = any(session is not None for _, _, session, _ in recordings)
+    truth = {
         "seed": config["seed"],
         "sampling_rate_hz": simulation["sampling_rate_hz"],
         "file_rate_hz": file_rate_hz(simulation),
@@ -524,10 +783,38 @@ def study_truth(config, participants):
             group: group_cell_parameters(simulation, study, group)
             for group in study["groups"]
         },
-        "participants": {
-            participant_id: plan_participant(config, participant_id, group).to_truth()
-            for participant_id, group in participants
-        },
+    }
+    if with_sessions:
+        truth["period_effects"] = simulation["period_effects"]
+        truth["session_deviation"] = simulation["session_deviation"]
+    if simulation["block"] is not None:
+        truth["block"] = simulation["block"]
+    sequences = _sequences(recordings) if with_sessions else {}
+    plans = {}
+    for participant_id, group, session, period in recordings:
+        plan = plan_participant(config, participant_id, group, session, period)
+        if plan.recording_id in plans:
+            raise ValueError(f"recording {plan.recording_id} is listed twice")
+        plans[plan.recording_id] = plan.to_truth()
+        if session is not None:
+            plans[plan.recording_id]["sequence"] = sequences[participant_id]
+        if simulation["block"] is not None:
+            for trial, listed in zip(plan.trials, plans[plan.recording_id]["trials"]):
+                listed["stimulus_onsets_s"] = stimulus_onsets_s(
+                    trial, simulation["block"]
+                )
+    truth["participants"] = plans
+    return truth
+
+
+def _sequences(recordings):
+    """participant -> its treatments in period order joined with "-"."""
+    by_participant = {}
+    for participant_id, group, _, period in recordings:
+        by_participant.setdefault(participant_id, []).append((period, group))
+    return {
+        participant_id: "-".join(group for _, group in sorted(periods))
+        for participant_id, periods in by_participant.items()
     }
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mimicry import preprocess_checks
-from mimicry.simulate import export_rate_problem, file_rate_hz
+from mimicry.simulate import export_rate_problem, file_rate_hz, simulation_problem
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
@@ -890,9 +890,14 @@ def _check_simulation(simulation, study, participant_ids):
             "simulation.response_type_shares: none + reverse is "
             f"{shares['none'] + shares['reverse']:g}, more than all participants"
         )
-    problem = export_rate_problem(simulation)
+    problem = export_rate_problem(simulation) or simulation_problem(simulation, study)
     if problem:
         raise ConfigError(problem)
+    if simulation["period_effects"] and study["design"] != "crossover":
+        raise ConfigError(
+            "simulation.period_effects need study.design: crossover (a period is a "
+            "session's place in a participant's order of treatments)"
+        )
     window = 1.0 + simulation["response_s"] + 1.0
     if simulation["trial_onset_spacing_s"] < window:
         raise ConfigError(

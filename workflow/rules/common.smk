@@ -15,6 +15,7 @@ from mimicry import (
     raw_content,
     recordings,
     sensitivity,
+    simulate,
     study,
 )
 
@@ -135,10 +136,6 @@ def multiverse_curves():
     return [("mimicry", reference), *(("drug", group) for group in others)]
 
 
-def recording_group(wildcards):
-    return participants.loc[wildcards.recording, "group"]
-
-
 def study_design():
     """config's study for the steps that never read the mimicry contrast."""
     return study.study_design(config["study"])
@@ -157,10 +154,6 @@ def simulation_config():
         "study": study_design(),
         "simulation": simulation,
     }
-
-
-def recording_groups():
-    return list(participants["group"].items())
 
 
 def recording_fields():

@@ -16,7 +16,9 @@ rule simulate_raw:
         mem_mb=1000,
         runtime=5,
     params:
-        group=recording_group,
+        recording=lambda wildcards: simulate.sheet_recording(
+            participants.loc[wildcards.recording]
+        ),
         config=simulation_config(),
     script:
         "../scripts/simulate_raw.py"
@@ -36,7 +38,7 @@ rule simulation_truth:
         mem_mb=1000,
         runtime=5,
     params:
-        participants=recording_groups(),
+        participants=simulate.sheet_recordings(participants),
         config=simulation_config(),
     script:
         "../scripts/simulation_truth.py"

@@ -8,7 +8,6 @@ from mimicry.simulate import simulate_participant
 configure_logging()
 simulate_participant(
     snakemake.params.config,
-    snakemake.wildcards.recording,
-    snakemake.params.group,
-    snakemake.output.recording,
+    path=snakemake.output.recording,
+    **snakemake.params.recording,
 )
