@@ -13,10 +13,10 @@ functions that need them, so that importing this module costs nothing.
 """
 
 import configparser
+import dataclasses
 import os
 import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ MNE_FORMATS = ("edf", "bdf", "vhdr")
 TEXT_DELIMITERS = {"csv": ",", "tsv": "\t", "txt": "\t"}
 FORMATS = (*MNE_FORMATS, "acq", *TEXT_DELIMITERS)
 MICROVOLTS_PER_UNIT = {"uV": 1.0, "mV": 1e3, "V": 1e6}
-SECONDS_PER_TIME_UNIT = {"s": 1.0, "ms": 1e-3}
+SECONDS_PER_TIME_UNIT = {"s": 1.0, "ms": 1e-3, "min": 60.0}
+TIME_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "min": "minutes"}
 # A time step this far (as a share of the sampling interval) from the interval is a gap
 # or jitter; exported stamps rounded to a tenth of the interval stay well within it.
 MAX_TIME_STEP_DEVIATION = 0.5
@@ -81,7 +82,29 @@ class RecordingError(ValueError):
     """A raw file that cannot be used; the message names the participant and the file."""
 
 
-@dataclass(frozen=True)
+class NoEventsError(RecordingError):
+    """A recording without a usable stimulus event; problem says what was found."""
+
+    def __init__(self, where, problem):
+        super().__init__(f"{where}: {problem}")
+        self.problem = problem
+
+
+@dataclasses.dataclass(frozen=True)
+class Events:
+    """A file's stimulus events as its reader finds them, before labelling."""
+
+    onsets: list  # sample of each event
+    labels: list
+    origins: list  # a description of each event, for messages
+    dropped: tuple = ()  # Recording.dropped_pulses
+    block_s: np.ndarray = None  # Recording.block_s
+    block_pulses: np.ndarray = None
+    # What the file's event source holds, said when it has no usable event.
+    found: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Recording:
     """One participant's EMG in microvolts and the stimulus events, in recording order."""
 
@@ -91,8 +114,16 @@ class Recording:
     signals_uv: dict  # muscle -> 1-D float64 array, microvolts
     onset_samples: np.ndarray  # int64 sample index of each stimulus onset
     conditions: tuple  # condition of each event
-    # Trigger glitches dropped under recording.trigger_glitches: drop (JSON-ready).
+    # Trigger pulses dropped (glitches under recording.trigger_glitches: drop, pulses
+    # longer than recording.trigger_max_pulse_s), JSON-ready.
     dropped_pulses: tuple = ()
+    # With recording.trigger_train_gap_s: each event's block length (s, first onset to
+    # the end of its last pulse) and pulse count; None when trains are not merged.
+    block_s: np.ndarray = None
+    block_pulses: np.ndarray = None
+    # Why the recording has no usable stimulus event (recording.without_events:
+    # exclude): an exclusion reason naming the file; '' when it has events.
+    without_events: str = ""
 
     @property
     def onset_seconds(self):
@@ -149,15 +180,11 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         raise RecordingError(f"{participant}: recording {path} {absence(path)}")
     source = event_source(recording, file_format)
     if file_format in TEXT_DELIMITERS:
-        signals, fs, onsets, labels, dropped, origins = _read_text(
-            where, path, channels, recording, file_format
-        )
+        signals, fs, events = _read_text(where, path, channels, recording, file_format)
     elif file_format == "acq":
-        signals, fs, onsets, labels, dropped, origins = _read_acq(
-            where, path, channels, recording, source
-        )
+        signals, fs, events = _read_acq(where, path, channels, recording, source)
     else:
-        signals, fs, onsets, labels, dropped, origins = _read_with_mne(
+        signals, fs, events = _read_with_mne(
             where, path, channels, recording, file_format, source
         )
     if source == "triggers":
@@ -168,10 +195,26 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         label_map = event_label_map(recording, conditions)
         ignored = set(recording["ignore_labels"])
         fix = DUPLICATE_MARKER_FIX
-    onsets, event_conditions = _label_events(
-        where, onsets, labels, label_map, ignored, fs, origins, fix
-    )
     check_finite(where, signals, channels, fs)
+    without_events = ""
+    try:
+        onsets, event_conditions = _label_events(
+            where,
+            events.onsets,
+            events.labels,
+            label_map,
+            ignored,
+            fs,
+            events.origins,
+            fix,
+            events.found,
+        )
+    except NoEventsError as error:
+        if recording["without_events"] == "error":
+            raise
+        onsets, event_conditions = np.zeros(0, dtype=np.int64), ()
+        without_events = no_events_reason(path, error.problem)
+    # Trigger events come sorted and all labelled, so the blocks stay in step.
     return Recording(
         participant=participant,
         path=path,
@@ -179,8 +222,16 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         signals_uv=signals,
         onset_samples=onsets,
         conditions=event_conditions,
-        dropped_pulses=dropped,
+        dropped_pulses=events.dropped,
+        block_s=events.block_s,
+        block_pulses=events.block_pulses,
+        without_events=without_events,
     )
+
+
+def no_events_reason(path, problem):
+    """The exclusion reason of a recording without usable stimulus events."""
+    return f"no_events:{path} {problem} (recording.without_events: exclude)"
 
 
 def absence(path):
@@ -272,7 +323,7 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
         origins = [f"{kind} {label!r}" for label in labels]
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
     signals = dict(zip(channels, data_uv))
-    return signals, float(raw.info["sfreq"]), onsets, labels, (), origins
+    return signals, float(raw.info["sfreq"]), Events(list(onsets), labels, origins)
 
 
 def check_raw_file(where, path, file_format, source):
@@ -436,7 +487,7 @@ FLOAT_LIKE_SHARE = 0.99
 FORMAT_PROBE_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BrainVisionHeader:
     """What a BrainVision header (.vhdr) says of its data and marker files."""
 
@@ -632,11 +683,12 @@ def _first_stim_channel(where, raw):
 
 
 def _label_events(
-    where, onsets, labels, label_map, ignored, fs, origins=None, fix=None
+    where, onsets, labels, label_map, ignored, fs, origins=None, fix=None, found=""
 ):
     """Stimulus onsets (sorted) and their conditions; unknown labels are errors, and
     so are two stimuli at one sample. origins describes each event for that message
-    (default: its label); fix says how to mend a duplicate."""
+    (default: its label); fix says how to mend a duplicate; found says what the
+    events' source holds when no stimulus event is left (NoEventsError)."""
     unknown = sorted({label for label in labels if label not in label_map} - ignored)
     if unknown:
         raise RecordingError(
@@ -646,9 +698,12 @@ def _label_events(
         )
     keep = np.array([label in label_map for label in labels], dtype=bool)
     if not keep.any():
-        raise RecordingError(
-            f"{where}: no stimulus events found (expected labels {sorted(label_map)})"
+        found = found or f"expected labels {sorted(label_map)}" + (
+            f"; the file has only ignored labels {sorted(set(labels))}"
+            if labels
+            else ""
         )
+        raise NoEventsError(where, f"no stimulus events found ({found})")
     onsets = np.asarray(onsets, dtype=np.int64)[keep]
     kept = np.flatnonzero(keep)
     order = np.argsort(onsets, kind="stable")
@@ -716,9 +771,8 @@ def _read_acq(where, path, channels, recording, source):
             where, trigger_data, recording, fs, lambda name: f"channel '{name}'"
         )
 
-    dropped = ()
     if source == "triggers":
-        onsets, labels, dropped, origins = _trigger_onsets(
+        events = _trigger_onsets(
             where,
             trigger_data,
             recording,
@@ -732,8 +786,8 @@ def _read_acq(where, path, channels, recording, source):
         markers = datafile.event_markers or []
         onsets = [round(m.sample_index * fs / base_rate) for m in markers]
         labels = [m.text for m in markers]
-        origins = [f"event marker {label!r}" for label in labels]
-    return signals, fs, onsets, labels, dropped, origins
+        events = Events(onsets, labels, [f"event marker {label!r}" for label in labels])
+    return signals, fs, events
 
 
 def _check_acq_complete(where, path):
@@ -772,7 +826,7 @@ def _check_acq_complete(where, path):
         )
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TextLayout:
     """Where the data of a text export are: column names, field count and data lines."""
 
@@ -838,7 +892,9 @@ def _read_text(where, path, channels, recording, file_format):
     if text["time_column"] is not None:
         time_s = values[time_position] * SECONDS_PER_TIME_UNIT[text["time_unit"]]
         _check_time_column(where, time_s, layout, columns.describe(time_position))
-        fs = _text_sampling_rate(where, time_s, text["sampling_rate_hz"])
+        fs = _text_sampling_rate(
+            where, time_s, text["sampling_rate_hz"], text["time_unit"]
+        )
     elif text["sampling_rate_hz"] is None:
         raise RecordingError(
             f"{where}: no time column (recording.text.time_column), so "
@@ -858,7 +914,7 @@ def _read_text(where, path, channels, recording, file_format):
             fs,
             lambda name: columns.describe(trigger_positions[name]),
         )
-    onsets, labels, dropped, origins = _trigger_onsets(
+    events = _trigger_onsets(
         where,
         trigger_data,
         recording,
@@ -866,7 +922,7 @@ def _read_text(where, path, channels, recording, file_format):
         lambda name: columns.describe(trigger_positions[name]),
         lambda sample: f"line {layout.data_line_numbers[sample]}",
     )
-    return signals, fs, onsets, labels, dropped, origins
+    return signals, fs, events
 
 
 class _TextColumns:
@@ -1054,23 +1110,51 @@ def _check_time_column(where, time_s, layout, column):
         )
 
 
-def _text_sampling_rate(where, time_s, configured):
-    # Span over count is robust to the rounding of individual exported time stamps.
-    measured = round((len(time_s) - 1) / (time_s[-1] - time_s[0]), 3)
+def _text_sampling_rate(where, time_s, configured, unit):
+    """The sampling rate the time column implies: the whole span over the sample
+    count, given as the roundest rate its stamps' rounding allows (rounded single
+    steps, or the rounding of the first and last stamp, say little)."""
+    span = time_s[-1] - time_s[0]
+    measured = (len(time_s) - 1) / span
+    # The stamps lie within this of the even grid from the first to the last: the
+    # span, and so the rate, is known to twice that.
+    grid = np.linspace(time_s[0], time_s[-1], len(time_s))
+    uncertainty = measured * 2 * float(np.max(np.abs(time_s - grid))) / span
+    measured = _roundest(measured, uncertainty)
     if configured is not None and not np.isclose(measured, configured, rtol=1e-3):
         raise RecordingError(
             f"{where}: the time column implies {measured} Hz but "
-            f"recording.text.sampling_rate_hz is {configured}{_time_unit_hint(measured)}"
+            f"recording.text.sampling_rate_hz is {configured}"
+            f"{_time_unit_hint(measured, configured, unit)}"
         )
     if measured < MIN_EMG_RATE_HZ:
         raise RecordingError(
             f"{where}: the time column implies {measured} Hz, too slow for EMG (below "
-            f"{MIN_EMG_RATE_HZ} Hz){_time_unit_hint(measured)}"
+            f"{MIN_EMG_RATE_HZ} Hz){_time_unit_hint(measured, configured, unit)}"
         )
     return measured
 
 
-def _time_unit_hint(measured_hz):
+def _roundest(value, uncertainty):
+    """The value with the fewest decimals (at most 3) within uncertainty of it."""
+    for decimals in range(3):
+        rounded = round(value, decimals)
+        if rounded > 0 and abs(rounded - value) <= uncertainty:
+            return float(rounded)
+    return float(round(value, 3))
+
+
+def _time_unit_hint(measured_hz, configured_hz, unit):
+    """How to fix a time column read in the wrong unit, as far as the rates tell."""
+    if configured_hz is not None:
+        # The rate read in another unit is measured_hz times that unit's length.
+        for other, seconds in SECONDS_PER_TIME_UNIT.items():
+            scale = seconds / SECONDS_PER_TIME_UNIT[unit]
+            if other != unit and np.isclose(measured_hz, configured_hz * scale, 1e-3):
+                return (
+                    f"; the time column counts {TIME_UNIT_NAMES[other]}: set "
+                    f"recording.text.time_unit: {other}"
+                )
     if measured_hz >= MIN_EMG_RATE_HZ:
         return ""
     return (
@@ -1112,15 +1196,21 @@ def _check_emg(where, column, key, signal):
 
 
 def _check_triggers(where, trigger_data, recording, fs, describe):
-    """Raise when a trigger varies like a signal or never marks a stimulus."""
+    """Raise when a trigger varies like a signal or never marks a stimulus; under
+    recording.without_events: exclude, triggers none of which rises are left to the
+    exclusion (`_trigger_onsets` says what they hold)."""
     threshold = recording["trigger_threshold"]
+    gap = _train_gap_samples(recording, fs)
+    silent = []
     for name, trigger in trigger_data.items():
         column = describe(name)
         key = _trigger_key(name)
         low, high = float(np.min(trigger)), float(np.max(trigger))
         rest = np.median(np.abs(trigger - np.median(trigger)))
         levels = len(np.unique(trigger[: 1 << 16]))
-        n_rising = len(_pulse_bounds(trigger, threshold)[0])
+        rising, ends = _pulse_bounds(trigger, threshold)
+        # A train of pulses is one stimulus block.
+        n_stimuli = len(rising) if gap is None else _train_count(rising, ends, gap)
         duration_s = len(trigger) / fs
         problem = None
         if levels > MAX_TRIGGER_LEVELS and rest > TRIGGER_REST_SHARE_OF_RANGE * (
@@ -1129,41 +1219,71 @@ def _check_triggers(where, trigger_data, recording, fs, describe):
             problem = (
                 f"varies like a signal ({levels}+ distinct values, no resting level)"
             )
-        elif n_rising > duration_s * MAX_STIMULI_PER_S:
+        elif n_stimuli > duration_s * MAX_STIMULI_PER_S:
             problem = (
-                f"rises through recording.trigger_threshold {threshold:g} {n_rising} "
-                f"times in {duration_s:.0f} s, more often than stimuli come"
+                f"rises through recording.trigger_threshold {threshold:g} "
+                f"{n_stimuli} times in {duration_s:.0f} s, more often than stimuli come"
             )
         if problem:
             raise RecordingError(
                 f"{where}: {column}, configured as a trigger ({key}), {problem}; point "
                 f"{key} at the trigger or set recording.trigger_threshold, {CHECK_HINT}"
             )
-        if n_rising == 0:
-            raise RecordingError(
-                f"{where}: {column} ({key}) never rises through "
-                f"recording.trigger_threshold {threshold:g} (its values span "
-                f"{low:g} to {high:g}); set recording.trigger_threshold, {CHECK_HINT}"
+        if len(rising) == 0:
+            silent.append(
+                f"{where}: {column} ({key}) {_never_rises(threshold, low, high)}; set "
+                f"recording.trigger_threshold, {CHECK_HINT}"
             )
+    if silent and (
+        len(silent) < len(trigger_data) or recording["without_events"] == "error"
+    ):
+        raise RecordingError(silent[0])
+
+
+def _never_rises(threshold, low, high):
+    return (
+        f"never rises through recording.trigger_threshold {threshold:g} (its values "
+        f"span {low:g} to {high:g})"
+    )
+
+
+def _train_gap_samples(recording, fs):
+    """recording.trigger_train_gap_s in samples, or None."""
+    gap_s = recording["trigger_train_gap_s"]
+    return None if gap_s is None else gap_s * fs
+
+
+def _train_count(rising, ends, gap):
+    """How many trains the pulses (start and end samples, in order) make: a pulse
+    starting less than gap samples after the previous pulse's end continues its train.
+    """
+    if len(rising) == 0:
+        return 0
+    return 1 + int(np.count_nonzero(rising[1:] - ends[:-1] >= gap))
 
 
 def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
-    """Rising threshold crossings on each trigger, labelled with a condition.
+    """Stimulus events from rising threshold crossings on the triggers, in time order.
 
     trigger_data maps trigger name -> samples. A trigger mapped to a condition labels
     every pulse with it; one mapped to {level: condition} labels each pulse by the
     configured level nearest to the pulse's median height (robust to the ramp at
     either end of an analog pulse). A glitch, a pulse shorter than
     recording.trigger_min_pulse_s or (level-coded) with a height no configured level
-    explains, is an error or, with recording.trigger_glitches: drop, dropped and
-    returned. describe(name) names a trigger's column, locate(sample) a sample.
-    Returns (onsets, labels, dropped pulses as JSON-ready dicts, a description of
-    each onset's pulse), in trigger order.
+    explains, is an error or, with recording.trigger_glitches: drop, dropped; a pulse
+    longer than recording.trigger_max_pulse_s is not a stimulus and always dropped.
+    With recording.trigger_train_gap_s, consecutive pulses of one trigger and
+    condition, each starting less than the gap after the previous one's end, are one
+    block: its onset is the first pulse's, its length runs to the last pulse's end.
+    describe(name) names a trigger's column, locate(sample) a sample. Returns
+    `Events` (dropped pulses as JSON-ready dicts; found says what each trigger holds
+    when no pulse is left).
     """
     threshold = recording["trigger_threshold"]
     min_width = max(1, round(recording["trigger_min_pulse_s"] * fs))
-    onsets, labels, origins, glitches = [], [], [], []
-    for name, meaning in recording["triggers"].items():
+    max_pulse_s = recording["trigger_max_pulse_s"]
+    pulses, dropped, findings = [], [], []
+    for order, (name, meaning) in enumerate(recording["triggers"].items()):
         trigger = trigger_data[name]
         rising, ends = _pulse_bounds(trigger, threshold)
         if isinstance(meaning, str):
@@ -1172,15 +1292,22 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
             levels = np.array([float(level) for level in meaning])
             level_conditions = list(meaning.values())
             tolerance = _level_tolerance(levels, threshold)
+        first_dropped = len(dropped)
         for start, end in zip(rising, ends):
             height = float(np.median(trigger[start:end]))
             nearest = 0 if levels is None else int(np.argmin(np.abs(levels - height)))
-            problem = None
+            problem, glitch = None, True
             if end - start < min_width:
                 problem = (
                     f"lasts {(end - start) / fs * 1000:.3g} ms, shorter than "
                     f"recording.trigger_min_pulse_s {recording['trigger_min_pulse_s']:g} s"
                 )
+            elif max_pulse_s is not None and end - start > max_pulse_s * fs:
+                problem = (
+                    f"lasts {(end - start) / fs:.3f} s, longer than "
+                    f"recording.trigger_max_pulse_s {max_pulse_s:g} s: not a stimulus"
+                )
+                glitch = False
             elif levels is not None and abs(height - levels[nearest]) > tolerance:
                 problem = (
                     f"has height {height:g}, more than {tolerance:g} from every "
@@ -1188,11 +1315,9 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     f"({_trigger_key(name)})"
                 )
             if problem is None:
-                onsets.append(start)
-                labels.append(level_conditions[nearest])
-                origins.append(f"a pulse on {describe(name)} ({locate(start)})")
+                pulses.append((int(start), order, int(end), name, nearest))
                 continue
-            glitches.append(
+            dropped.append(
                 {
                     "trigger": name,
                     "sample": int(start),
@@ -1202,7 +1327,7 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     "problem": problem,
                 }
             )
-            if recording["trigger_glitches"] == "error":
+            if glitch and recording["trigger_glitches"] == "error":
                 raise RecordingError(
                     f"{where}: a pulse on {describe(name)} at {start / fs:.3f} s "
                     f"({locate(start)}) {problem}; if such pulses are glitches, set "
@@ -1210,8 +1335,59 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     "in qc.tsv and the participant's QC), else fix "
                     f"{_trigger_key(name)} or recording.trigger_min_pulse_s"
                 )
-    # In trigger order; _label_events sorts them.
-    return onsets, labels, tuple(glitches), origins
+        column = f"{describe(name)} ({_trigger_key(name)})"
+        if len(dropped) - first_dropped < len(rising):
+            continue
+        if len(rising) == 0:
+            low, high = float(np.min(trigger)), float(np.max(trigger))
+            findings.append(f"{column} {_never_rises(threshold, low, high)}")
+        else:
+            first = dropped[first_dropped]
+            findings.append(
+                f"{column}: all its {len(rising)} pulses were dropped, the first at "
+                f"{first['time_s']:.3f} s {first['problem']}"
+            )
+    pulses.sort()
+    blocks = _trains(pulses, _train_gap_samples(recording, fs))
+    labels_of = {
+        name: [meaning] if isinstance(meaning, str) else list(meaning.values())
+        for name, meaning in recording["triggers"].items()
+    }
+    first_pulses = [block[0] for block in blocks]
+    events = Events(
+        onsets=[start for start, *_ in first_pulses],
+        labels=[labels_of[name][level] for *_, name, level in first_pulses],
+        origins=[
+            f"a pulse on {describe(name)} ({locate(start)})"
+            for start, _, _, name, _ in first_pulses
+        ],
+        dropped=tuple(dropped),
+        found="; ".join(findings),
+    )
+    if recording["trigger_train_gap_s"] is None:
+        return events
+    return dataclasses.replace(
+        events,
+        block_s=np.array(
+            [(block[-1][2] - block[0][0]) / fs for block in blocks], dtype=np.float64
+        ),
+        block_pulses=np.array([len(block) for block in blocks], dtype=np.int64),
+    )
+
+
+def _trains(pulses, gap):
+    """Pulses (start, trigger order, end, trigger, level index; in time order) in
+    trains: a pulse of the same trigger and level as the previous one, starting less
+    than gap samples after its end, continues its train; gap None: each its own."""
+    trains = []
+    for pulse in pulses:
+        if gap is not None and trains:
+            previous = trains[-1][-1]
+            if pulse[3:] == previous[3:] and pulse[0] - previous[2] < gap:
+                trains[-1].append(pulse)
+                continue
+        trains.append([pulse])
+    return trains
 
 
 def _pulse_bounds(trigger, threshold):
