@@ -450,3 +450,28 @@ def test_onsets_outside_the_recording_and_duplicate_rows_blame_events_tsv_rows(
     )
     assert "row 4" in message and "remove the duplicate row" in message
     assert "response_s" not in message
+
+
+def test_an_events_tsv_with_responses_only_excludes_the_recording_or_stops_it(
+    small_dataset, tmp_path
+):
+    root = copy_of(small_dataset, tmp_path)
+    config = bids_config(tmp_path, root, group_column="arm")
+    dataset = bids.find_dataset(config)
+    events = edit_events(
+        dataset, "sub-01", lambda table: table[table["trial_type"] == RESPONSE]
+    )
+
+    recording = read_sub_01(dataset, config)
+
+    assert recording.onset_samples.size == 0
+    assert recording.without_events.startswith(
+        f"no_events:{events} no stimulus events found (expected labels "
+    )
+    assert f"the file has only ignored labels ['{RESPONSE}']" in (
+        recording.without_events
+    )
+    config["recording"]["without_events"] = "error"
+    with pytest.raises(RecordingError, match="no stimulus events found") as error:
+        read_sub_01(dataset, config)
+    assert str(error.value).startswith(f"sub-01: {events}")

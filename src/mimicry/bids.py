@@ -29,11 +29,12 @@ from mimicry.recordings import (
     ANNOTATIONS_AFTER_DATA,
     MICROVOLTS_PER_VOLT,
     Recording,
+    Events,
     RecordingError,
     check_finite,
     check_raw_file,
-    _label_events,
     event_label_map,
+    label_events,
     load_channels,
     open_mne_raw,
 )
@@ -283,17 +284,21 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         log.warning("%s: channels.tsv marks %s as bad; reading them anyway", where, bad)
     load_channels(where, raw, needed)
     sampling_rate_hz = float(raw.info["sfreq"])
-    onsets, event_conditions = _label_events(
+    onsets, event_conditions, without_events = label_events(
         events_where,
-        np.round(onsets_s * sampling_rate_hz),
-        labels,
+        events_path,
+        Events(
+            np.round(onsets_s * sampling_rate_hz),
+            labels,
+            [f"row {row} ({label!r})" for row, label in enumerate(labels, start=1)],
+        ),
         label_map,
         set(settings["ignore_labels"]),
         sampling_rate_hz,
-        [f"row {row} ({label!r})" for row, label in enumerate(labels, start=1)],
         "remove the duplicate row from the events.tsv, or, if one of the trial_type "
         "values marks something other than a stimulus onset (a response), move it "
         "from recording.event_labels to recording.ignore_labels",
+        settings["without_events"],
     )
     signals = dict(zip(channels, raw.get_data(picks=needed) * MICROVOLTS_PER_VOLT))
     check_finite(where, signals, channels, sampling_rate_hz)
@@ -304,6 +309,7 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         signals_uv=signals,
         onset_samples=onsets,
         conditions=event_conditions,
+        without_events=without_events,
     )
 
 

@@ -196,24 +196,9 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         ignored = set(recording["ignore_labels"])
         fix = DUPLICATE_MARKER_FIX
     check_finite(where, signals, channels, fs)
-    without_events = ""
-    try:
-        onsets, event_conditions = _label_events(
-            where,
-            events.onsets,
-            events.labels,
-            label_map,
-            ignored,
-            fs,
-            events.origins,
-            fix,
-            events.found,
-        )
-    except NoEventsError as error:
-        if recording["without_events"] == "error":
-            raise
-        onsets, event_conditions = np.zeros(0, dtype=np.int64), ()
-        without_events = no_events_reason(path, error.problem)
+    onsets, event_conditions, without_events = label_events(
+        where, path, events, label_map, ignored, fs, fix, recording["without_events"]
+    )
     # Trigger events come sorted and all labelled, so the blocks stay in step.
     return Recording(
         participant=participant,
@@ -229,9 +214,28 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
     )
 
 
-def no_events_reason(path, problem):
-    """The exclusion reason of a recording without usable stimulus events."""
-    return f"no_events:{path} {problem} (recording.without_events: exclude)"
+def label_events(where, path, events, label_map, ignored, fs, fix, without_events):
+    """`_label_events` of a file's `Events` under recording.without_events: returns
+    (onsets, conditions, the exclusion reason naming path when there is no usable
+    event under exclude, else '')."""
+    try:
+        onsets, conditions = _label_events(
+            where,
+            events.onsets,
+            events.labels,
+            label_map,
+            ignored,
+            fs,
+            events.origins,
+            fix,
+            events.found,
+        )
+    except NoEventsError as error:
+        if without_events == "error":
+            raise
+        reason = f"no_events:{path} {error.problem} (recording.without_events: exclude)"
+        return np.zeros(0, dtype=np.int64), (), reason
+    return onsets, conditions, ""
 
 
 def absence(path):
