@@ -187,7 +187,9 @@ def test_damaged_exports_stop_their_participant_and_glitches_can_be_dropped(
         "--cores",
         "2",
         "results/aggregate/qc.tsv",
+        # The QC figures draw the excluded recording without trials.
         "results/qc/P09.png",
+        "results/qc/group.png",
         *args,
     )
     qc = pd.read_csv(workflow_copy / "results/aggregate/qc.tsv", sep="\t")
