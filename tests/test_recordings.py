@@ -1550,15 +1550,14 @@ def test_an_over_long_pulse_is_not_a_stimulus_and_is_reported(quick_config, tmp_
     assert len(lab_read(lab_config(quick_config), path).conditions) == len(pulses) + 1
     # With only over-long pulses there is no stimulus left: the recording is excluded.
     lab_export(path, 150.0, [(0, 10.0, 30.0), (1, 50.0, 30.0)])
-    assert lab_read(config, path).without_events == (
-        f"no_events:{path} no stimulus events found (column 4 ('4') "
-        "(recording.triggers.4): all its 1 pulses were dropped, the first at 10.000 s "
-        "lasts 30.000 s, longer than recording.trigger_max_pulse_s 2 s: not a "
-        "stimulus; column 5 ('5') (recording.triggers.5): all its 1 pulses were "
-        "dropped, the first at 50.000 s lasts 30.000 s, longer than "
-        "recording.trigger_max_pulse_s 2 s: not a stimulus) "
+    excluded = lab_read(config, path)
+    assert excluded.without_events == (
+        f"no_events:{path} no stimulus events found (all its 2 stimulus events last "
+        "longer than recording.trigger_max_pulse_s 2 s: the first, a pulse on column "
+        "4 ('4') (line 1001), at 10.000 s lasts 30.000 s) "
         "(recording.without_events: exclude)"
     )
+    assert [p["time_s"] for p in excluded.dropped_pulses] == [10.0, 50.0]
 
 
 @pytest.mark.parametrize("check_channels", [True, False])
@@ -1597,3 +1596,94 @@ def test_a_trigger_high_throughout_excludes_the_recording_or_stops_it(
     with pytest.raises(RecordingError, match=re.escape(never_rises)) as error:
         lab_read(stop, path)
     assert_names_participant_and_file(error, path)
+
+
+STIMULI_PER_BLOCK = 4
+STIMULUS_INTERVAL_S = 1.0
+STIMULUS_PULSE_S = 0.1
+# Before the first block: a 2 s run of the first condition's code, not a stimulus.
+LONG_PULSE_S = (0.5, 2.0)
+
+
+def test_one_annotation_or_stim_pulse_per_stimulus_gives_block_onsets_and_lengths(
+    quick_config, simulated, tmp_path
+):
+    """A block design written as the simulator writes it: one EDF+ annotation
+    lasting a pulse and one pulse on the stim channel TRIGGER per stimulus. Both
+    event sources give each block as one trial, with its length and pulse count,
+    under the keys that merge analog trigger trains."""
+    plan, data_uv, _ = simulated
+    fs = quick_config["simulation"]["sampling_rate_hz"]
+    codes = {condition: int(code) for code, condition in STIM_CODES.items()}
+    first_condition = plan.trials[0].condition
+    stimuli = [(*LONG_PULSE_S, first_condition)] + [
+        (trial.onset_s + k * STIMULUS_INTERVAL_S, STIMULUS_PULSE_S, trial.condition)
+        for trial in plan.trials
+        for k in range(STIMULI_PER_BLOCK)
+    ]
+    trigger = np.zeros(data_uv.shape[1])
+    for onset_s, length_s, condition in stimuli:
+        start = round(onset_s * fs)
+        trigger[start : start + round(length_s * fs)] = codes[condition]
+    signals = [
+        edfio.EdfSignal(
+            channel,
+            sampling_frequency=fs,
+            label=quick_config["channels"][muscle],
+            physical_dimension="uV",
+            physical_range=(-PHYSICAL_RANGE_UV, PHYSICAL_RANGE_UV),
+        )
+        for muscle, channel in zip(quick_config["study"]["muscles"], data_uv)
+    ]
+    signals.append(
+        edfio.EdfSignal(
+            trigger,
+            sampling_frequency=fs,
+            label="TRIGGER",
+            physical_range=(-32768, 32767),
+            digital_range=(-32768, 32767),
+        )
+    )
+    annotations = [edfio.EdfAnnotation(*stimulus) for stimulus in stimuli]
+    path = tmp_path / "blocks.edf"
+    edfio.Edf(signals, annotations=annotations).write(path)
+    sources = {
+        "annotations": {"event_source": "annotations"},
+        "stim_channel": {
+            "event_source": "stim_channel",
+            "stim_channel": "TRIGGER",
+            "event_labels": STIM_CODES,
+        },
+    }
+    blocks = {"trigger_train_gap_s": 2.0, "trigger_max_pulse_s": 1.0}
+    # First onset to the end of the block's last pulse.
+    length_s = (STIMULI_PER_BLOCK - 1) * STIMULUS_INTERVAL_S + STIMULUS_PULSE_S
+
+    for source, settings in sources.items():
+        per_stimulus = read(quick_config, path, settings)
+        assert len(per_stimulus.conditions) == len(stimuli), source
+        assert per_stimulus.block_s is None and per_stimulus.dropped_pulses == ()
+
+        recording = read(quick_config, path, {**settings, **blocks})
+
+        np.testing.assert_array_equal(
+            recording.onset_samples, expected_onsets(plan, fs), err_msg=source
+        )
+        assert recording.conditions == tuple(t.condition for t in plan.trials)
+        np.testing.assert_allclose(recording.block_s, length_s, atol=0.5 / fs)
+        assert recording.block_pulses.tolist() == [STIMULI_PER_BLOCK] * len(plan.trials)
+        (dropped,) = recording.dropped_pulses
+        assert dropped["time_s"] == LONG_PULSE_S[0] and dropped["width_s"] == 2.0
+        assert dropped["problem"] == (
+            "lasts 2.000 s, longer than recording.trigger_max_pulse_s 1 s: not a "
+            "stimulus"
+        )
+    assert dropped["trigger"] == f"code {codes[first_condition]} on 'TRIGGER'"
+
+    # The trial table carries each trial's block length.
+    table, qc = preprocess_recording(
+        recording, quick_config["study"]["conditions"], quick_config["preprocess"]
+    )
+    assert table.schema.names == [*TABLE_SCHEMA.names, "block_s"]
+    assert qc["block_pulses"] == [STIMULI_PER_BLOCK] * len(plan.trials)
+    assert qc["dropped_trigger_pulses"] == [dropped]

@@ -83,11 +83,13 @@ class RecordingError(ValueError):
 
 
 class NoEventsError(RecordingError):
-    """A recording without a usable stimulus event; problem says what was found."""
+    """A recording without a usable stimulus event; problem says what was found,
+    dropped holds the pulses dropped as too long on the way."""
 
-    def __init__(self, where, problem):
+    def __init__(self, where, problem, dropped=()):
         super().__init__(f"{where}: {problem}")
         self.problem = problem
+        self.dropped = dropped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,11 +99,15 @@ class Events:
     onsets: list  # sample of each event
     labels: list
     origins: list  # a description of each event, for messages
-    dropped: tuple = ()  # Recording.dropped_pulses
-    block_s: np.ndarray = None  # Recording.block_s
-    block_pulses: np.ndarray = None
+    dropped: tuple = ()  # pulses the reader dropped (glitches), JSON-ready
     # What the file's event source holds, said when it has no usable event.
     found: str = ""
+    # Sample where each event ends (a pulse's fall, an annotation's or events.tsv
+    # row's onset + duration), read only when uses_event_ends(recording); None: each
+    # event ends at its onset.
+    ends: list = None
+    # What each event is on, as a dropped pulse names it (default: its origin).
+    sources: list = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,30 +202,25 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         ignored = set(recording["ignore_labels"])
         fix = DUPLICATE_MARKER_FIX
     check_finite(where, signals, channels, fs)
-    onsets, event_conditions, without_events = label_events(
-        where, path, events, label_map, ignored, fs, fix, recording["without_events"]
-    )
-    # Trigger events come sorted and all labelled, so the blocks stay in step.
     return Recording(
         participant=participant,
         path=path,
         sampling_rate_hz=fs,
         signals_uv=signals,
-        onset_samples=onsets,
-        conditions=event_conditions,
-        dropped_pulses=events.dropped,
-        block_s=events.block_s,
-        block_pulses=events.block_pulses,
-        without_events=without_events,
+        **label_events(where, path, events, label_map, ignored, fs, fix, recording),
     )
 
 
-def label_events(where, path, events, label_map, ignored, fs, fix, without_events):
-    """`_label_events` of a file's `Events` under recording.without_events: returns
-    (onsets, conditions, the exclusion reason naming path when there is no usable
-    event under exclude, else '')."""
+def label_events(where, path, events, label_map, ignored, fs, fix, recording):
+    """A file's `Events` as the stimulus fields of its `Recording` (onset_samples,
+    conditions, dropped_pulses, block_s, block_pulses, without_events), whatever
+    their source: labelled (`_label_events`), then recording.trigger_max_pulse_s and
+    recording.trigger_train_gap_s applied (`pulse_trains`). A file without a usable
+    stimulus event stops under recording.without_events: error; under exclude its
+    fields hold no event and the exclusion reason naming path."""
+    merging = recording["trigger_train_gap_s"] is not None
     try:
-        onsets, conditions = _label_events(
+        onsets, kept = _label_events(
             where,
             events.onsets,
             events.labels,
@@ -230,12 +231,126 @@ def label_events(where, path, events, label_map, ignored, fs, fix, without_event
             fix,
             events.found,
         )
+        ends = onsets if events.ends is None else _as_samples(events.ends)[kept]
+        sources = events.sources or events.origins
+        conditions = [label_map[events.labels[i]] for i in kept]
+        firsts, block_s, block_pulses, dropped = pulse_trains(
+            where,
+            onsets,
+            ends,
+            conditions,
+            fs,
+            recording,
+            [sources[i] for i in kept],
+            [events.origins[i] for i in kept],
+            events.found,
+        )
     except NoEventsError as error:
-        if without_events == "error":
+        if recording["without_events"] == "error":
             raise
-        reason = f"no_events:{path} {error.problem} (recording.without_events: exclude)"
-        return np.zeros(0, dtype=np.int64), (), reason
-    return onsets, conditions, ""
+        return {
+            "onset_samples": np.zeros(0, dtype=np.int64),
+            "conditions": (),
+            "dropped_pulses": events.dropped + error.dropped,
+            "block_s": np.zeros(0) if merging else None,
+            "block_pulses": np.zeros(0, dtype=np.int64) if merging else None,
+            "without_events": (
+                f"no_events:{path} {error.problem} (recording.without_events: exclude)"
+            ),
+        }
+    return {
+        "onset_samples": onsets[firsts],
+        "conditions": tuple(conditions[i] for i in firsts),
+        "dropped_pulses": events.dropped + dropped,
+        "block_s": block_s,
+        "block_pulses": block_pulses,
+        "without_events": "",
+    }
+
+
+def uses_event_ends(recording):
+    """Whether recording.trigger_max_pulse_s or trigger_train_gap_s needs the events'
+    ends: readers read them only then, so that other studies read as before."""
+    return (
+        recording["trigger_max_pulse_s"] is not None
+        or recording["trigger_train_gap_s"] is not None
+    )
+
+
+def pulse_trains(
+    where, onsets, ends, conditions, fs, recording, sources, origins, found=""
+):
+    """recording.trigger_max_pulse_s and recording.trigger_train_gap_s on stimulus
+    events of any source (analog triggers, stim channels, annotations, events.tsv).
+
+    onsets and ends: each event's start and end sample, in time order; conditions:
+    its condition; sources: what it is on, for a dropped pulse's record; origins: a
+    description of it, for messages. An event lasting longer than
+    trigger_max_pulse_s is not a stimulus: it is dropped and returned as a
+    JSON-ready dropped pulse. With trigger_train_gap_s, an event of the
+    condition of the event before it, starting less than the gap after that one's
+    end, continues its train (block): the block's onset is its first event's, its
+    length (s) runs to the latest end of its events. Returns (index of each block's
+    first event, block lengths, event counts (both None without trigger_train_gap_s),
+    dropped pulses). Raises NoEventsError, holding the dropped pulses, when every
+    event is too long (found: what else the source holds, for that message).
+    """
+    onsets, ends = _as_samples(onsets), _as_samples(ends)
+    max_pulse_s = recording["trigger_max_pulse_s"]
+    widths = ends - onsets
+    too_long = np.zeros(len(onsets), dtype=bool)
+    if max_pulse_s is not None:
+        too_long = widths > max_pulse_s * fs
+    dropped = tuple(
+        {
+            "trigger": sources[i],
+            "sample": int(onsets[i]),
+            "time_s": round(onsets[i] / fs, 6),
+            "width_s": round(widths[i] / fs, 6),
+            "problem": (
+                f"lasts {widths[i] / fs:.3f} s, longer than "
+                f"recording.trigger_max_pulse_s {max_pulse_s:g} s: not a stimulus"
+            ),
+        }
+        for i in np.flatnonzero(too_long)
+    )
+    kept = np.flatnonzero(~too_long)
+    if len(kept) == 0:
+        first = dropped[0]
+        too_long_found = (
+            f"all its {len(dropped)} stimulus events last longer than "
+            f"recording.trigger_max_pulse_s {max_pulse_s:g} s: the first, "
+            f"{origins[0]}, at {first['time_s']:.3f} s lasts {first['width_s']:.3f} s"
+        )
+        found = "; ".join(filter(None, [found, too_long_found]))
+        raise NoEventsError(where, f"no stimulus events found ({found})", dropped)
+    gap_s = recording["trigger_train_gap_s"]
+    if gap_s is None:
+        return kept, None, None, dropped
+    conditions = np.asarray(conditions, dtype=object)[kept]
+    starts = train_starts(onsets[kept], ends[kept], conditions, gap_s * fs)
+    firsts = np.flatnonzero(starts)
+    last_ends = np.maximum.reduceat(ends[kept], firsts)
+    block_s = (last_ends - onsets[kept][firsts]) / fs
+    block_pulses = np.diff(np.append(firsts, len(kept))).astype(np.int64)
+    return kept[firsts], block_s.astype(np.float64), block_pulses, dropped
+
+
+def train_starts(onsets, ends, conditions, gap):
+    """Which events (in time order) start a train: all, with gap None; else those
+    of another condition than the event before (conditions None: one condition) or
+    starting gap samples or more after its end."""
+    starts = np.ones(len(onsets), dtype=bool)
+    if gap is None:
+        return starts
+    starts[1:] = onsets[1:] - ends[:-1] >= gap
+    if conditions is not None:
+        starts[1:] |= conditions[1:] != conditions[:-1]
+    return starts
+
+
+def _as_samples(values):
+    return np.asarray(values, dtype=np.int64)
 
 
 def absence(path):
@@ -317,6 +432,8 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
         onsets = events[:, 0] - raw.first_samp
         labels = [str(code) for code in events[:, 2]]
         origins = [f"code {label} on {stim_channel!r}" for label in labels]
+        if uses_event_ends(recording):
+            ends = _stim_code_ends(raw.get_data(picks=[stim_channel])[0], onsets)
     else:
         annotations = raw.annotations
         onsets = raw.time_as_index(
@@ -325,9 +442,27 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
         labels = [str(label) for label in annotations.description]
         kind = "marker" if file_format == "vhdr" else "annotation"
         origins = [f"{kind} {label!r}" for label in labels]
+        if uses_event_ends(recording):
+            # An annotation's duration is its pulse's width.
+            ends = raw.time_as_index(
+                annotations.onset + annotations.duration,
+                use_rounding=True,
+                origin=annotations.orig_time,
+            )
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
     signals = dict(zip(channels, data_uv))
-    return signals, float(raw.info["sfreq"]), Events(list(onsets), labels, origins)
+    events = Events(list(onsets), labels, origins)
+    if uses_event_ends(recording):
+        events = dataclasses.replace(events, ends=list(ends))
+    return signals, float(raw.info["sfreq"]), events
+
+
+def _stim_code_ends(stim, onsets):
+    """The sample after each event's code on a stim channel (as mne.find_events reads
+    it: rounded, masked) changes: the end of its pulse."""
+    codes = np.bitwise_and(np.round(stim).astype(np.int64), STIM_CODE_MASK)
+    changes = np.append(np.flatnonzero(np.diff(codes)) + 1, len(codes))
+    return changes[np.searchsorted(changes, onsets, side="right")]
 
 
 def check_raw_file(where, path, file_format, source):
@@ -689,8 +824,8 @@ def _first_stim_channel(where, raw):
 def _label_events(
     where, onsets, labels, label_map, ignored, fs, origins=None, fix=None, found=""
 ):
-    """Stimulus onsets (sorted) and their conditions; unknown labels are errors, and
-    so are two stimuli at one sample. origins describes each event for that message
+    """Stimulus onsets (sorted) and the index of each one's event; unknown labels are
+    errors, and so are two stimuli at one sample. origins describes each event for that message
     (default: its label); fix says how to mend a duplicate; found says what the
     events' source holds when no stimulus event is left (NoEventsError)."""
     unknown = sorted({label for label in labels if label not in label_map} - ignored)
@@ -722,7 +857,7 @@ def _label_events(
             f"s): {origins[first]} and {origins[second]} ({shared.size} such pair(s)); "
             f"each stimulus needs exactly one onset: {fix or DUPLICATE_MARKER_FIX}"
         )
-    return onsets, tuple(label_map[labels[i]] for i in kept)
+    return onsets, kept
 
 
 def _read_acq(where, path, channels, recording, source):
@@ -1214,7 +1349,7 @@ def _check_triggers(where, trigger_data, recording, fs, describe):
         levels = len(np.unique(trigger[: 1 << 16]))
         rising, ends = _pulse_bounds(trigger, threshold)
         # A train of pulses is one stimulus block.
-        n_stimuli = len(rising) if gap is None else _train_count(rising, ends, gap)
+        n_stimuli = np.count_nonzero(train_starts(rising, ends, None, gap))
         duration_s = len(trigger) / fs
         problem = None
         if levels > MAX_TRIGGER_LEVELS and rest > TRIGGER_REST_SHARE_OF_RANGE * (
@@ -1257,15 +1392,6 @@ def _train_gap_samples(recording, fs):
     return None if gap_s is None else gap_s * fs
 
 
-def _train_count(rising, ends, gap):
-    """How many trains the pulses (start and end samples, in order) make: a pulse
-    starting less than gap samples after the previous pulse's end continues its train.
-    """
-    if len(rising) == 0:
-        return 0
-    return 1 + int(np.count_nonzero(rising[1:] - ends[:-1] >= gap))
-
-
 def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
     """Stimulus events from rising threshold crossings on the triggers, in time order.
 
@@ -1274,18 +1400,14 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
     configured level nearest to the pulse's median height (robust to the ramp at
     either end of an analog pulse). A glitch, a pulse shorter than
     recording.trigger_min_pulse_s or (level-coded) with a height no configured level
-    explains, is an error or, with recording.trigger_glitches: drop, dropped; a pulse
-    longer than recording.trigger_max_pulse_s is not a stimulus and always dropped.
-    With recording.trigger_train_gap_s, consecutive pulses of one trigger and
-    condition, each starting less than the gap after the previous one's end, are one
-    block: its onset is the first pulse's, its length runs to the last pulse's end.
-    describe(name) names a trigger's column, locate(sample) a sample. Returns
-    `Events` (dropped pulses as JSON-ready dicts; found says what each trigger holds
-    when no pulse is left).
+    explains, is an error or, with recording.trigger_glitches: drop, dropped
+    (`label_events` then applies recording.trigger_max_pulse_s and
+    trigger_train_gap_s to the pulses' ends). describe(name) names a trigger's column,
+    locate(sample) a sample. Returns `Events` (dropped pulses as JSON-ready dicts;
+    found says what each trigger holds when no pulse is left).
     """
     threshold = recording["trigger_threshold"]
     min_width = max(1, round(recording["trigger_min_pulse_s"] * fs))
-    max_pulse_s = recording["trigger_max_pulse_s"]
     pulses, dropped, findings = [], [], []
     for order, (name, meaning) in enumerate(recording["triggers"].items()):
         trigger = trigger_data[name]
@@ -1300,18 +1422,12 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
         for start, end in zip(rising, ends):
             height = float(np.median(trigger[start:end]))
             nearest = 0 if levels is None else int(np.argmin(np.abs(levels - height)))
-            problem, glitch = None, True
+            problem = None
             if end - start < min_width:
                 problem = (
                     f"lasts {(end - start) / fs * 1000:.3g} ms, shorter than "
                     f"recording.trigger_min_pulse_s {recording['trigger_min_pulse_s']:g} s"
                 )
-            elif max_pulse_s is not None and end - start > max_pulse_s * fs:
-                problem = (
-                    f"lasts {(end - start) / fs:.3f} s, longer than "
-                    f"recording.trigger_max_pulse_s {max_pulse_s:g} s: not a stimulus"
-                )
-                glitch = False
             elif levels is not None and abs(height - levels[nearest]) > tolerance:
                 problem = (
                     f"has height {height:g}, more than {tolerance:g} from every "
@@ -1331,7 +1447,7 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     "problem": problem,
                 }
             )
-            if glitch and recording["trigger_glitches"] == "error":
+            if recording["trigger_glitches"] == "error":
                 raise RecordingError(
                     f"{where}: a pulse on {describe(name)} at {start / fs:.3f} s "
                     f"({locate(start)}) {problem}; if such pulses are glitches, set "
@@ -1352,46 +1468,22 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                 f"{first['time_s']:.3f} s {first['problem']}"
             )
     pulses.sort()
-    blocks = _trains(pulses, _train_gap_samples(recording, fs))
     labels_of = {
         name: [meaning] if isinstance(meaning, str) else list(meaning.values())
         for name, meaning in recording["triggers"].items()
     }
-    first_pulses = [block[0] for block in blocks]
-    events = Events(
-        onsets=[start for start, *_ in first_pulses],
-        labels=[labels_of[name][level] for *_, name, level in first_pulses],
+    return Events(
+        onsets=[start for start, *_ in pulses],
+        labels=[labels_of[name][level] for *_, name, level in pulses],
         origins=[
             f"a pulse on {describe(name)} ({locate(start)})"
-            for start, _, _, name, _ in first_pulses
+            for start, _, _, name, _ in pulses
         ],
         dropped=tuple(dropped),
         found="; ".join(findings),
+        ends=[end for _, _, end, *_ in pulses],
+        sources=[name for *_, name, _ in pulses],
     )
-    if recording["trigger_train_gap_s"] is None:
-        return events
-    return dataclasses.replace(
-        events,
-        block_s=np.array(
-            [(block[-1][2] - block[0][0]) / fs for block in blocks], dtype=np.float64
-        ),
-        block_pulses=np.array([len(block) for block in blocks], dtype=np.int64),
-    )
-
-
-def _trains(pulses, gap):
-    """Pulses (start, trigger order, end, trigger, level index; in time order) in
-    trains: a pulse of the same trigger and level as the previous one, starting less
-    than gap samples after its end, continues its train; gap None: each its own."""
-    trains = []
-    for pulse in pulses:
-        if gap is not None and trains:
-            previous = trains[-1][-1]
-            if pulse[3:] == previous[3:] and pulse[0] - previous[2] < gap:
-                trains[-1].append(pulse)
-                continue
-        trains.append([pulse])
-    return trains
 
 
 def _pulse_bounds(trigger, threshold):
