@@ -5,6 +5,7 @@ reads the files preprocessing wrote, as the workflow's aggregate rule does.
 """
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
@@ -17,7 +18,12 @@ from mimicry.aggregate import (
 )
 from mimicry.devtools import run_snakemake
 from mimicry.preprocess import preprocess_participant, write_outputs
-from mimicry.simulate import simulate_participant
+from mimicry.simulate import (
+    plan_participant,
+    simulate_participant,
+    synthesize,
+    write_edf,
+)
 
 GROUPS = {"sub-001": "placebo", "sub-011": "naltrexone", "sub-012": "amisulpride"}
 EXTRA = "Neutral"
@@ -127,6 +133,40 @@ def test_no_usable_participant_is_an_error_naming_the_reasons(
     assert "sub-011: flat_channel:" in message
     assert "sub-012: too_few_trials:" in message
     assert "1 without a raw file (sub-013)" in message
+
+
+def test_a_recording_without_events_is_excluded_with_its_reason(
+    recordings, quick_config, tmp_path
+):
+    """sub-020's EDF has no annotation: its job writes an empty table and a QC
+    record excluding it; aggregation lists it; alone, it is no usable participant."""
+    plan = plan_participant(quick_config, "sub-020", "placebo")
+    silent = tmp_path / "sub-020.edf"
+    data = synthesize(plan, quick_config)
+    write_edf(silent, data, dataclasses.replace(plan, trials=()), quick_config)
+    paths = {**recordings, "sub-020": silent}
+    groups = {"sub-001": "placebo", "sub-020": "placebo"}
+    settings = settings_of(quick_config, quick_config["study"]["conditions"])
+    trials, qcs = preprocessed(paths, groups, settings, tmp_path)
+
+    cells, trials, qc_table = aggregate(trials, qcs, groups)
+
+    assert set(cells["participant"]) == set(trials["participant"]) == {"sub-001"}
+    excluded = qc_table[qc_table["kind"] == "participant_excluded"]
+    assert excluded["participant"].tolist() == ["sub-020"]
+    assert excluded["reason"].tolist() == [
+        f"no_events:{silent} no stimulus events found (expected labels "
+        f"{sorted(quick_config['study']['conditions'])}) "
+        "(recording.without_events: exclude)"
+    ]
+
+    alone, qcs = preprocessed(paths, ["sub-020"], settings, tmp_path)
+    with pytest.raises(AggregationError) as raised:
+        aggregate(alone, qcs, groups)
+    message = str(raised.value)
+    assert "no usable participant: all 1 with results are excluded" in message
+    assert "(participants per reason: no_events: 1)" in message
+    assert f"sub-020: no_events:{silent} no stimulus events found" in message
 
 
 @pytest.mark.workflow

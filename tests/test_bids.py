@@ -494,3 +494,84 @@ def test_onsets_outside_the_recording_and_duplicate_rows_blame_events_tsv_rows(
     )
     assert "row 4" in message and "remove the duplicate row" in message
     assert "response_s" not in message
+
+
+def test_an_events_tsv_with_responses_only_excludes_the_recording_or_stops_it(
+    small_dataset, tmp_path
+):
+    root = copy_of(small_dataset, tmp_path)
+    config = bids_config(tmp_path, root, group_column="arm")
+    dataset = bids.find_dataset(config)
+    events = edit_events(
+        dataset, "sub-01", lambda table: table[table["trial_type"] == RESPONSE]
+    )
+
+    recording = read_sub_01(dataset, config)
+
+    assert recording.onset_samples.size == 0
+    assert recording.without_events.startswith(
+        f"no_events:{events} no stimulus events found (expected labels "
+    )
+    assert f"the file has only ignored labels ['{RESPONSE}']" in (
+        recording.without_events
+    )
+    config["recording"]["without_events"] = "error"
+    with pytest.raises(RecordingError, match="no stimulus events found") as error:
+        read_sub_01(dataset, config)
+    assert str(error.value).startswith(f"sub-01: {events}")
+
+
+def test_one_events_tsv_row_per_stimulus_gives_block_onsets_and_lengths(
+    small_dataset, tmp_path
+):
+    """Blocks of three 0.1 s stimuli 1 s apart, a response among them and one 30 s
+    row: the rows' durations are their pulses' widths under
+    recording.trigger_max_pulse_s and recording.trigger_train_gap_s."""
+    root = copy_of(small_dataset, tmp_path)
+    config = bids_config(tmp_path, root, group_column="arm")
+    dataset = bids.find_dataset(config)
+    trials = pd.read_csv(dataset.events["sub-01"], sep="\t", dtype=str)
+    trials = trials[trials["trial_type"] != RESPONSE]
+    rows = []
+    for onset, trial_type in zip(trials["onset"].astype(float), trials["trial_type"]):
+        rows += [(onset + k, "0.1", trial_type) for k in range(3)]
+        rows.append((onset + 0.5, "n/a", RESPONSE))
+    first = trials["trial_type"].iloc[0]
+    rows.append((float(trials["onset"].iloc[0]) - 4.0, "3.0", first))
+    events = edit_events(
+        dataset,
+        "sub-01",
+        lambda _: pd.DataFrame(rows, columns=["onset", "duration", "trial_type"]),
+    )
+    fs = 1000.0
+    onsets = np.round(trials["onset"].astype(float).to_numpy() * fs)
+    config["recording"]["trigger_train_gap_s"] = 2.0
+    config["recording"]["trigger_max_pulse_s"] = 1.0
+
+    recording = read_sub_01(dataset, config)
+
+    np.testing.assert_array_equal(recording.onset_samples, onsets)
+    labels = {label: c for c, label in TRIAL_TYPES.items()}
+    assert recording.conditions == tuple(labels[t] for t in trials["trial_type"])
+    np.testing.assert_allclose(recording.block_s, 2.1, atol=0.5 / fs)
+    assert set(recording.block_pulses) == {3}
+    (dropped,) = recording.dropped_pulses
+    assert dropped["trigger"] == f"row {len(rows)} ({first!r})"
+    assert dropped["width_s"] == 3.0
+    # Without the keys every row is a stimulus.
+    config["recording"]["trigger_train_gap_s"] = None
+    config["recording"]["trigger_max_pulse_s"] = None
+    assert len(read_sub_01(dataset, config).conditions) == 3 * len(trials) + 1
+
+    # MNE-BIDS refuses such a duration in an EMG-BIDS dataset; a physio events.tsv
+    # reaches tsv_events unread.
+    config["recording"]["trigger_train_gap_s"] = 2.0
+    edit_events(dataset, "sub-01", lambda t: t.assign(duration="-0.1"))
+    onsets_s, trial_types = bids.read_events(events, "sub-01")
+    with pytest.raises(RecordingError) as error:
+        bids.tsv_events(
+            events, "sub-01", onsets_s * fs, trial_types, fs, config["recording"]
+        )
+    assert str(error.value) == (
+        f"sub-01: {events}, row 1: duration '-0.1' is not a length in seconds or n/a"
+    )

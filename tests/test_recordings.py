@@ -3,6 +3,7 @@ and bad; the sample sheet's formats and file names."""
 
 import copy
 import os
+import re
 import shutil
 from dataclasses import replace
 
@@ -16,8 +17,14 @@ from snakemake.utils import update_config, validate
 from helpers.acq_file import write_acq
 
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
-from mimicry.preprocess import preprocess_participant
+from mimicry.preprocess import (
+    TABLE_SCHEMA,
+    preprocess_participant,
+    preprocess_recording,
+)
+from mimicry.qc_figures import participant_figure
 from mimicry.recordings import RecordingError, declared_sampling_rate, read_recording
+from mimicry.spectra import channel_spectra
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
 from mimicry.study import (
     ConfigError,
@@ -567,7 +574,9 @@ def edf_with_annotations(config, tmp_path, plan, data_uv, labels):
     return path
 
 
-def test_no_events(quick_config, simulated, tmp_path):
+def test_a_file_without_events_is_excluded_or_stops_by_config(
+    quick_config, simulated, tmp_path
+):
     _, data_uv, _ = simulated
     signals = [
         edfio.EdfSignal(
@@ -582,8 +591,13 @@ def test_no_events(quick_config, simulated, tmp_path):
     path = tmp_path / "no-events.edf"
     edfio.Edf(signals).write(path)
     with pytest.raises(RecordingError, match="no stimulus events") as error:
-        read(quick_config, path)
+        read(quick_config, path, {"without_events": "error"})
     assert_names_participant_and_file(error, path)
+    recording = read(quick_config, path)
+    assert recording.without_events == (
+        f"no_events:{path} no stimulus events found (expected labels "
+        "['AngryToHappy', 'HappyToAngry']) (recording.without_events: exclude)"
+    )
 
 
 def test_unknown_event_labels_are_listed_with_the_configured_ones(
@@ -911,6 +925,7 @@ def test_channels_that_do_not_look_like_their_role_are_named(
         **HEADERLESS,
         "triggers": triggers or HEADERLESS["triggers"],
         "trigger_threshold": threshold,
+        "without_events": "error",
     }
     with pytest.raises(RecordingError, match=message) as error:
         read(quick_config, path, settings, channels=channels)
@@ -1012,14 +1027,19 @@ def test_acq_problems_name_the_channel_and_the_key(quick_config, acq_export, tmp
     with pytest.raises(RecordingError, match="unknown event labels") as error:
         read(quick_config, path)
     assert "Stim AngryToHappy" in str(error.value)
-    wrong = {"triggers": {"EMG_CS": "AngryToHappy"}}
-    with pytest.raises(
-        RecordingError,
-        match=r"channel 'EMG_CS' \(recording.triggers.EMG_CS\) never rises through "
-        r"recording.trigger_threshold 2.5",
-    ) as error:
+    wrong = {"triggers": {"EMG_CS": "AngryToHappy"}, "without_events": "error"}
+    never_rises = (
+        r"channel 'EMG_CS' \(recording.triggers.EMG_CS\) never rises through "
+        r"recording.trigger_threshold 2.5 \(its values span -?[0-9.]+ to [0-9.]+\)"
+    )
+    with pytest.raises(RecordingError, match=never_rises) as error:
         read(quick_config, path, wrong)
     assert_names_participant_and_file(error, path)
+    # Under the default exclude, the same finding is the recording's exclusion.
+    excluded = read(quick_config, path, {**wrong, "without_events": "exclude"})
+    assert excluded.onset_samples.size == 0 and excluded.conditions == ()
+    assert excluded.without_events.startswith(f"no_events:{path} no stimulus events")
+    assert re.search(never_rises, excluded.without_events)
 
 
 def test_truncated_acq_files_are_named_truncated_wherever_they_end(
@@ -1366,3 +1386,301 @@ def test_edf_with_an_unknown_record_count(quick_config, simulated, tmp_path):
     with pytest.raises(RecordingError, match="is truncated mid-record") as error:
         read(quick_config, path)
     assert_names_participant_and_file(error, path)
+
+
+# Exports as BIDS-derivative physio files are written: 100 Hz, no header, tab
+# separated with a tab after the last field, CRLF line ends, time in minutes.
+LAB_FS = 100
+LAB_SETTINGS = {
+    "format": "tsv",
+    "text": {"header": False, "time_column": 1, "time_unit": "min"},
+    "triggers": {"4": "AngryToHappy", "5": "HappyToAngry"},
+}
+LAB_CHANNELS = {"ZM": 2, "CS": 3}
+LAB_PREPROCESS = {"band_hz": [10.0, 45.0], "mains_hz": None, "rejection": {"rules": []}}
+
+
+def lab_export(path, duration_s, pulses, minute_decimals=5, seed=0):
+    """Write an export with pulses, (condition index, onset s, length s) each, on
+    the condition's 0/5 V trigger column; returns the trigger columns."""
+    n = round(duration_s * LAB_FS)
+    rng = np.random.default_rng(seed)
+    emg = np.round(5.0 * rng.standard_normal((2, n)), 3)
+    triggers = np.zeros((2, n))
+    for condition, onset_s, length_s in pulses:
+        start = round(onset_s * LAB_FS)
+        triggers[condition, start : start + round(length_s * LAB_FS)] = 5.0
+    minutes = np.round(np.arange(n) / LAB_FS / 60, minute_decimals)
+    lines = [
+        f"{t:.{minute_decimals}f}\t{zm:g}\t{cs:g}\t{a:g}\t{b:g}\t\r\n"
+        for t, zm, cs, a, b in zip(minutes, *emg, *triggers)
+    ]
+    path.write_bytes("".join(lines).encode())
+    return triggers
+
+
+def lab_config(quick_config, **recording):
+    return configured(
+        quick_config,
+        channels=LAB_CHANNELS,
+        recording={**LAB_SETTINGS, **recording},
+        preprocess=LAB_PREPROCESS,
+    )
+
+
+def lab_read(config, path):
+    return read_recording(
+        path,
+        PARTICIPANT,
+        channels=LAB_CHANNELS,
+        conditions=config["study"]["conditions"],
+        settings=config["recording"],
+    )
+
+
+def lab_preprocess(config, recording):
+    return preprocess_recording(
+        recording, config["study"]["conditions"], config["preprocess"]
+    )
+
+
+@pytest.mark.parametrize("decimals", [4, 5, 6])
+def test_time_in_minutes_rounded_gives_the_rate_from_the_whole_span(
+    quick_config, tmp_path, decimals
+):
+    """Minutes rounded to 4 decimals step 6 or 12 ms where samples are 10 ms apart:
+    the rate is still 100 Hz, and the trial table has its usual columns."""
+    pulses = [(i % 2, 10.0 + 10.0 * i, 0.1) for i in range(12)]
+    path = tmp_path / "sub-001.tsv"
+    # The last stamp is rounded too: 13000 / 6000 min.
+    lab_export(path, 130.01, pulses, minute_decimals=decimals)
+    config = lab_config(quick_config)
+
+    recording = lab_read(config, path)
+
+    assert recording.sampling_rate_hz == LAB_FS
+    np.testing.assert_array_equal(
+        recording.onset_samples, [round(onset * LAB_FS) for _, onset, _ in pulses]
+    )
+    assert recording.block_s is None
+    table, qc = lab_preprocess(config, recording)
+    assert table.schema == TABLE_SCHEMA and "block_s" not in qc
+    # Read as seconds, the column implies 60 times the rate.
+    in_seconds = {**LAB_SETTINGS["text"], "time_unit": "s", "sampling_rate_hz": LAB_FS}
+    as_seconds = lab_config(quick_config, text=in_seconds)
+    with pytest.raises(
+        RecordingError,
+        match=r"the time column implies 6000.0 Hz but recording.text.sampling_rate_hz "
+        r"is 100; the time column counts minutes: set recording.text.time_unit: min",
+    ):
+        lab_read(as_seconds, path)
+
+
+BLOCK_PULSES = 5
+BLOCK_ONSETS_S = (10.0, 40.0, 70.0, 100.0)
+
+
+def test_a_train_of_pulses_per_block_is_one_trial_with_its_length(
+    quick_config, tmp_path
+):
+    """Blocks of five 0.1 s pulses a second apart, one pulse per stimulus."""
+    pulses = [
+        (block % 2, onset + second, 0.1)
+        for block, onset in enumerate(BLOCK_ONSETS_S)
+        for second in range(BLOCK_PULSES)
+    ]
+    path = tmp_path / "sub-001.tsv"
+    lab_export(path, 130.0, pulses)
+    conditions = ("AngryToHappy", "HappyToAngry") * 2
+
+    pulse_per_trial = lab_config(quick_config)
+    recording = lab_read(pulse_per_trial, path)
+    assert len(recording.conditions) == len(pulses)
+    with pytest.raises(
+        RecordingError,
+        match=r"the stimuli at 10.000 s and 11.000 s are 1.000 s apart \(16 such "
+        r"pairs\): each epoch would reach into the next trial; .*100% of these pairs "
+        r"are of one condition .* set recording.trigger_train_gap_s",
+    ):
+        lab_preprocess(pulse_per_trial, recording)
+
+    blocks = lab_config(quick_config, trigger_train_gap_s=2.0)
+    recording = lab_read(blocks, path)
+
+    np.testing.assert_array_equal(
+        recording.onset_samples, np.array(BLOCK_ONSETS_S) * LAB_FS
+    )
+    assert recording.conditions == conditions
+    # First onset to the end of the fifth pulse.
+    length_s = (BLOCK_PULSES - 1) + 0.1
+    np.testing.assert_allclose(recording.block_s, length_s, rtol=1e-12)
+    assert recording.block_pulses.tolist() == [BLOCK_PULSES] * 4
+    table, qc = lab_preprocess(blocks, recording)
+    assert table.schema.names == [*TABLE_SCHEMA.names, "block_s"]
+    np.testing.assert_allclose(table.column("block_s").to_numpy(), length_s)
+    assert qc["block_s"] == [round(length_s, 6)] * 4
+    assert qc["block_pulses"] == [BLOCK_PULSES] * 4
+    # A gap shorter than the pause between a block's pulses merges nothing.
+    assert len(
+        lab_read(lab_config(quick_config, trigger_train_gap_s=0.8), path).conditions
+    ) == len(pulses)
+
+
+def test_an_over_long_pulse_is_not_a_stimulus_and_is_reported(quick_config, tmp_path):
+    pulses = [(i % 2, 10.0 + 10.0 * i, 0.1) for i in range(10)]
+    path = tmp_path / "sub-001.tsv"
+    lab_export(path, 150.0, [*pulses, (0, 108.0, 30.0)])
+
+    # Under the default trigger_glitches: error, too: it is no glitch.
+    config = lab_config(quick_config, trigger_max_pulse_s=2.0)
+    recording = lab_read(config, path)
+
+    assert len(recording.conditions) == len(pulses)
+    (pulse,) = recording.dropped_pulses
+    assert pulse["trigger"] == "4" and pulse["time_s"] == 108.0
+    assert pulse["problem"] == (
+        "lasts 30.000 s, longer than recording.trigger_max_pulse_s 2 s: not a stimulus"
+    )
+    _, qc = lab_preprocess(config, recording)
+    assert qc["dropped_trigger_pulses"] == [pulse]
+    # Without a maximum it is one more stimulus.
+    assert len(lab_read(lab_config(quick_config), path).conditions) == len(pulses) + 1
+    # With only over-long pulses there is no stimulus left: the recording is excluded.
+    lab_export(path, 150.0, [(0, 10.0, 30.0), (1, 50.0, 30.0)])
+    excluded = lab_read(config, path)
+    assert excluded.without_events == (
+        f"no_events:{path} no stimulus events found (all its 2 stimulus events last "
+        "longer than recording.trigger_max_pulse_s 2 s: the first, a pulse on column "
+        "4 ('4') (line 1001), at 10.000 s lasts 30.000 s) "
+        "(recording.without_events: exclude)"
+    )
+    assert [p["time_s"] for p in excluded.dropped_pulses] == [10.0, 50.0]
+
+
+@pytest.mark.parametrize("check_channels", [True, False])
+def test_a_trigger_high_throughout_excludes_the_recording_or_stops_it(
+    quick_config, tmp_path, check_channels
+):
+    path = tmp_path / "sub-001.tsv"
+    lab_export(path, 60.0, [(0, 0.0, 60.0), (1, 0.0, 60.0)])
+    config = lab_config(quick_config, check_channels=check_channels)
+
+    recording = lab_read(config, path)
+
+    never_rises = (
+        "never rises through recording.trigger_threshold 2.5 (its values span 5 to 5)"
+    )
+    assert recording.without_events == (
+        f"no_events:{path} no stimulus events found (column 4 ('4') "
+        f"(recording.triggers.4) {never_rises}; column 5 ('5') (recording.triggers.5) "
+        f"{never_rises}) (recording.without_events: exclude)"
+    )
+    table, qc = lab_preprocess(config, recording)
+    assert table.num_rows == 0 and table.schema == TABLE_SCHEMA
+    assert qc["excluded"] and qc["exclusion_reasons"] == [recording.without_events]
+    assert qc["n_trials"] == 0
+    assert set(qc["trials_per_condition"].values()) == {0}
+    # The participant's QC figure says why.
+    settings = {key: config[key] for key in ("study", "channels", "preprocess")}
+    figure = participant_figure(
+        channel_spectra(recording, config["preprocess"]), table, qc, settings
+    )
+    assert "EXCLUDED: no_events:" in figure.texts[0].get_text()
+
+    stop = lab_config(
+        quick_config, check_channels=check_channels, without_events="error"
+    )
+    with pytest.raises(RecordingError, match=re.escape(never_rises)) as error:
+        lab_read(stop, path)
+    assert_names_participant_and_file(error, path)
+
+
+STIMULI_PER_BLOCK = 4
+STIMULUS_INTERVAL_S = 1.0
+STIMULUS_PULSE_S = 0.1
+# Before the first block: a 2 s run of the first condition's code, not a stimulus.
+LONG_PULSE_S = (0.5, 2.0)
+
+
+def test_one_annotation_or_stim_pulse_per_stimulus_gives_block_onsets_and_lengths(
+    quick_config, simulated, tmp_path
+):
+    """A block design written as the simulator writes it: one EDF+ annotation
+    lasting a pulse and one pulse on the stim channel TRIGGER per stimulus. Both
+    event sources give each block as one trial, with its length and pulse count,
+    under the keys that merge analog trigger trains."""
+    plan, data_uv, _ = simulated
+    fs = quick_config["simulation"]["sampling_rate_hz"]
+    codes = {condition: int(code) for code, condition in STIM_CODES.items()}
+    first_condition = plan.trials[0].condition
+    stimuli = [(*LONG_PULSE_S, first_condition)] + [
+        (trial.onset_s + k * STIMULUS_INTERVAL_S, STIMULUS_PULSE_S, trial.condition)
+        for trial in plan.trials
+        for k in range(STIMULI_PER_BLOCK)
+    ]
+    trigger = np.zeros(data_uv.shape[1])
+    for onset_s, length_s, condition in stimuli:
+        start = round(onset_s * fs)
+        trigger[start : start + round(length_s * fs)] = codes[condition]
+    signals = [
+        edfio.EdfSignal(
+            channel,
+            sampling_frequency=fs,
+            label=quick_config["channels"][muscle],
+            physical_dimension="uV",
+            physical_range=(-PHYSICAL_RANGE_UV, PHYSICAL_RANGE_UV),
+        )
+        for muscle, channel in zip(quick_config["study"]["muscles"], data_uv)
+    ]
+    signals.append(
+        edfio.EdfSignal(
+            trigger,
+            sampling_frequency=fs,
+            label="TRIGGER",
+            physical_range=(-32768, 32767),
+            digital_range=(-32768, 32767),
+        )
+    )
+    annotations = [edfio.EdfAnnotation(*stimulus) for stimulus in stimuli]
+    path = tmp_path / "blocks.edf"
+    edfio.Edf(signals, annotations=annotations).write(path)
+    sources = {
+        "annotations": {"event_source": "annotations"},
+        "stim_channel": {
+            "event_source": "stim_channel",
+            "stim_channel": "TRIGGER",
+            "event_labels": STIM_CODES,
+        },
+    }
+    blocks = {"trigger_train_gap_s": 2.0, "trigger_max_pulse_s": 1.0}
+    # First onset to the end of the block's last pulse.
+    length_s = (STIMULI_PER_BLOCK - 1) * STIMULUS_INTERVAL_S + STIMULUS_PULSE_S
+
+    for source, settings in sources.items():
+        per_stimulus = read(quick_config, path, settings)
+        assert len(per_stimulus.conditions) == len(stimuli), source
+        assert per_stimulus.block_s is None and per_stimulus.dropped_pulses == ()
+
+        recording = read(quick_config, path, {**settings, **blocks})
+
+        np.testing.assert_array_equal(
+            recording.onset_samples, expected_onsets(plan, fs), err_msg=source
+        )
+        assert recording.conditions == tuple(t.condition for t in plan.trials)
+        np.testing.assert_allclose(recording.block_s, length_s, atol=0.5 / fs)
+        assert recording.block_pulses.tolist() == [STIMULI_PER_BLOCK] * len(plan.trials)
+        (dropped,) = recording.dropped_pulses
+        assert dropped["time_s"] == LONG_PULSE_S[0] and dropped["width_s"] == 2.0
+        assert dropped["problem"] == (
+            "lasts 2.000 s, longer than recording.trigger_max_pulse_s 1 s: not a "
+            "stimulus"
+        )
+    assert dropped["trigger"] == f"code {codes[first_condition]} on 'TRIGGER'"
+
+    # The trial table carries each trial's block length.
+    table, qc = preprocess_recording(
+        recording, quick_config["study"]["conditions"], quick_config["preprocess"]
+    )
+    assert table.schema.names == [*TABLE_SCHEMA.names, "block_s"]
+    assert qc["block_pulses"] == [STIMULI_PER_BLOCK] * len(plan.trials)
+    assert qc["dropped_trigger_pulses"] == [dropped]

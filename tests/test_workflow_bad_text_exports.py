@@ -1,5 +1,7 @@
 """Damaged text exports in real Snakemake runs: each stops its own participant with a
-message naming the line, the others finish; dropped trigger glitches reach qc.tsv.
+message naming the line, the others finish; dropped trigger glitches and over-long
+pulses reach qc.tsv, and a recording whose trigger sits high throughout is excluded
+with its reason while the others are aggregated.
 
 The exports are CSV files written here: time, two raw EMG columns (uV) and one
 level-coded trigger column (1 V AngryToHappy, 2 V HappyToAngry), at 500 Hz.
@@ -22,6 +24,8 @@ SPACING_S = 8.0
 LEAD_IN_S = 2.0
 PULSE_S = 0.05
 GLITCH_TIMES_S = (5.0, 13.0, 21.0)
+# An over-long pulse between two stimuli (lenient study: trigger_max_pulse_s 2).
+LONG_PULSE_S = (4.0, 3.0)
 
 
 def synthesize(seed):
@@ -162,18 +166,55 @@ def test_damaged_exports_stop_their_participant_and_glitches_can_be_dropped(
             workflow_copy / f"results/preprocessed/{participant}.parquet"
         ).exists()
 
-    args = write_study(
-        workflow_copy, "lenient", ["P01", "P04"], trigger_glitches="drop"
+    # P09's trigger sits at a stimulus level throughout; P10 has an over-long pulse.
+    high = synthesize(9)
+    write_export(
+        lab / "P09.csv", export_lines({**high, "trigger": high["trigger"] * 0 + 2})
     )
-    run_snakemake(workflow_copy, "--cores", "2", "results/aggregate/qc.tsv", *args)
+    long_pulse = synthesize(10)
+    start, length = (round(s * FS) for s in LONG_PULSE_S)
+    long_pulse["trigger"][start : start + length] = 1.0
+    write_export(lab / "P10.csv", export_lines(long_pulse))
+    args = write_study(
+        workflow_copy,
+        "lenient",
+        ["P01", "P04", "P09", "P10"],
+        trigger_glitches="drop",
+        trigger_max_pulse_s=2.0,
+    )
+    run_snakemake(
+        workflow_copy,
+        "--cores",
+        "2",
+        "results/aggregate/qc.tsv",
+        # The QC figures draw the excluded recording without trials.
+        "results/qc/P09.png",
+        "results/qc/group.png",
+        *args,
+    )
     qc = pd.read_csv(workflow_copy / "results/aggregate/qc.tsv", sep="\t")
     dropped = qc[qc["kind"] == "trigger_pulse_dropped"]
-    assert dropped["participant"].tolist() == ["P04"] * 3
+    assert dropped["participant"].tolist() == ["P04"] * 3 + ["P10"]
     assert [reason.split(" s ")[0] for reason in dropped["reason"]] == [
-        f"trigger at {t:g}" for t in GLITCH_TIMES_S
+        f"trigger at {t:g}" for t in (*GLITCH_TIMES_S, LONG_PULSE_S[0])
     ]
-    assert "P04: trigger glitch dropped" in preprocess_log(workflow_copy, "P04")
+    assert (
+        dropped["reason"]
+        .iloc[-1]
+        .endswith(
+            f"lasts {LONG_PULSE_S[1]:.3f} s, longer than recording.trigger_max_pulse_s "
+            "2 s: not a stimulus"
+        )
+    )
+    assert "P04: trigger pulse dropped" in preprocess_log(workflow_copy, "P04")
+    excluded = qc[qc["kind"] == "participant_excluded"]
+    reason = (
+        "no_events:lab/P09.csv no stimulus events found (column 4 ('trigger') "
+        "(recording.triggers.trigger) never rises through recording.trigger_threshold "
+        "0.5 (its values span 2 to 2)) (recording.without_events: exclude)"
+    )
+    assert excluded[["participant", "reason"]].values.tolist() == [["P09", reason]]
+    assert f"P09: excluded: {reason}" in preprocess_log(workflow_copy, "P09")
     cells = pd.read_parquet(workflow_copy / "results/aggregate/cells.parquet")
-    assert set(cells.loc[cells["participant"] == "P04", "n_trials"]) == {
-        TRIALS_PER_CONDITION
-    }
+    assert set(cells["participant"]) == {"P01", "P04", "P10"}
+    assert set(cells["n_trials"]) == {TRIALS_PER_CONDITION}

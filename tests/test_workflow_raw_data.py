@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import json
 import os
 import zipfile
 
@@ -132,7 +133,6 @@ def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_
         "sub-002": "truncated",
         "sub-003": "Zyg",
         "sub-004": "Neutral",
-        "sub-005": "no stimulus events",
         "sub-006": "is longer than its header says",
         "sub-007": "so the header's record duration or record count is probably wrong",
     }
@@ -143,6 +143,13 @@ def test_bad_recordings_fail_by_name_and_the_others_finish(workflow_copy, quick_
         assert not (
             workflow_copy / f"results/preprocessed/{participant}.parquet"
         ).exists()
+    # Without events (recording.without_events: exclude) sub-005 is excluded, not failed.
+    qc = json.loads((workflow_copy / "results/qc/sub-005.json").read_text())
+    assert qc["excluded"] and qc["n_trials"] == 0
+    (reason,) = qc["exclusion_reasons"]
+    assert reason.startswith("no_events:") and (
+        "sub-005.edf no stimulus events found" in reason
+    )
 
 
 def test_settings_the_recordings_cannot_honour_stop_before_any_job(

@@ -120,7 +120,8 @@ def _check_conditions_found(qcs):
         for condition, count in qc["trials_per_condition"].items():
             totals[condition] = totals.get(condition, 0) + count
     absent = [condition for condition, count in totals.items() if count == 0]
-    if not absent:
+    # Without a single trial the recordings' own exclusions say why.
+    if not absent or len(absent) == len(totals):
         return
     found = ", ".join(
         f"{condition} ({count} trials)" for condition, count in totals.items() if count
@@ -150,6 +151,12 @@ def _check_usable_participants(qcs, excluded, missing):
         f"(participants per reason: {by_reason}){without_raw}. "
         f"First reason per participant: {listed}. See preprocess.min_kept_share, "
         "preprocess.min_kept_trials and preprocess.rejection"
+        + (
+            "; for recordings without usable stimulus events (no_events), "
+            "recording.triggers, recording.trigger_threshold or recording.event_labels"
+            if "no_events" in by_reason
+            else ""
+        )
     )
 
 

@@ -22,6 +22,7 @@ the file. MNE-BIDS and pandas are imported where needed, so that a workflow on a
 source never pays for them.
 """
 
+import dataclasses
 import logging
 import re
 from collections import defaultdict
@@ -34,13 +35,15 @@ from mimicry.recordings import (
     ANNOTATIONS_AFTER_DATA,
     MICROVOLTS_PER_VOLT,
     Recording,
+    Events,
     RecordingError,
     check_finite,
     check_raw_file,
-    _label_events,
     event_label_map,
+    label_events,
     load_channels,
     open_mne_raw,
+    uses_event_ends,
 )
 from mimicry.study import ConfigError
 
@@ -353,6 +356,38 @@ def read_events(path, participant):
     return onsets, [label.strip() for label in table["trial_type"]]
 
 
+def tsv_events(path, participant, onsets, labels, fs, settings):
+    """The rows of a BIDS events.tsv (onsets in samples at fs Hz, labels as
+    `read_events` gives them) as `Events`; when recording.trigger_max_pulse_s or trigger_train_gap_s
+    needs them, each row ends at its onset + duration (n/a: at its onset)."""
+    origins = [f"row {row} ({label!r})" for row, label in enumerate(labels, start=1)]
+    events = Events(onsets, labels, origins)
+    if not uses_event_ends(settings):
+        return events
+    import pandas as pd
+
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    table.columns = table.columns.str.strip()
+    if "duration" not in table:
+        raise RecordingError(
+            f"{participant}: {path}: no column 'duration'; "
+            "recording.trigger_max_pulse_s and recording.trigger_train_gap_s take "
+            "each event's length from it (n/a: none)"
+        )
+    text = table["duration"].str.strip()
+    durations = pd.to_numeric(text.mask(text == "n/a", "0"), errors="coerce")
+    durations = durations.to_numpy(dtype=np.float64)
+    invalid = np.flatnonzero(~(durations >= 0) | ~np.isfinite(durations))
+    if len(invalid):
+        row = invalid[0]
+        raise RecordingError(
+            f"{participant}: {path}, row {row + 1}: duration '{text.iloc[row]}' is not "
+            "a length in seconds or n/a"
+        )
+    ends = np.asarray(onsets) + np.round(durations * fs)
+    return dataclasses.replace(events, ends=ends)
+
+
 def read_bids_recording(path, events_path, participant, channels, conditions, settings):
     """One participant's BIDS recording and its events as a `Recording`.
 
@@ -389,17 +424,24 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         log.warning("%s: channels.tsv marks %s as bad; reading them anyway", where, bad)
     load_channels(where, raw, needed)
     sampling_rate_hz = float(raw.info["sfreq"])
-    onsets, event_conditions = _label_events(
+    stimuli = label_events(
         events_where,
-        np.round(onsets_s * sampling_rate_hz),
-        labels,
+        events_path,
+        tsv_events(
+            events_path,
+            participant,
+            np.round(onsets_s * sampling_rate_hz),
+            labels,
+            sampling_rate_hz,
+            settings,
+        ),
         label_map,
         set(settings["ignore_labels"]),
         sampling_rate_hz,
-        [f"row {row} ({label!r})" for row, label in enumerate(labels, start=1)],
         "remove the duplicate row from the events.tsv, or, if one of the trial_type "
         "values marks something other than a stimulus onset (a response), move it "
         "from recording.event_labels to recording.ignore_labels",
+        settings,
     )
     signals = dict(zip(channels, raw.get_data(picks=needed) * MICROVOLTS_PER_VOLT))
     check_finite(where, signals, channels, sampling_rate_hz)
@@ -408,8 +450,7 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         path=path,
         sampling_rate_hz=sampling_rate_hz,
         signals_uv=signals,
-        onset_samples=onsets,
-        conditions=event_conditions,
+        **stimuli,
     )
 
 

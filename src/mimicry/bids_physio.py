@@ -8,7 +8,8 @@ gives them (uV, mV or V), else from recording.text.units. Stimulus events come f
 the matching `*_events.tsv` (the physio file's name without `_recording-<label>` and
 `_physio.tsv[.gz]`, plus `_events.tsv`): `onset` in seconds, `trial_type` the label
 that recording.event_labels maps to a condition (or the condition name itself);
-`duration` is not read. Channels are named by their sidecar column names.
+`duration` gives each event's length where recording.trigger_max_pulse_s or
+recording.trigger_train_gap_s needs it. Channels are named by their sidecar column names.
 """
 
 import json
@@ -17,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mimicry.bids import tsv_events
 from mimicry.recordings import (
     MICROVOLTS_PER_UNIT,
     Recording,
     RecordingError,
-    _label_events,
     check_finite,
     event_label_map,
+    label_events,
 )
 
 PHYSIO_SUFFIX = re.compile(r"(_recording-[A-Za-z0-9]+)?_physio\.tsv(\.gz)?$")
@@ -137,16 +139,16 @@ def read_physio(path, participant, channels, conditions, settings):
             f"lies outside the recording ({len(data)} samples at {fs:g} Hz from "
             f"StartTime {start_s:g} s)"
         )
-    onsets, event_conditions = _label_events(
+    stimuli = label_events(
         f"{participant}: {events}",
-        samples,
-        labels,
+        events,
+        tsv_events(events, participant, samples, labels, fs, settings),
         label_map,
         set(settings["ignore_labels"]),
         fs,
-        [f"row {row} ({label!r})" for row, label in enumerate(labels, start=1)],
         "remove the duplicate row from the events.tsv, or move the trial_type that "
         "marks something other than a stimulus onset to recording.ignore_labels",
+        settings,
     )
     check_finite(where, signals, channels, fs)
     return Recording(
@@ -154,6 +156,5 @@ def read_physio(path, participant, channels, conditions, settings):
         path=path,
         sampling_rate_hz=fs,
         signals_uv=signals,
-        onset_samples=onsets,
-        conditions=event_conditions,
+        **stimuli,
     )

@@ -232,10 +232,11 @@ def epoch_and_screen(recording, conditions, options, rectified, limits_cache=Non
     )
     for warning in qc["warnings"]:
         log.warning("%s: %s", recording.participant, warning["message"])
+    if recording.without_events:
+        log.warning("%s: excluded: %s", recording.participant, recording.without_events)
     for pulse in recording.dropped_pulses:
         log.warning(
-            "%s: trigger glitch dropped (recording.trigger_glitches: drop): the pulse "
-            "on %s at %.3f s %s",
+            "%s: trigger pulse dropped: the pulse on %s at %.3f s %s",
             recording.participant,
             pulse["trigger"],
             pulse["time_s"],
@@ -334,9 +335,10 @@ def check_epochs_apart(recording, windows, options):
     span = windows.stops.max() - windows.starts.min()
     onsets = np.sort(recording.onset_samples)
     spacing = np.diff(onsets)
-    if not (spacing < span).any():
+    close = spacing < span
+    if not close.any():
         return
-    first = int(np.argmax(spacing < span))
+    first = int(np.argmax(close))
     raise RecordingError(
         f"{recording.participant}: {recording.path}: the epoch from "
         f"preprocess.baseline_s {options['baseline_s'][0]:g} s to preprocess.response_s "
@@ -344,7 +346,29 @@ def check_epochs_apart(recording, windows, options):
         f"{onsets[first] / fs:.3f} s and {onsets[first + 1] / fs:.3f} s are "
         f"{spacing[first] / fs:.3f} s apart ({np.count_nonzero(spacing < span)} such "
         "pairs): each epoch would reach into the next trial; shorten "
-        "preprocess.response_s or move preprocess.baseline_s"
+        f"preprocess.response_s or move preprocess.baseline_s{_train_hint(recording, close, spacing / fs)}"
+    )
+
+
+# Close stimuli this often of one condition look like the pulses of blocks.
+TRAIN_LIKE_SHARE = 0.9
+
+
+def _train_hint(recording, close, spacing_s):
+    """A hint at recording.trigger_train_gap_s when the stimuli too close to each
+    other are mostly of one condition, like one pulse per stimulus of a block."""
+    if recording.block_s is not None:
+        return ""
+    conditions = np.array(recording.conditions)[np.argsort(recording.onset_samples)]
+    same = conditions[1:][close] == conditions[:-1][close]
+    if same.mean() < TRAIN_LIKE_SHARE:
+        return ""
+    return (
+        f". {same.mean():.0%} of these pairs are of one condition (median spacing "
+        f"{np.median(spacing_s[close]):.3g} s), like a block's trigger pulses, one per "
+        "stimulus: if so, set recording.trigger_train_gap_s, longer than the pause "
+        "between a block's pulses and shorter than the pause between blocks, to make "
+        "each train of pulses one trial"
     )
 
 
@@ -499,14 +523,17 @@ def quality_report(
     """JSON-ready QC: exclusion and its reasons, rejections, kept share per cell,
     the rules' limits (None without rules) and warnings.
 
-    A participant is excluded when a channel is flat or saturated, or when a muscle x
-    condition cell of an intact channel keeps fewer than options["min_kept_share"] of
-    its trials or fewer than options["min_kept_trials"] trials. A rule that rejects
-    more than rejection.warn_rejected_share of a muscle's trials is a warning.
+    A participant is excluded when its recording has no usable stimulus event
+    (recording.without_events: exclude), when a channel is flat or saturated, or when
+    a muscle x condition cell of an intact channel keeps fewer than
+    options["min_kept_share"] of its trials or fewer than options["min_kept_trials"]
+    trials. A rule that rejects more than rejection.warn_rejected_share of a
+    muscle's trials is a warning.
     """
     conditions = np.array(recording.conditions)
     min_share, min_trials = options["min_kept_share"], options["min_kept_trials"]
-    per_muscle, exclusion_reasons = {}, []
+    per_muscle = {}
+    exclusion_reasons = [recording.without_events] if recording.without_events else []
     for muscle, muscle_reasons, check in zip(muscles, reasons, channel_checks):
         exclusions = [check["exclusion"]] if check["flaw"] else []
         cells = {}
@@ -516,7 +543,7 @@ def quality_report(
             total = int(np.count_nonzero(in_cell))
             kept_share = kept / total if total else 0.0
             cells[condition] = {"kept": kept, "total": total, "kept_share": kept_share}
-            if check["flaw"]:
+            if check["flaw"] or recording.without_events:
                 continue
             if kept_share < min_share:
                 exclusions.append(
@@ -541,6 +568,12 @@ def quality_report(
         exclusion_reasons.extend(exclusions)
     trial_indices, muscle_indices = np.nonzero(reasons.T != "")
     warnings = rule_share_warnings(muscles, reasons, options["rejection"])
+    blocks = {}
+    if recording.block_s is not None:
+        blocks = {
+            "block_s": [round(float(length), 6) for length in recording.block_s],
+            "block_pulses": recording.block_pulses.tolist(),
+        }
     return {
         "participant": recording.participant,
         "recording": str(recording.path),
@@ -559,6 +592,7 @@ def quality_report(
         "excluded": bool(exclusion_reasons),
         "exclusion_reasons": exclusion_reasons,
         "dropped_trigger_pulses": list(recording.dropped_pulses),
+        **blocks,
         "muscles": per_muscle,
         "rejected_trials": [
             {
@@ -620,7 +654,8 @@ def limit_ratios(limits):
 
 
 def trial_table(recording, muscles, values, reasons, bin_centres_s):
-    """One row per trial x muscle x bin, trials in recording order."""
+    """One row per trial x muscle x bin, trials in recording order; with merged
+    trigger trains (recording.trigger_train_gap_s) a last column, block_s."""
     n_muscles, n_trials, n_bins = values.shape
     rows_per_trial = n_muscles * n_bins
     reasons_by_row = np.repeat(reasons.T.ravel(), n_bins).astype(str)
@@ -635,9 +670,13 @@ def trial_table(recording, muscles, values, reasons, bin_centres_s):
         "rejected": reasons_by_row != "",
         "reason": reasons_by_row,
     }
+    schema = TABLE_SCHEMA
+    if recording.block_s is not None:
+        schema = schema.append(pa.field("block_s", pa.float64()))
+        columns["block_s"] = np.repeat(recording.block_s, rows_per_trial)
     return pa.Table.from_arrays(
-        [arrow_array(columns[field.name], field.type) for field in TABLE_SCHEMA],
-        schema=TABLE_SCHEMA,
+        [arrow_array(columns[field.name], field.type) for field in schema],
+        schema=schema,
     )
 
 

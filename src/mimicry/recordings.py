@@ -13,10 +13,10 @@ functions that need them, so that importing this module costs nothing.
 """
 
 import configparser
+import dataclasses
 import os
 import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,8 @@ TEXT_DELIMITERS = {"csv": ",", "tsv": "\t", "txt": "\t"}
 # physio: BIDS physiological recordings (*_physio.tsv[.gz]; mimicry.bids_physio).
 FORMATS = (*MNE_FORMATS, "acq", *TEXT_DELIMITERS, "physio")
 MICROVOLTS_PER_UNIT = {"uV": 1.0, "mV": 1e3, "V": 1e6}
-SECONDS_PER_TIME_UNIT = {"s": 1.0, "ms": 1e-3}
+SECONDS_PER_TIME_UNIT = {"s": 1.0, "ms": 1e-3, "min": 60.0}
+TIME_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "min": "minutes"}
 # A time step this far (as a share of the sampling interval) from the interval is a gap
 # or jitter; exported stamps rounded to a tenth of the interval stay well within it.
 MAX_TIME_STEP_DEVIATION = 0.5
@@ -82,7 +83,35 @@ class RecordingError(ValueError):
     """A raw file that cannot be used; the message names the participant and the file."""
 
 
-@dataclass(frozen=True)
+class NoEventsError(RecordingError):
+    """A recording without a usable stimulus event; problem says what was found,
+    dropped holds the pulses dropped as too long on the way."""
+
+    def __init__(self, where, problem, dropped=()):
+        super().__init__(f"{where}: {problem}")
+        self.problem = problem
+        self.dropped = dropped
+
+
+@dataclasses.dataclass(frozen=True)
+class Events:
+    """A file's stimulus events as its reader finds them, before labelling."""
+
+    onsets: list  # sample of each event
+    labels: list
+    origins: list  # a description of each event, for messages
+    dropped: tuple = ()  # pulses the reader dropped (glitches), JSON-ready
+    # What the file's event source holds, said when it has no usable event.
+    found: str = ""
+    # Sample where each event ends (a pulse's fall, an annotation's or events.tsv
+    # row's onset + duration), read only when uses_event_ends(recording); None: each
+    # event ends at its onset.
+    ends: list = None
+    # What each event is on, as a dropped pulse names it (default: its origin).
+    sources: list = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Recording:
     """One participant's EMG in microvolts and the stimulus events, in recording order."""
 
@@ -92,8 +121,16 @@ class Recording:
     signals_uv: dict  # muscle -> 1-D float64 array, microvolts
     onset_samples: np.ndarray  # int64 sample index of each stimulus onset
     conditions: tuple  # condition of each event
-    # Trigger glitches dropped under recording.trigger_glitches: drop (JSON-ready).
+    # Trigger pulses dropped (glitches under recording.trigger_glitches: drop, pulses
+    # longer than recording.trigger_max_pulse_s), JSON-ready.
     dropped_pulses: tuple = ()
+    # With recording.trigger_train_gap_s: each event's block length (s, first onset to
+    # the end of its last pulse) and pulse count; None when trains are not merged.
+    block_s: np.ndarray = None
+    block_pulses: np.ndarray = None
+    # Why the recording has no usable stimulus event (recording.without_events:
+    # exclude): an exclusion reason naming the file; '' when it has events.
+    without_events: str = ""
 
     @property
     def onset_seconds(self):
@@ -159,15 +196,11 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         return read_physio(path, participant, channels, conditions, settings)
     source = event_source(recording, file_format)
     if file_format in TEXT_DELIMITERS:
-        signals, fs, onsets, labels, dropped, origins = _read_text(
-            where, path, channels, recording, file_format
-        )
+        signals, fs, events = _read_text(where, path, channels, recording, file_format)
     elif file_format == "acq":
-        signals, fs, onsets, labels, dropped, origins = _read_acq(
-            where, path, channels, recording, source
-        )
+        signals, fs, events = _read_acq(where, path, channels, recording, source)
     else:
-        signals, fs, onsets, labels, dropped, origins = _read_with_mne(
+        signals, fs, events = _read_with_mne(
             where, path, channels, recording, file_format, source
         )
     if source == "triggers":
@@ -178,19 +211,156 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         label_map = event_label_map(recording, conditions)
         ignored = set(recording["ignore_labels"])
         fix = DUPLICATE_MARKER_FIX
-    onsets, event_conditions = _label_events(
-        where, onsets, labels, label_map, ignored, fs, origins, fix
-    )
     check_finite(where, signals, channels, fs)
     return Recording(
         participant=participant,
         path=path,
         sampling_rate_hz=fs,
         signals_uv=signals,
-        onset_samples=onsets,
-        conditions=event_conditions,
-        dropped_pulses=dropped,
+        **label_events(where, path, events, label_map, ignored, fs, fix, recording),
     )
+
+
+def label_events(where, path, events, label_map, ignored, fs, fix, recording):
+    """A file's `Events` as the stimulus fields of its `Recording` (onset_samples,
+    conditions, dropped_pulses, block_s, block_pulses, without_events), whatever
+    their source: labelled (`_label_events`), then recording.trigger_max_pulse_s and
+    recording.trigger_train_gap_s applied (`pulse_trains`). A file without a usable
+    stimulus event stops under recording.without_events: error; under exclude its
+    fields hold no event and the exclusion reason naming path."""
+    merging = recording["trigger_train_gap_s"] is not None
+    try:
+        onsets, kept = _label_events(
+            where,
+            events.onsets,
+            events.labels,
+            label_map,
+            ignored,
+            fs,
+            events.origins,
+            fix,
+            events.found,
+        )
+        ends = onsets if events.ends is None else _as_samples(events.ends)[kept]
+        sources = events.sources or events.origins
+        conditions = [label_map[events.labels[i]] for i in kept]
+        firsts, block_s, block_pulses, dropped = pulse_trains(
+            where,
+            onsets,
+            ends,
+            conditions,
+            fs,
+            recording,
+            [sources[i] for i in kept],
+            [events.origins[i] for i in kept],
+            events.found,
+        )
+    except NoEventsError as error:
+        if recording["without_events"] == "error":
+            raise
+        return {
+            "onset_samples": np.zeros(0, dtype=np.int64),
+            "conditions": (),
+            "dropped_pulses": events.dropped + error.dropped,
+            "block_s": np.zeros(0) if merging else None,
+            "block_pulses": np.zeros(0, dtype=np.int64) if merging else None,
+            "without_events": (
+                f"no_events:{path} {error.problem} (recording.without_events: exclude)"
+            ),
+        }
+    return {
+        "onset_samples": onsets[firsts],
+        "conditions": tuple(conditions[i] for i in firsts),
+        "dropped_pulses": events.dropped + dropped,
+        "block_s": block_s,
+        "block_pulses": block_pulses,
+        "without_events": "",
+    }
+
+
+def uses_event_ends(recording):
+    """Whether recording.trigger_max_pulse_s or trigger_train_gap_s needs the events'
+    ends: readers read them only then, so that other studies read as before."""
+    return (
+        recording["trigger_max_pulse_s"] is not None
+        or recording["trigger_train_gap_s"] is not None
+    )
+
+
+def pulse_trains(
+    where, onsets, ends, conditions, fs, recording, sources, origins, found=""
+):
+    """recording.trigger_max_pulse_s and recording.trigger_train_gap_s on stimulus
+    events of any source (analog triggers, stim channels, annotations, events.tsv).
+
+    onsets and ends: each event's start and end sample, in time order; conditions:
+    its condition; sources: what it is on, for a dropped pulse's record; origins: a
+    description of it, for messages. An event lasting longer than
+    trigger_max_pulse_s is not a stimulus: it is dropped and returned as a
+    JSON-ready dropped pulse. With trigger_train_gap_s, an event of the
+    condition of the event before it, starting less than the gap after that one's
+    end, continues its train (block): the block's onset is its first event's, its
+    length (s) runs to the latest end of its events. Returns (index of each block's
+    first event, block lengths, event counts (both None without trigger_train_gap_s),
+    dropped pulses). Raises NoEventsError, holding the dropped pulses, when every
+    event is too long (found: what else the source holds, for that message).
+    """
+    onsets, ends = _as_samples(onsets), _as_samples(ends)
+    max_pulse_s = recording["trigger_max_pulse_s"]
+    widths = ends - onsets
+    too_long = np.zeros(len(onsets), dtype=bool)
+    if max_pulse_s is not None:
+        too_long = widths > max_pulse_s * fs
+    dropped = tuple(
+        {
+            "trigger": sources[i],
+            "sample": int(onsets[i]),
+            "time_s": round(onsets[i] / fs, 6),
+            "width_s": round(widths[i] / fs, 6),
+            "problem": (
+                f"lasts {widths[i] / fs:.3f} s, longer than "
+                f"recording.trigger_max_pulse_s {max_pulse_s:g} s: not a stimulus"
+            ),
+        }
+        for i in np.flatnonzero(too_long)
+    )
+    kept = np.flatnonzero(~too_long)
+    if len(kept) == 0:
+        first = dropped[0]
+        too_long_found = (
+            f"all its {len(dropped)} stimulus events last longer than "
+            f"recording.trigger_max_pulse_s {max_pulse_s:g} s: the first, "
+            f"{origins[0]}, at {first['time_s']:.3f} s lasts {first['width_s']:.3f} s"
+        )
+        found = "; ".join(filter(None, [found, too_long_found]))
+        raise NoEventsError(where, f"no stimulus events found ({found})", dropped)
+    gap_s = recording["trigger_train_gap_s"]
+    if gap_s is None:
+        return kept, None, None, dropped
+    conditions = np.asarray(conditions, dtype=object)[kept]
+    starts = train_starts(onsets[kept], ends[kept], conditions, gap_s * fs)
+    firsts = np.flatnonzero(starts)
+    last_ends = np.maximum.reduceat(ends[kept], firsts)
+    block_s = (last_ends - onsets[kept][firsts]) / fs
+    block_pulses = np.diff(np.append(firsts, len(kept))).astype(np.int64)
+    return kept[firsts], block_s.astype(np.float64), block_pulses, dropped
+
+
+def train_starts(onsets, ends, conditions, gap):
+    """Which events (in time order) start a train: all, with gap None; else those
+    of another condition than the event before (conditions None: one condition) or
+    starting gap samples or more after its end."""
+    starts = np.ones(len(onsets), dtype=bool)
+    if gap is None:
+        return starts
+    starts[1:] = onsets[1:] - ends[:-1] >= gap
+    if conditions is not None:
+        starts[1:] |= conditions[1:] != conditions[:-1]
+    return starts
+
+
+def _as_samples(values):
+    return np.asarray(values, dtype=np.int64)
 
 
 def absence(path):
@@ -272,6 +442,8 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
         onsets = events[:, 0] - raw.first_samp
         labels = [str(code) for code in events[:, 2]]
         origins = [f"code {label} on {stim_channel!r}" for label in labels]
+        if uses_event_ends(recording):
+            ends = _stim_code_ends(raw.get_data(picks=[stim_channel])[0], onsets)
     else:
         annotations = raw.annotations
         onsets = raw.time_as_index(
@@ -280,9 +452,27 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
         labels = [str(label) for label in annotations.description]
         kind = "marker" if file_format == "vhdr" else "annotation"
         origins = [f"{kind} {label!r}" for label in labels]
+        if uses_event_ends(recording):
+            # An annotation's duration is its pulse's width.
+            ends = raw.time_as_index(
+                annotations.onset + annotations.duration,
+                use_rounding=True,
+                origin=annotations.orig_time,
+            )
     data_uv = raw.get_data(picks=list(channels.values())) * MICROVOLTS_PER_VOLT
     signals = dict(zip(channels, data_uv))
-    return signals, float(raw.info["sfreq"]), onsets, labels, (), origins
+    events = Events(list(onsets), labels, origins)
+    if uses_event_ends(recording):
+        events = dataclasses.replace(events, ends=list(ends))
+    return signals, float(raw.info["sfreq"]), events
+
+
+def _stim_code_ends(stim, onsets):
+    """The sample after each event's code on a stim channel (as mne.find_events reads
+    it: rounded, masked) changes: the end of its pulse."""
+    codes = np.bitwise_and(np.round(stim).astype(np.int64), STIM_CODE_MASK)
+    changes = np.append(np.flatnonzero(np.diff(codes)) + 1, len(codes))
+    return changes[np.searchsorted(changes, onsets, side="right")]
 
 
 def check_raw_file(where, path, file_format, source):
@@ -456,7 +646,7 @@ FLOAT_LIKE_SHARE = 0.99
 FORMAT_PROBE_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BrainVisionHeader:
     """What a BrainVision header (.vhdr) says of its data and marker files."""
 
@@ -652,11 +842,12 @@ def _first_stim_channel(where, raw):
 
 
 def _label_events(
-    where, onsets, labels, label_map, ignored, fs, origins=None, fix=None
+    where, onsets, labels, label_map, ignored, fs, origins=None, fix=None, found=""
 ):
-    """Stimulus onsets (sorted) and their conditions; unknown labels are errors, and
-    so are two stimuli at one sample. origins describes each event for that message
-    (default: its label); fix says how to mend a duplicate."""
+    """Stimulus onsets (sorted) and the index of each one's event; unknown labels are
+    errors, and so are two stimuli at one sample. origins describes each event for that message
+    (default: its label); fix says how to mend a duplicate; found says what the
+    events' source holds when no stimulus event is left (NoEventsError)."""
     unknown = sorted({label for label in labels if label not in label_map} - ignored)
     if unknown:
         raise RecordingError(
@@ -666,9 +857,12 @@ def _label_events(
         )
     keep = np.array([label in label_map for label in labels], dtype=bool)
     if not keep.any():
-        raise RecordingError(
-            f"{where}: no stimulus events found (expected labels {sorted(label_map)})"
+        found = found or f"expected labels {sorted(label_map)}" + (
+            f"; the file has only ignored labels {sorted(set(labels))}"
+            if labels
+            else ""
         )
+        raise NoEventsError(where, f"no stimulus events found ({found})")
     onsets = np.asarray(onsets, dtype=np.int64)[keep]
     kept = np.flatnonzero(keep)
     order = np.argsort(onsets, kind="stable")
@@ -683,7 +877,7 @@ def _label_events(
             f"s): {origins[first]} and {origins[second]} ({shared.size} such pair(s)); "
             f"each stimulus needs exactly one onset: {fix or DUPLICATE_MARKER_FIX}"
         )
-    return onsets, tuple(label_map[labels[i]] for i in kept)
+    return onsets, kept
 
 
 def _read_acq(where, path, channels, recording, source):
@@ -736,9 +930,8 @@ def _read_acq(where, path, channels, recording, source):
             where, trigger_data, recording, fs, lambda name: f"channel '{name}'"
         )
 
-    dropped = ()
     if source == "triggers":
-        onsets, labels, dropped, origins = _trigger_onsets(
+        events = _trigger_onsets(
             where,
             trigger_data,
             recording,
@@ -752,8 +945,8 @@ def _read_acq(where, path, channels, recording, source):
         markers = datafile.event_markers or []
         onsets = [round(m.sample_index * fs / base_rate) for m in markers]
         labels = [m.text for m in markers]
-        origins = [f"event marker {label!r}" for label in labels]
-    return signals, fs, onsets, labels, dropped, origins
+        events = Events(onsets, labels, [f"event marker {label!r}" for label in labels])
+    return signals, fs, events
 
 
 def _check_acq_complete(where, path):
@@ -792,7 +985,7 @@ def _check_acq_complete(where, path):
         )
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TextLayout:
     """Where the data of a text export are: column names, field count and data lines."""
 
@@ -858,7 +1051,9 @@ def _read_text(where, path, channels, recording, file_format):
     if text["time_column"] is not None:
         time_s = values[time_position] * SECONDS_PER_TIME_UNIT[text["time_unit"]]
         _check_time_column(where, time_s, layout, columns.describe(time_position))
-        fs = _text_sampling_rate(where, time_s, text["sampling_rate_hz"])
+        fs = _text_sampling_rate(
+            where, time_s, text["sampling_rate_hz"], text["time_unit"]
+        )
     elif text["sampling_rate_hz"] is None:
         raise RecordingError(
             f"{where}: no time column (recording.text.time_column), so "
@@ -878,7 +1073,7 @@ def _read_text(where, path, channels, recording, file_format):
             fs,
             lambda name: columns.describe(trigger_positions[name]),
         )
-    onsets, labels, dropped, origins = _trigger_onsets(
+    events = _trigger_onsets(
         where,
         trigger_data,
         recording,
@@ -886,7 +1081,7 @@ def _read_text(where, path, channels, recording, file_format):
         lambda name: columns.describe(trigger_positions[name]),
         lambda sample: f"line {layout.data_line_numbers[sample]}",
     )
-    return signals, fs, onsets, labels, dropped, origins
+    return signals, fs, events
 
 
 class _TextColumns:
@@ -1074,23 +1269,51 @@ def _check_time_column(where, time_s, layout, column):
         )
 
 
-def _text_sampling_rate(where, time_s, configured):
-    # Span over count is robust to the rounding of individual exported time stamps.
-    measured = round((len(time_s) - 1) / (time_s[-1] - time_s[0]), 3)
+def _text_sampling_rate(where, time_s, configured, unit):
+    """The sampling rate the time column implies: the whole span over the sample
+    count, given as the roundest rate its stamps' rounding allows (rounded single
+    steps, or the rounding of the first and last stamp, say little)."""
+    span = time_s[-1] - time_s[0]
+    measured = (len(time_s) - 1) / span
+    # The stamps lie within this of the even grid from the first to the last: the
+    # span, and so the rate, is known to twice that.
+    grid = np.linspace(time_s[0], time_s[-1], len(time_s))
+    uncertainty = measured * 2 * float(np.max(np.abs(time_s - grid))) / span
+    measured = _roundest(measured, uncertainty)
     if configured is not None and not np.isclose(measured, configured, rtol=1e-3):
         raise RecordingError(
             f"{where}: the time column implies {measured} Hz but "
-            f"recording.text.sampling_rate_hz is {configured}{_time_unit_hint(measured)}"
+            f"recording.text.sampling_rate_hz is {configured}"
+            f"{_time_unit_hint(measured, configured, unit)}"
         )
     if measured < MIN_EMG_RATE_HZ:
         raise RecordingError(
             f"{where}: the time column implies {measured} Hz, too slow for EMG (below "
-            f"{MIN_EMG_RATE_HZ} Hz){_time_unit_hint(measured)}"
+            f"{MIN_EMG_RATE_HZ} Hz){_time_unit_hint(measured, configured, unit)}"
         )
     return measured
 
 
-def _time_unit_hint(measured_hz):
+def _roundest(value, uncertainty):
+    """The value with the fewest decimals (at most 3) within uncertainty of it."""
+    for decimals in range(3):
+        rounded = round(value, decimals)
+        if rounded > 0 and abs(rounded - value) <= uncertainty:
+            return float(rounded)
+    return float(round(value, 3))
+
+
+def _time_unit_hint(measured_hz, configured_hz, unit):
+    """How to fix a time column read in the wrong unit, as far as the rates tell."""
+    if configured_hz is not None:
+        # The rate read in another unit is measured_hz times that unit's length.
+        for other, seconds in SECONDS_PER_TIME_UNIT.items():
+            scale = seconds / SECONDS_PER_TIME_UNIT[unit]
+            if other != unit and np.isclose(measured_hz, configured_hz * scale, 1e-3):
+                return (
+                    f"; the time column counts {TIME_UNIT_NAMES[other]}: set "
+                    f"recording.text.time_unit: {other}"
+                )
     if measured_hz >= MIN_EMG_RATE_HZ:
         return ""
     return (
@@ -1132,15 +1355,21 @@ def _check_emg(where, column, key, signal):
 
 
 def _check_triggers(where, trigger_data, recording, fs, describe):
-    """Raise when a trigger varies like a signal or never marks a stimulus."""
+    """Raise when a trigger varies like a signal or never marks a stimulus; under
+    recording.without_events: exclude, triggers none of which rises are left to the
+    exclusion (`_trigger_onsets` says what they hold)."""
     threshold = recording["trigger_threshold"]
+    gap = _train_gap_samples(recording, fs)
+    silent = []
     for name, trigger in trigger_data.items():
         column = describe(name)
         key = _trigger_key(name)
         low, high = float(np.min(trigger)), float(np.max(trigger))
         rest = np.median(np.abs(trigger - np.median(trigger)))
         levels = len(np.unique(trigger[: 1 << 16]))
-        n_rising = len(_pulse_bounds(trigger, threshold)[0])
+        rising, ends = _pulse_bounds(trigger, threshold)
+        # A train of pulses is one stimulus block.
+        n_stimuli = np.count_nonzero(train_starts(rising, ends, None, gap))
         duration_s = len(trigger) / fs
         problem = None
         if levels > MAX_TRIGGER_LEVELS and rest > TRIGGER_REST_SHARE_OF_RANGE * (
@@ -1149,41 +1378,58 @@ def _check_triggers(where, trigger_data, recording, fs, describe):
             problem = (
                 f"varies like a signal ({levels}+ distinct values, no resting level)"
             )
-        elif n_rising > duration_s * MAX_STIMULI_PER_S:
+        elif n_stimuli > duration_s * MAX_STIMULI_PER_S:
             problem = (
-                f"rises through recording.trigger_threshold {threshold:g} {n_rising} "
-                f"times in {duration_s:.0f} s, more often than stimuli come"
+                f"rises through recording.trigger_threshold {threshold:g} "
+                f"{n_stimuli} times in {duration_s:.0f} s, more often than stimuli come"
             )
         if problem:
             raise RecordingError(
                 f"{where}: {column}, configured as a trigger ({key}), {problem}; point "
                 f"{key} at the trigger or set recording.trigger_threshold, {CHECK_HINT}"
             )
-        if n_rising == 0:
-            raise RecordingError(
-                f"{where}: {column} ({key}) never rises through "
-                f"recording.trigger_threshold {threshold:g} (its values span "
-                f"{low:g} to {high:g}); set recording.trigger_threshold, {CHECK_HINT}"
+        if len(rising) == 0:
+            silent.append(
+                f"{where}: {column} ({key}) {_never_rises(threshold, low, high)}; set "
+                f"recording.trigger_threshold, {CHECK_HINT}"
             )
+    if silent and (
+        len(silent) < len(trigger_data) or recording["without_events"] == "error"
+    ):
+        raise RecordingError(silent[0])
+
+
+def _never_rises(threshold, low, high):
+    return (
+        f"never rises through recording.trigger_threshold {threshold:g} (its values "
+        f"span {low:g} to {high:g})"
+    )
+
+
+def _train_gap_samples(recording, fs):
+    """recording.trigger_train_gap_s in samples, or None."""
+    gap_s = recording["trigger_train_gap_s"]
+    return None if gap_s is None else gap_s * fs
 
 
 def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
-    """Rising threshold crossings on each trigger, labelled with a condition.
+    """Stimulus events from rising threshold crossings on the triggers, in time order.
 
     trigger_data maps trigger name -> samples. A trigger mapped to a condition labels
     every pulse with it; one mapped to {level: condition} labels each pulse by the
     configured level nearest to the pulse's median height (robust to the ramp at
     either end of an analog pulse). A glitch, a pulse shorter than
     recording.trigger_min_pulse_s or (level-coded) with a height no configured level
-    explains, is an error or, with recording.trigger_glitches: drop, dropped and
-    returned. describe(name) names a trigger's column, locate(sample) a sample.
-    Returns (onsets, labels, dropped pulses as JSON-ready dicts, a description of
-    each onset's pulse), in trigger order.
+    explains, is an error or, with recording.trigger_glitches: drop, dropped
+    (`label_events` then applies recording.trigger_max_pulse_s and
+    trigger_train_gap_s to the pulses' ends). describe(name) names a trigger's column,
+    locate(sample) a sample. Returns `Events` (dropped pulses as JSON-ready dicts;
+    found says what each trigger holds when no pulse is left).
     """
     threshold = recording["trigger_threshold"]
     min_width = max(1, round(recording["trigger_min_pulse_s"] * fs))
-    onsets, labels, origins, glitches = [], [], [], []
-    for name, meaning in recording["triggers"].items():
+    pulses, dropped, findings = [], [], []
+    for order, (name, meaning) in enumerate(recording["triggers"].items()):
         trigger = trigger_data[name]
         rising, ends = _pulse_bounds(trigger, threshold)
         if isinstance(meaning, str):
@@ -1192,6 +1438,7 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
             levels = np.array([float(level) for level in meaning])
             level_conditions = list(meaning.values())
             tolerance = _level_tolerance(levels, threshold)
+        first_dropped = len(dropped)
         for start, end in zip(rising, ends):
             height = float(np.median(trigger[start:end]))
             nearest = 0 if levels is None else int(np.argmin(np.abs(levels - height)))
@@ -1208,11 +1455,9 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     f"({_trigger_key(name)})"
                 )
             if problem is None:
-                onsets.append(start)
-                labels.append(level_conditions[nearest])
-                origins.append(f"a pulse on {describe(name)} ({locate(start)})")
+                pulses.append((int(start), order, int(end), name, nearest))
                 continue
-            glitches.append(
+            dropped.append(
                 {
                     "trigger": name,
                     "sample": int(start),
@@ -1230,8 +1475,35 @@ def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
                     "in qc.tsv and the participant's QC), else fix "
                     f"{_trigger_key(name)} or recording.trigger_min_pulse_s"
                 )
-    # In trigger order; _label_events sorts them.
-    return onsets, labels, tuple(glitches), origins
+        column = f"{describe(name)} ({_trigger_key(name)})"
+        if len(dropped) - first_dropped < len(rising):
+            continue
+        if len(rising) == 0:
+            low, high = float(np.min(trigger)), float(np.max(trigger))
+            findings.append(f"{column} {_never_rises(threshold, low, high)}")
+        else:
+            first = dropped[first_dropped]
+            findings.append(
+                f"{column}: all its {len(rising)} pulses were dropped, the first at "
+                f"{first['time_s']:.3f} s {first['problem']}"
+            )
+    pulses.sort()
+    labels_of = {
+        name: [meaning] if isinstance(meaning, str) else list(meaning.values())
+        for name, meaning in recording["triggers"].items()
+    }
+    return Events(
+        onsets=[start for start, *_ in pulses],
+        labels=[labels_of[name][level] for *_, name, level in pulses],
+        origins=[
+            f"a pulse on {describe(name)} ({locate(start)})"
+            for start, _, _, name, _ in pulses
+        ],
+        dropped=tuple(dropped),
+        found="; ".join(findings),
+        ends=[end for _, _, end, *_ in pulses],
+        sources=[name for *_, name, _ in pulses],
+    )
 
 
 def _pulse_bounds(trigger, threshold):
