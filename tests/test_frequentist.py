@@ -17,10 +17,17 @@ from scipy import optimize
 from snakemake.utils import update_config
 from statsmodels.regression.mixed_linear_model import MixedLMParams, VCSpec
 
-from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.bayes.synthetic_crossover import (
+    counterbalanced_sequences,
+    crossover_cells,
+    population_mimicry,
+)
 from mimicry.frequentist import (
+    CONDITION_BIN_INTERCEPT,
     CONDITION_INTERCEPT,
+    SESSION_CONDITION_INTERCEPT,
+    SESSION_INTERCEPT,
     FULL_MODEL_TERMS,
     RANDOM_EFFECTS,
     SHAPE_TIME_CONSTANT_S,
@@ -29,12 +36,12 @@ from mimicry.frequentist import (
     design_matrix,
     fit_mixed_model,
     fit_mixed_models,
+    model_terms,
     random_effects_design,
     reduced_terms,
     write_tables,
 )
 from mimicry.devtools import PROJECT_ROOT
-from mimicry.simulate import plan_participant
 from mimicry.study import read_sample_sheet
 
 BIN_WIDTH_S = 0.5  # synthetic_cells' default
@@ -106,19 +113,8 @@ def default_study_size(config):
 def true_mimicry(config, group, n_participants=2000):
     """Time-averaged first-minus-second condition difference per muscle, averaged
     over the population's participants (their response types, asymptotes and
-    rates): the mean over this many plans of participants not in the study."""
-    conditions = config["study"]["conditions"][:2]
-    edges = np.arange(0.0, config["simulation"]["response_s"] + 1e-9, BIN_WIDTH_S)
-    differences = {muscle: [] for muscle in config["study"]["muscles"]}
-    for index in range(n_participants):
-        plan = plan_participant(config, f"population-{index:05d}", group)
-        for muscle, values in differences.items():
-            first, second = (
-                binned_log_ratio(edges, **plan.cell_parameters[muscle][condition])
-                for condition in conditions
-            )
-            values.append(first.mean() - second.mean())
-    return {muscle: float(np.mean(values)) for muscle, values in differences.items()}
+    rates)."""
+    return population_mimicry(config, group, BIN_WIDTH_S, n_participants)
 
 
 @pytest.fixture(scope="module")
@@ -404,17 +400,20 @@ def unbalanced(default_config):
     return cells, levels
 
 
-def statsmodels_model(data, terms, levels, structure):
-    """The same model in statsmodels: the unstructured effects as exog_re, the
-    shared-variance ones as a variance component."""
-    unstructured, shared = random_effects_design(data, levels, structure)
+def statsmodels_model(data, terms, levels, structure, crossover=False):
+    """The same model in statsmodels: the unstructured effects as exog_re, each
+    block of shared-variance ones as a variance component."""
+    unstructured, shared = random_effects_design(data, levels, structure, crossover)
     exog_vc = None
-    if shared.shape[1]:
+    if shared:
         rows = data.groupby("participant", sort=True).indices
         exog_vc = VCSpec(
-            [CONDITION_INTERCEPT],
-            [[list(shared.columns)] * len(rows)],
-            [[shared.to_numpy()[index] for index in rows.values()]],
+            list(shared),
+            [[list(block.columns)] * len(rows) for block in shared.values()],
+            [
+                [block.to_numpy()[index] for index in rows.values()]
+                for block in shared.values()
+            ],
         )
     return sm.MixedLM(
         data["y"].to_numpy(float),
@@ -425,16 +424,18 @@ def statsmodels_model(data, terms, levels, structure):
     )
 
 
-def gls(data, fit, terms, levels, structure):
+def gls(data, fit, terms, levels, structure, crossover=False):
     """Fixed effects and their covariance by dense generalised least squares at the
     fit's covariance: V_p = Z_p G Z_p' + s2 I for each participant."""
-    unstructured, shared = random_effects_design(data, levels, structure)
-    z = np.hstack([unstructured.to_numpy(), shared.to_numpy()])
-    covariance = np.zeros((z.shape[1], z.shape[1]))
+    unstructured, shared = random_effects_design(data, levels, structure, crossover)
+    z = np.hstack([unstructured, *shared.values()])
     n_unstructured = unstructured.shape[1]
+    variances = [np.zeros(n_unstructured)] + [
+        np.full(block.shape[1], fit.shared_variances[name])
+        for name, block in shared.items()
+    ]
+    covariance = np.diag(np.concatenate(variances))
     covariance[:n_unstructured, :n_unstructured] = fit.participant_covariance
-    for index in range(n_unstructured, z.shape[1]):
-        covariance[index, index] = fit.shared_variances[CONDITION_INTERCEPT]
     x = design_matrix(data, terms, levels).to_numpy()
     y = data["y"].to_numpy()
     information, score = 0.0, 0.0
@@ -500,14 +501,15 @@ def test_fit_matches_statsmodels_mixedlm(unbalanced, structure, model):
     )
 
 
-def profiled_deviance(data, terms, levels, structure):
-    unstructured, shared = random_effects_design(data, levels, structure)
+def profiled_deviance(data, terms, levels, structure, crossover=False):
+    unstructured, shared = random_effects_design(data, levels, structure, crossover)
     return ProfiledDeviance(
         data["y"].to_numpy(),
         design_matrix(data, terms, levels).to_numpy(),
-        np.hstack([unstructured.to_numpy(), shared.to_numpy()]),
+        np.hstack([unstructured, *shared.values()]),
         data["participant"].to_numpy(),
         n_unstructured=unstructured.shape[1],
+        shared_sizes=[block.shape[1] for block in shared.values()],
     )
 
 
@@ -813,3 +815,447 @@ def test_structure_the_data_cannot_support_falls_back_to_a_simpler_one(
             tables["lrt"].query("muscle == @muscle")["random_effects"]
             == used[muscle][0]
         ).all()
+
+
+# --- crossover studies -----------------------------------------------------------
+# Each participant under both groups, one session each, in a counterbalanced order;
+# its own deviations shared by its sessions (mimicry.bayes.synthetic_crossover), a
+# period effect and a session-level shift of every cell. The many-seed calibration
+# is benchmarks/crossover_calibration_mixed.py; these are a few seeds of it.
+
+CROSSOVER_GROUPS = ["placebo", "naltrexone"]
+PERIOD_EFFECTS = [0.0, -0.02]
+SESSION_SHIFT_SD = 0.01
+CROSSOVER_PARTICIPANTS = 40
+CROSSOVER_NULL_SEEDS = (1, 2, 3)
+# Raises the naltrexone session's ZM asymptote to happy faces in every participant:
+# about 0.06 in the time-averaged contrast, 10+ standard errors within participants.
+CROSSOVER_EFFECT = {**INJECTED_EFFECT, "value": 0.1}
+TRUTH_PARTICIPANTS = 500
+
+
+def crossover_config(config, drug_effects=()):
+    config = copy.deepcopy(config)
+    update_config(
+        config,
+        {
+            "study": {"groups": CROSSOVER_GROUPS, "design": "crossover"},
+            "simulation": {"drug_effects": list(drug_effects)},
+        },
+    )
+    return config
+
+
+def simulated_crossover(config, seed, n_participants, muscles=None):
+    config = copy.deepcopy(config)
+    update_config(config, {"seed": seed})
+    cells = crossover_cells(
+        config,
+        counterbalanced_sequences(config["study"]["groups"], n_participants),
+        period_effects=PERIOD_EFFECTS,
+        session_shift_sd=SESSION_SHIFT_SD,
+        noise_seed=seed,
+        bin_width_s=BIN_WIDTH_S,
+        noise_sd=NOISE_SD,
+        baseline_shift_sd=BASELINE_SHIFT_SD,
+    )
+    return cells if muscles is None else cells[cells["muscle"].isin(muscles)]
+
+
+def crossover_levels(config, cells):
+    return {
+        "group": CROSSOVER_GROUPS,
+        "condition": config["study"]["conditions"],
+        "bin": sorted(cells["bin"].unique()),
+        "period": [1, 2],
+    }
+
+
+@pytest.fixture(scope="module")
+def crossover_null_fits(default_config):
+    config = crossover_config(default_config)
+    return {
+        seed: fit_mixed_models(
+            simulated_crossover(config, seed, CROSSOVER_PARTICIPANTS),
+            **study_arguments(config),
+            design="crossover",
+        )
+        for seed in CROSSOVER_NULL_SEEDS
+    }
+
+
+@pytest.mark.workflow
+def test_crossover_tables_have_the_parallel_tables_columns(
+    crossover_null_fits, small_cells, quick_config
+):
+    crossover = crossover_null_fits[CROSSOVER_NULL_SEEDS[0]]
+    parallel = fit_mixed_models(small_cells, **study_arguments(quick_config))
+    assert set(crossover) == set(parallel) == set(TABLE_NAMES)
+    for name in TABLE_NAMES:
+        assert list(crossover[name].columns) == list(parallel[name].columns), name
+    assert set(crossover["drug_contrasts"]["group"]) == {"naltrexone"}
+    assert "period[2]" in set(crossover["fixed_effects"]["term"])
+    components = set(crossover["random_effects"]["component"])
+    for name in (
+        CONDITION_INTERCEPT,
+        CONDITION_BIN_INTERCEPT,
+        SESSION_CONDITION_INTERCEPT,
+        SESSION_INTERCEPT,
+    ):
+        assert f"var({name})" in components
+    fits = crossover["fits"]
+    assert (fits["n_participants"] == CROSSOVER_PARTICIPANTS).all()
+    assert (fits["random_effects"] == "condition_shape").all() and fits[
+        "converged"
+    ].all()
+
+
+@pytest.mark.workflow
+def test_crossover_null_is_not_significant_and_period_is_recovered(
+    crossover_null_fits,
+):
+    """Observed: the drug x condition and drug LRTs' and the drug contrast's p >
+    0.05 in these 3 seeds x 2 muscles but one (drug LRT, CS, seed 2: 0.027); the
+    condition LRT p <= 0.014. The benchmark's many-seed rejection rates are in
+    mimicry.frequentist's docstring."""
+    below = 0
+    for tables in crossover_null_fits.values():
+        lrt = tables["lrt"]
+        for test in ("drug_x_condition", "drug"):
+            below += int((lrt.loc[lrt["test"] == test, "p"] < 0.05).sum())
+        below += int((tables["drug_contrasts"]["p"] < 0.05).sum())
+        assert (lrt.loc[lrt["test"] == "condition", "p"] < 0.05).all()
+        period = tables["fixed_effects"].query("term == 'period[2]'")
+        assert (
+            (period["estimate"] - PERIOD_EFFECTS[1]).abs() < RECOVERY_SE * period["se"]
+        ).all()
+    assert below <= 2, below
+
+
+@pytest.mark.workflow
+def test_crossover_recovers_a_within_participant_drug_effect(default_config):
+    config = crossover_config(default_config, [CROSSOVER_EFFECT])
+    cells = simulated_crossover(config, 1, CROSSOVER_PARTICIPANTS, muscles=["ZM"])
+    tables = fit_mixed_models(cells, **study_arguments(config), design="crossover")
+    # The same population participants under both groups: their difference varies
+    # only with their rates, so 500 give it to 1e-4 (its se here is 2e-3).
+    truth = (
+        true_mimicry(config, "naltrexone", TRUTH_PARTICIPANTS)["ZM"]
+        - true_mimicry(config, "placebo", TRUTH_PARTICIPANTS)["ZM"]
+    )
+    drug = row(tables["drug_contrasts"], group="naltrexone")
+    assert drug["ci_low"] <= truth <= drug["ci_high"]
+    assert drug["estimate"] > 0 and drug["p"] < 0.05
+    assert row(tables["lrt"], test="drug_x_condition")["p"] < 0.05
+
+
+def test_crossover_contrasts_are_the_raw_within_participant_means(default_config):
+    """Balanced sequences and complete cells: each group's mimicry is its sessions'
+    mean difference and the drug contrast the mean within-participant difference;
+    the period term cancels from every condition difference."""
+    config = crossover_config(default_config)
+    cells = simulated_crossover(config, 4, 12, muscles=["CS"])
+    tables = fit_mixed_models(cells, **study_arguments(config), design="crossover")
+    first, second = config["study"]["conditions"][:2]
+    means = cells.groupby(["participant", "group", "condition"])["y"].mean().unstack()
+    mimicry = (means[first] - means[second]).unstack("group")
+    fitted = tables["mimicry_contrasts"].set_index("group")["estimate"]
+    np.testing.assert_allclose(
+        fitted[CROSSOVER_GROUPS], mimicry.mean()[CROSSOVER_GROUPS], rtol=0, atol=EXACT
+    )
+    within = (mimicry["naltrexone"] - mimicry["placebo"]).mean()
+    assert row(tables["drug_contrasts"], group="naltrexone")[
+        "estimate"
+    ] == pytest.approx(within, abs=EXACT)
+
+
+@pytest.fixture(scope="module")
+def crossover_unbalanced(default_config):
+    """ZM cells of a 12-participant crossover without a random 5% of them."""
+    config = crossover_config(default_config)
+    cells = simulated_crossover(config, 2, 12, ["ZM"])
+    cells = cells.sample(frac=1 - MISSING_SHARE, random_state=2)
+    cells = cells.sort_values(
+        ["participant", "period", "condition", "bin"], ignore_index=True
+    )
+    return cells, crossover_levels(config, cells)
+
+
+@pytest.mark.filterwarnings(
+    "ignore::statsmodels.tools.sm_exceptions.ConvergenceWarning"
+)
+def test_crossover_fit_matches_statsmodels_mixedlm(crossover_unbalanced):
+    data, levels = crossover_unbalanced
+    terms = model_terms(crossover=True)
+    fit = fit_mixed_model(data, terms, levels, crossover=True)
+    assert fit.converged and not fit.singular
+    assert list(fit.shared_variances.index) == [
+        CONDITION_INTERCEPT,
+        CONDITION_BIN_INTERCEPT,
+        SESSION_CONDITION_INTERCEPT,
+        SESSION_INTERCEPT,
+    ]
+    statsmodels = statsmodels_model(
+        data, terms, levels, "condition_shape", crossover=True
+    )
+    relative = MixedLMParams.from_components(
+        fe_params=fit.fixed_effects.to_numpy(),
+        cov_re=fit.participant_covariance.to_numpy() / fit.residual_variance,
+        vcomp=fit.shared_variances.to_numpy() / fit.residual_variance,
+    )
+    # From its own default start statsmodels' BFGS stops at a lower maximum here
+    # (loglik 1421 against 1569); from ours it finds no higher one, and stays.
+    reference = statsmodels.fit(
+        reml=False, method="bfgs", gtol=1e-9, start_params=relative
+    )
+    assert fit.loglik > reference.llf - 1e-9
+    assert fit.loglik == pytest.approx(reference.llf, abs=LOGLIK_TOLERANCE)
+    np.testing.assert_allclose(
+        fit.shared_variances,
+        reference.vcomp,
+        rtol=VARIANCE_RELATIVE_TOLERANCE,
+        atol=VARIANCE_RELATIVE_TOLERANCE * fit.residual_variance,
+    )
+    np.testing.assert_allclose(
+        fit.participant_covariance,
+        reference.cov_re,
+        rtol=VARIANCE_RELATIVE_TOLERANCE,
+        atol=VARIANCE_RELATIVE_TOLERANCE * fit.residual_variance,
+    )
+    assert statsmodels.loglike(relative, profile_fe=True) == pytest.approx(
+        fit.loglik, abs=EXACT
+    )
+    beta, beta_covariance = gls(
+        data, fit, terms, levels, "condition_shape", crossover=True
+    )
+    np.testing.assert_allclose(fit.fixed_effects, beta, rtol=0, atol=EXACT)
+    np.testing.assert_allclose(
+        fit.fixed_effects_covariance,
+        beta_covariance,
+        rtol=EXACT,
+        atol=EXACT * np.diag(beta_covariance).max(),
+    )
+
+
+@pytest.mark.parametrize("structure", RANDOM_EFFECTS)
+def test_crossover_deviance_gradient_matches_central_differences(
+    crossover_unbalanced, structure
+):
+    data, levels = crossover_unbalanced
+    terms = model_terms(crossover=True)
+    deviance = profiled_deviance(data, terms, levels, structure, crossover=True)
+    fitted = fit_mixed_model(data, terms, levels, structure, crossover=True).theta
+    for theta in (deviance.default_start(), fitted, 0.5 * fitted + 0.1):
+        steps = DIFFERENCE_STEP * np.eye(len(theta))
+        differences = [
+            (deviance(theta + step)[0] - deviance(theta - step)[0]) / (2 * step.sum())
+            for step in steps
+        ]
+        gradient = deviance(theta)[1]
+        np.testing.assert_allclose(
+            gradient,
+            differences,
+            rtol=0,
+            atol=GRADIENT_RELATIVE_TOLERANCE * max(1.0, np.abs(gradient).max()),
+        )
+
+
+@pytest.fixture(scope="module")
+def small_crossover(quick_config):
+    return simulated_crossover(crossover_config(quick_config), 3, 8, muscles=["CS"])
+
+
+def same_group_twice(cells):
+    first = cells["participant"] == "sub-001"
+    return cells.assign(group=cells["group"].mask(first, "placebo"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.drop(columns="period"), r"\['period'\].*crossover"),
+        (same_group_twice, "sub-001 has group placebo in more than one session"),
+        (
+            lambda c: c.assign(period=c["period"].mask(c["bin"] == 0, 2)),
+            "session 1 has more than one period",
+        ),
+        (lambda c: pd.concat([c, c.iloc[:1]]), "duplicate.*'period'"),
+    ],
+)
+def test_bad_crossover_input_is_rejected_by_name(
+    small_crossover, quick_config, change, message
+):
+    with pytest.raises(ValueError, match=message):
+        fit_mixed_models(
+            change(small_crossover),
+            **study_arguments(crossover_config(quick_config)),
+            design="crossover",
+        )
+
+
+def test_crossover_participant_without_a_session_is_kept_with_a_warning(
+    small_crossover, quick_config, caplog
+):
+    cells = small_crossover[
+        ~(
+            (small_crossover["participant"] == "sub-002")
+            & (small_crossover["period"] == 2)
+        )
+    ]
+    with caplog.at_level(logging.WARNING, logger="mimicry.frequentist"):
+        tables = fit_mixed_models(
+            cells, **study_arguments(crossover_config(quick_config)), design="crossover"
+        )
+    assert "participants ['sub-002'] lack a session" in caplog.text
+    assert (tables["fits"]["n_participants"] == 8).all()
+
+
+def test_parallel_cells_are_refused_as_a_crossover(small_cells, quick_config):
+    with pytest.raises(ValueError, match=r"\['session', 'period', 'sequence'\]"):
+        fit_mixed_models(
+            small_cells, **study_arguments(quick_config), design="crossover"
+        )
+
+
+# --- a second participant factor -------------------------------------------------
+
+AGE_GROUP = {"column": "age_group", "levels": ["young", "old"]}
+# Added to the old participants' ZM response to AngryToHappy, growing like the
+# response shape: a factor x condition effect of about 0.1 in the time-averaged
+# mimicry contrast.
+FACTOR_EFFECT = 0.15
+
+
+def with_age_group(cells, effect=0.0):
+    """Participants alternately young and old (so every group has both), the old
+    ones' ZM response to AngryToHappy raised by effect x the response shape."""
+    participants = sorted(cells["participant"].unique())
+    old = set(participants[1::2])
+    is_old = cells["participant"].isin(old)
+    raised = is_old & (cells["muscle"] == "ZM") & (cells["condition"] == "AngryToHappy")
+    shape = 1 - np.exp(-cells["t"] / SHAPE_TIME_CONSTANT_S)
+    return cells.assign(
+        age_group=np.where(is_old, "old", "young"),
+        y=cells["y"] + np.where(raised, effect * shape, 0.0),
+    )
+
+
+@pytest.fixture(scope="module")
+def factor_fit(clean_config):
+    """The clean study: the default study's heavy-tailed participants differ so
+    much that its halves' mimicry differ by 0.06 (1 se) by chance."""
+    cells = with_age_group(simulated_cells(clean_config, 1, 60), FACTOR_EFFECT)
+    tables = fit_mixed_models(
+        cells, **study_arguments(clean_config), participant_factor=AGE_GROUP
+    )
+    return cells, tables
+
+
+def test_participant_factor_enters_with_its_condition_interaction(factor_fit):
+    cells, tables = factor_fit
+    lrt = tables["lrt"].set_index(["muscle", "test"])
+    n_bins = cells["bin"].nunique()
+    # age_group:condition and age_group:condition:bin, one level and one contrast
+    assert (lrt.xs("age_group_x_condition", level="test")["df"] == n_bins).all()
+    assert lrt.loc[("ZM", "age_group_x_condition"), "p"] < 0.05
+    assert (
+        lrt.loc[("ZM", "age_group_x_condition"), "dropped_terms"]
+        == "age_group:condition + age_group:condition:bin"
+    )
+    terms = set(tables["fixed_effects"]["term"])
+    assert {"age_group[old]", "age_group[old]:condition[HappyToAngry]"} <= terms
+    assert not any("group[naltrexone]:age_group" in term for term in terms)
+    # the condition LRT drops the factor's condition terms too (hierarchy)
+    assert "age_group:condition" in lrt.loc[("ZM", "condition"), "dropped_terms"]
+
+
+def test_factor_contrasts_are_raw_means_and_recover_the_injected_effect(
+    factor_fit, clean_config
+):
+    """Balanced: each level's mimicry is the mean over groups of the mean over its
+    participants; old - young recovers the injected effect on ZM, not on CS."""
+    cells, tables = factor_fit
+    first, second = clean_config["study"]["conditions"][:2]
+    means = cells.groupby(["muscle", "age_group", "group", "participant", "condition"])[
+        "y"
+    ].mean()
+    means = means.unstack()
+    mimicry = (
+        (means[first] - means[second]).groupby(["muscle", "age_group", "group"]).mean()
+    )
+    by_level = mimicry.groupby(["muscle", "age_group"]).mean()
+    factor = tables["factor_contrasts"]
+    assert list(factor.columns) == [
+        "muscle",
+        "factor",
+        "level",
+        "reference_level",
+        "contrast",
+        "estimate",
+        "se",
+        "z",
+        "p",
+        "ci_low",
+        "ci_high",
+        "converged",
+    ]
+    levels = factor[factor["reference_level"] == ""].set_index(["muscle", "level"])
+    np.testing.assert_allclose(
+        levels["estimate"], by_level[levels.index], rtol=0, atol=EXACT
+    )
+    difference = factor[factor["reference_level"] == "young"].set_index("muscle")
+    assert set(difference["level"]) == {"old"}
+    shape = 1 - np.exp(-np.sort(cells["t"].unique()) / SHAPE_TIME_CONSTANT_S)
+    injected = FACTOR_EFFECT * shape.mean()
+    zm, cs = difference.loc["ZM"], difference.loc["CS"]
+    assert abs(zm["estimate"] - injected) < RECOVERY_SE * zm["se"] and zm["p"] < 0.05
+    assert abs(cs["estimate"]) < RECOVERY_SE * cs["se"]
+
+
+def test_participant_factor_with_a_crossover(default_config):
+    config = crossover_config(default_config)
+    cells = with_age_group(simulated_crossover(config, 1, 16, muscles=["ZM"]))
+    tables = fit_mixed_models(
+        cells,
+        **study_arguments(config),
+        design="crossover",
+        participant_factor=AGE_GROUP,
+    )
+    assert set(tables) == {*TABLE_NAMES, "factor_contrasts"}
+    assert "age_group_x_condition" in set(tables["lrt"]["test"])
+    assert tables["fits"]["converged"].all()
+
+
+@pytest.mark.parametrize(
+    "change, factor, message",
+    [
+        (lambda c: c, {"column": "sex", "levels": ["f", "m"]}, "'sex' is not in"),
+        (
+            lambda c: c,
+            {"column": "age_group", "levels": ["young", "middle"]},
+            r"values \['old'\] not in its levels",
+        ),
+        (
+            lambda c: c,
+            {"column": "age_group", "levels": ["young", "old", "middle"]},
+            r"levels \['middle'\] have no rows",
+        ),
+        (
+            lambda c: c.assign(
+                age_group=np.where(c["bin"] == 0, "old", c["age_group"])
+            ),
+            AGE_GROUP,
+            "varies within participants",
+        ),
+        (lambda c: c, {"column": "group", "levels": ["a", "b"]}, "own columns"),
+    ],
+)
+def test_bad_participant_factor_is_rejected_by_name(
+    small_cells, quick_config, change, factor, message
+):
+    with pytest.raises(ValueError, match=message):
+        fit_mixed_models(
+            change(with_age_group(small_cells)),
+            **study_arguments(quick_config),
+            participant_factor=factor,
+        )

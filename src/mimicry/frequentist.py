@@ -82,6 +82,83 @@ it depends on):
 - ``drug``: every term with group, i.e. does drug change the response at all;
 - ``condition``: every term with condition, i.e. mimicry itself: do the conditions
   differ at any time in any group.
+
+Crossover studies (``study.design: crossover``): each participant is recorded under
+every group, one session per group, and the cells carry session, period (the
+session's rank in the participant's order) and sequence. The model is::
+
+    y ~ group * condition * bin + period
+        + (0 + condition:shape | participant) + (1 | participant:condition)
+        + (1 | participant:condition:bin) + (1 | participant:session:condition)
+        + (1 | participant:session)
+
+The group terms are now within participants: a participant's own response (its
+shape weights, its condition intercepts) is one set of random effects shared by its
+sessions, so it cancels from the drug comparisons as it does in a paired test, and
+the drug contrasts (labels unchanged, ``<group> - <reference>``) and LRTs compare
+sessions of the same people. The mimicry and drug contrasts average the cell means
+over the periods too.
+
+Period enters as a factor (no assumption about how later sessions differ; with three
+or more periods a trend would be one) and as a main effect only: it takes up what
+changes every cell of a later session alike (habituation to the lab, electrodes
+placed anew), which would otherwise be a treatment effect wherever the sequences are
+not balanced. Its interaction with group is not estimable within participants (in an
+AB/BA design it is the sequence effect, a between-participant comparison, aliased with
+carry-over; testing it first and choosing the analysis by the result is the
+discredited two-stage procedure, Freeman 1989, Stat Med 8:1421), and an interaction
+with condition or bin, which balanced sequences cancel from every drug contrast,
+would cost (periods - 1) x conditions x bins parameters for a bias that only
+unbalanced sequences and a period-dependent mimicry together produce.
+
+The random effects add, to the parallel design's structure, what two sessions of one
+person share and what they do not. Baseline shifts are per recording, so
+per-condition intercepts are added per participant x session x condition (those
+per participant x condition stay, for a participant's stable offsets); a session may
+shift all its cells together (``(1 | participant:session)``: a participant's
+arousal or skin on that day); and a participant's departure from the response
+shape, bin by bin, is the same in both sessions (``(1 | participant:condition:bin)``)
+rather than independent residual noise. Each was chosen by the null calibration of
+benchmarks/crossover_calibration_mixed.py (40 participants x 2 sessions, the default
+study's cells parameters, its participants' deviations shared by their sessions, a
+period effect of -0.02 and a session shift of sd 0.01; seeds 1-10 x 2 muscles): the
+share of p < 0.05 and the mean p (calibrated: 0.05 and 0.5) of the drug x condition
+LRT, the drug LRT and the drug contrast, with one random effect left out::
+
+    left out                          dxc LRT      drug LRT     drug contrast
+    (none)                            0.00 0.54    0.05 0.54    0.00 0.59
+    participant:session               0.00 0.57    0.05 0.54    0.00 0.77
+    participant:session:condition     0.00 0.54    0.00 0.59    0.10 0.39
+    participant:condition:bin         0.00 0.81    0.00 0.89    0.00 0.59
+    participant:condition             0.00 0.57    0.05 0.59    0.00 0.87
+
+The participant x session intercept cancels from every condition difference, but
+without it the per-session condition intercepts take up the session shift, which
+then counts as noise of the drug contrast (conservative: mean p 0.77, its p-values
+not uniform by a Kolmogorov-Smirnov test, p < 0.001); without the per-session
+condition intercepts the baseline shifts are missed (anticonservative); without the
+bin-level intercepts the agreement of a participant's two time courses counts as
+independent noise and the LRTs' p-values pile up near 1. With every one in, over 25
+seeds x 2 muscles (the benchmark's default 2 minutes), p < 0.05 in 0, 1 and 0 of 50
+(drug x condition LRT, drug LRT, drug contrast; p < 0.10 in 1, 3 and 2; mean p
+0.57, 0.56, 0.55; Kolmogorov-Smirnov p 0.20, 0.13, 0.27): slightly conservative at
+0.05, if at all (a calibrated test gives 0 of 50 with probability 0.08). With the naltrexone
+session's ZM asymptote to happy faces raised by 0.1 in everyone (a drug contrast of
+0.062), the 95% interval covered the truth with the right sign in 5 of 5 seeds. The
+simpler structures add only ``(1 | participant:session)`` to theirs.
+
+A second participant factor (``study.participant_factor``, e.g. age group, constant
+within participants) enters like group: ``factor * condition * bin`` is added to the
+fixed part (so it may change the whole time course of each condition, as a drug may),
+without interactions with group (the drug contrasts are then the same at every factor
+level; the issue asks for the factor and its interaction with condition, and a
+three-way group x factor x condition x bin part would double the parameters for a
+question the study did not ask). Its LRT ``<factor>_x_condition`` drops
+factor:condition and factor:condition:bin; the condition LRT drops them too, being
+every term with condition. The table ``factor_contrasts`` gives the time-averaged
+mimicry contrast at each factor level (averaged over the groups; reference_level
+empty) and each level's minus the reference level's. The other tables keep their
+columns; the mimicry contrasts per group then average over the factor's levels.
 """
 
 import itertools
@@ -110,8 +187,15 @@ LIKELIHOOD_RATIO_TESTS = {
     "drug": {"group"},
     "condition": {"condition"},
 }
+DESIGNS = ("parallel", "crossover")
+# A crossover study's cells carry these; period enters the fixed part as a factor.
+CROSSOVER_COLUMNS = ("session", "period", "sequence")
+PERIOD_TERM = ("period",)
 RANDOM_EFFECTS = ("condition_shape", "condition", "intercept")
 CONDITION_INTERCEPT = "participant:condition intercept"
+SESSION_CONDITION_INTERCEPT = "participant:session:condition intercept"
+CONDITION_BIN_INTERCEPT = "participant:condition:bin intercept"
+SESSION_INTERCEPT = "participant:session intercept"
 # Time constant of the response shape 1 - exp(-t / tau) that a participant's own
 # asymptote deviation follows: the prior median rate of the asymptotic model (0.5/s).
 SHAPE_TIME_CONSTANT_S = 2.0
@@ -123,6 +207,8 @@ TABLE_NAMES = (
     "random_effects",
     "fits",
 )
+# Written only when the study declares a participant factor.
+FACTOR_TABLE = "factor_contrasts"
 # BFGS stops when every partial derivative of the deviance in theta is below
 # DEVIANCE_GTOL: with the second derivatives of the 130-participant benchmark table
 # (100-400) the deviance is then within 1e-10 of its minimum, and the log-likelihoods
@@ -146,10 +232,14 @@ def fit_mixed_models(
     conditions,
     random_effects="condition_shape",
     mimicry_contrast=None,
+    design="parallel",
+    participant_factor=None,
+    left_out=(),
 ):
     """Fit the full and reduced models for every muscle and tabulate the results.
 
-    cells: the aggregated table (participant, group, muscle, condition, bin, y, ...).
+    cells: the aggregated table (participant, group, muscle, condition, bin, y, ...;
+        in a crossover study also session, period and sequence).
     groups: every drug group the study declares (config ``study.groups``).
     reference_group: the treatment-coding baseline, e.g. placebo.
     conditions: every condition, in order (the first is the treatment-coding baseline).
@@ -160,29 +250,96 @@ def fit_mixed_models(
         condition), ``"condition_shape"`` (also a random weight of the response shape
         per participant and condition) or ``"intercept"`` (one per participant); see
         the module docstring.
+    design: ``"parallel"`` (each participant in one group) or ``"crossover"`` (each
+        participant recorded under every group, one session each; config
+        ``study.design``).
+    participant_factor: None or ``{"column": ..., "levels": [...]}``, a second
+        participant-level factor in the cells table (config
+        ``study.participant_factor``), the first level its reference.
+    left_out: names of shared-variance random effects to leave out of the
+        structure (for benchmarks/crossover_calibration_mixed.py, which shows what
+        each adds).
 
-    Returns one DataFrame per name in ``TABLE_NAMES``. Every table carries the
-    ``converged`` status of the fits it derives from; a fit that does not converge is
-    logged as a warning and kept.
+    Returns one DataFrame per name in ``TABLE_NAMES``, and ``FACTOR_TABLE`` too with a
+    participant factor. Every table carries the ``converged`` status of the fits it
+    derives from; a fit that does not converge is logged as a warning and kept.
     """
     contrast = list(conditions[:2] if mimicry_contrast is None else mimicry_contrast)
+    if design not in DESIGNS:
+        raise ValueError(f"study.design '{design}' is not one of {list(DESIGNS)}")
+    crossover = design == "crossover"
+    factor = None if participant_factor is None else participant_factor["column"]
     cells = _checked_cells(
-        cells, groups, reference_group, conditions, random_effects, contrast
+        cells, groups, reference_group, conditions, random_effects, contrast, design
     )
+    if factor is not None:
+        _check_participant_factor(cells, factor, participant_factor["levels"])
     group_levels = [reference_group] + [g for g in groups if g != reference_group]
     levels = {
         "group": group_levels,
         "condition": list(conditions),
         "bin": sorted(cells["bin"].unique()),
     }
+    if factor is not None:
+        levels[factor] = list(participant_factor["levels"])
+    if crossover:
+        levels["period"] = sorted(cells["period"].unique())
+    model = Model(
+        terms=model_terms(factor, crossover),
+        tests=likelihood_ratio_tests(factor),
+        levels=levels,
+        crossover=crossover,
+        factor=factor,
+        left_out=tuple(left_out),
+    )
     results = {name: [] for name in TABLE_NAMES}
+    if factor is not None:
+        results[FACTOR_TABLE] = []
     for muscle, data in cells.groupby("muscle", sort=True):
-        fitted = _fit_muscle(muscle, data, levels, random_effects, contrast)
+        fitted = _fit_muscle(muscle, data, model, random_effects, contrast)
         for name, table in fitted.items():
             results[name].append(table)
     return {
         name: pd.concat(tables, ignore_index=True) for name, tables in results.items()
     }
+
+
+@dataclass(frozen=True)
+class Model:
+    """What a study's models are made of: the full model's fixed-effect terms, the
+    likelihood-ratio tests (name -> the factors a dropped term contains), every
+    factor's levels (the first the treatment-coding baseline), whether the study is a
+    crossover (session random effects, a period term) and the participant factor's
+    column, if any."""
+
+    terms: tuple
+    tests: dict
+    levels: dict
+    crossover: bool = False
+    factor: str = None
+    left_out: tuple = ()
+
+
+def model_terms(factor=None, crossover=False):
+    """The full model's fixed-effect terms: group x condition x bin, then the
+    participant factor x condition x bin, then the period's main effect."""
+    terms = FULL_MODEL_TERMS
+    if factor is not None:
+        terms += tuple(
+            (factor, *term)
+            for size in range(3)
+            for term in itertools.combinations(("condition", "bin"), size)
+        )
+    if crossover:
+        terms += (PERIOD_TERM,)
+    return terms
+
+
+def likelihood_ratio_tests(factor=None):
+    """LIKELIHOOD_RATIO_TESTS, and ``<factor>_x_condition`` with a participant factor."""
+    if factor is None:
+        return LIKELIHOOD_RATIO_TESTS
+    return {**LIKELIHOOD_RATIO_TESTS, f"{factor}_x_condition": {factor, "condition"}}
 
 
 def write_tables(tables, directory):
@@ -222,27 +379,41 @@ def _join_labels(term_label, factor_label):
     return f"{term_label}:{factor_label}" if term_label else factor_label
 
 
-def reduced_terms(test):
+def reduced_terms(test, terms=FULL_MODEL_TERMS, tests=LIKELIHOOD_RATIO_TESTS):
     """The full model's terms without those containing all of the test's factors."""
-    dropped = LIKELIHOOD_RATIO_TESTS[test]
-    return tuple(term for term in FULL_MODEL_TERMS if not dropped <= set(term))
+    dropped = tests[test]
+    return tuple(term for term in terms if not dropped <= set(term))
 
 
-def fit_mixed_model(data, terms, levels, random_effects="condition_shape", start=None):
+def fit_mixed_model(
+    data,
+    terms,
+    levels,
+    random_effects="condition_shape",
+    start=None,
+    crossover=False,
+    left_out=(),
+):
     """ML fit of one muscle's model with the given fixed-effect terms.
 
     start: theta to start the optimiser from (e.g. the full model's, for a reduced
     model); None starts from lme4's default, every random effect's sd equal to the
-    residual's and no correlations. Returns a MixedModelFit.
+    residual's and no correlations. crossover, left_out: see
+    random_effects_design. Returns a MixedModelFit.
     """
-    unstructured, shared = random_effects_design(data, levels, random_effects)
+    unstructured, shared = random_effects_design(
+        data, levels, random_effects, crossover, left_out
+    )
     fixed = design_matrix(data, terms, levels)
     deviance = ProfiledDeviance(
         data["y"].to_numpy(float),
         fixed.to_numpy(),
-        np.column_stack([unstructured.to_numpy(), shared.to_numpy()]),
+        np.column_stack(
+            [unstructured.to_numpy(), *(block.to_numpy() for block in shared.values())]
+        ),
         data["participant"].to_numpy(),
         n_unstructured=unstructured.shape[1],
+        shared_sizes=[block.shape[1] for block in shared.values()],
     )
     start = deviance.default_start() if start is None else deviance.restart(start)
     optimum = optimize.minimize(
@@ -263,7 +434,10 @@ def fit_mixed_model(data, terms, levels, random_effects="condition_shape", start
             columns=unstructured.columns,
         ),
         shared_variances=pd.Series(
-            {CONDITION_INTERCEPT: covariance[-1, -1]} if deviance.shares else {},
+            {
+                name: covariance[block[0], block[0]]
+                for name, block in zip(shared, deviance.shared_blocks)
+            },
             dtype=float,
         ),
         residual_variance=residual_variance,
@@ -337,9 +511,10 @@ class ProfiledDeviance:
     For each participant p: y_p = X_p b + Z_p Lambda u_p + e_p with u_p ~ N(0, s2 I)
     and e_p ~ N(0, s2 I), so the random effects Lambda u_p have covariance
     s2 Lambda Lambda'. Lambda is block diagonal: a lower-triangular factor for the
-    first n_unstructured columns of Z and one standard deviation shared by the rest,
-    both relative to the residual sd s. theta holds the factor's lower triangle row by
-    row, then the shared sd (if any columns share one).
+    first n_unstructured columns of Z, then for each later block of columns (their
+    sizes shared_sizes, by default one block of all the rest) one standard deviation
+    its columns share, all relative to the residual sd s. theta holds the factor's
+    lower triangle row by row, then the blocks' shared sds in order.
 
     For a given theta, b and s2 have closed forms. With A_p = Lambda' Z_p'Z_p Lambda + I
     = L_p L_p', the cross product of [X y] left after the random effects,
@@ -355,7 +530,7 @@ class ProfiledDeviance:
     residuals y_p - X_p b - Z_p Lambda u_p).
     """
 
-    def __init__(self, y, x, z, participants, n_unstructured):
+    def __init__(self, y, x, z, participants, n_unstructured, shared_sizes=None):
         codes = pd.factorize(participants, sort=True)[0]
         order = np.argsort(codes, kind="stable")
         starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
@@ -371,16 +546,30 @@ class ProfiledDeviance:
         self.n_participants = len(starts)
         self.n_unstructured, self.n_random = n_unstructured, z.shape[1]
         self.lower = np.tril_indices(n_unstructured)
-        self.shared = np.arange(n_unstructured, self.n_random)
+        if shared_sizes is None:
+            shared_sizes = (
+                [self.n_random - n_unstructured]
+                if self.n_random > n_unstructured
+                else []
+            )
+        if sum(shared_sizes) != self.n_random - n_unstructured:
+            raise ValueError(
+                f"shared_sizes {list(shared_sizes)} do not add up to the "
+                f"{self.n_random - n_unstructured} columns after the unstructured ones"
+            )
+        ends = n_unstructured + np.cumsum(shared_sizes, dtype=int)
+        self.shared_blocks = [
+            np.arange(end - size, end) for end, size in zip(ends, shared_sizes)
+        ]
         # theta's entries that are standard deviations (not correlation terms)
         self.sd_entries = np.append(
-            self.lower[0] == self.lower[1], np.ones(int(self.shares), dtype=bool)
+            self.lower[0] == self.lower[1], np.ones(len(shared_sizes), dtype=bool)
         )
 
     @property
     def shares(self):
         """Whether some random effects share one variance."""
-        return self.n_random > self.n_unstructured
+        return bool(self.shared_blocks)
 
     def default_start(self):
         """lme4's: Lambda the identity."""
@@ -398,9 +587,10 @@ class ProfiledDeviance:
     def relative_factor(self, theta):
         """Lambda at theta."""
         factor = np.zeros((self.n_random, self.n_random))
-        factor[self.lower] = theta[: len(self.lower[0])]
-        if self.shares:
-            factor[self.shared, self.shared] = theta[-1]
+        n_lower = len(self.lower[0])
+        factor[self.lower] = theta[:n_lower]
+        for sd, block in zip(theta[n_lower:], self.shared_blocks):
+            factor[block, block] = sd
         return factor
 
     def _profile(self, theta):
@@ -447,9 +637,10 @@ class ProfiledDeviance:
         by_entry = 2 * solved[..., :-1].sum(axis=0).T - (
             2 * self.n_observations / residual_ss
         ) * (z_cross_residual.T @ modes)
-        gradient = by_entry[self.lower]
-        if self.shares:
-            gradient = np.append(gradient, by_entry[self.shared, self.shared].sum())
+        gradient = np.append(
+            by_entry[self.lower],
+            [by_entry[block, block].sum() for block in self.shared_blocks],
+        )
         return deviance, gradient
 
     def estimates(self, theta):
@@ -473,29 +664,69 @@ class ProfiledDeviance:
         )
 
 
-def random_effects_design(data, levels, random_effects):
+def random_effects_design(data, levels, random_effects, crossover=False, left_out=()):
     """Per-participant random-effect columns of one muscle's model.
 
-    Returns the columns whose effects have an unstructured covariance and those that
-    share one variance (for ``condition_shape``, the participant x condition
-    intercepts; no columns otherwise).
+    Returns the columns whose effects have an unstructured covariance, and the blocks
+    of columns whose effects share one variance, by name. For ``condition_shape``:
+    the participant x condition intercepts and, in a crossover study, the participant
+    x condition x bin and participant x session x condition intercepts. In a
+    crossover study every structure adds the participant x session intercepts, last.
+    A participant's sessions are told apart by their period. left_out: names of
+    blocks to leave out (for the calibration benchmark).
     """
-    no_columns = pd.DataFrame(index=data.index)
+    blocks = {}
     if random_effects == "intercept":
-        intercept = pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index)
-        return intercept, no_columns
-    indicators = pd.DataFrame(
+        unstructured = pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index)
+    else:
+        unstructured = _indicators(data, "condition", levels["condition"])
+        if random_effects == "condition_shape":
+            blocks[CONDITION_INTERCEPT] = unstructured
+            if crossover:
+                blocks[CONDITION_BIN_INTERCEPT] = _indicators(
+                    data, ["condition", "bin"], _product(levels, "condition", "bin")
+                )
+                blocks[SESSION_CONDITION_INTERCEPT] = _indicators(
+                    data,
+                    ["period", "condition"],
+                    _product(levels, "period", "condition"),
+                )
+            shape = 1.0 - np.exp(-data["t"].to_numpy(float) / SHAPE_TIME_CONSTANT_S)
+            unstructured = unstructured.mul(shape, axis=0).add_suffix(":shape")
+    if crossover:
+        blocks[SESSION_INTERCEPT] = _indicators(data, "period", levels["period"])
+    unknown = set(left_out) - set(blocks)
+    if unknown:
+        raise ValueError(
+            f"cannot leave out {sorted(unknown)}: the random effects are "
+            f"{list(blocks)}"
+        )
+    return unstructured, {
+        name: block for name, block in blocks.items() if name not in left_out
+    }
+
+
+def _product(levels, *factors):
+    return list(itertools.product(*(levels[factor] for factor in factors)))
+
+
+def _indicators(data, columns, levels):
+    """One indicator column per level of a column (or per tuple of levels of a list
+    of columns), named like ``condition[x]`` or ``period[1]:condition[x]``."""
+    if isinstance(columns, str):
+        columns, levels = [columns], [(level,) for level in levels]
+    values = data[columns].to_numpy()
+    return pd.DataFrame(
         {
-            f"condition[{level}]": (data["condition"] == level).to_numpy(float)
-            for level in levels["condition"]
+            ":".join(f"{c}[{v}]" for c, v in zip(columns, level)): (
+                values == np.array(level, dtype=object)
+            )
+            .all(axis=1)
+            .astype(float)
+            for level in levels
         },
         index=data.index,
     )
-    if random_effects == "condition":
-        return indicators, no_columns
-    shape = 1.0 - np.exp(-data["t"].to_numpy(float) / SHAPE_TIME_CONSTANT_S)
-    shape_weights = indicators.mul(shape, axis=0).add_suffix(":shape")
-    return shape_weights, indicators
 
 
 def wald(estimates, covariance):
@@ -516,35 +747,44 @@ def wald(estimates, covariance):
     )
 
 
-def mimicry_weights(levels, contrast):
-    """Contrast rows (one per group): contrast's first minus its second condition,
-    mean over bins.
-
-    Built from the design rows of every group x condition x bin cell, so each row of
-    the result times the fixed effects is a difference of averaged cell means.
-    """
+def cell_mean_weights(model, by):
+    """Design rows of the mean over every fixed-effect cell for each combination of
+    the ``by`` factors: the cells are every combination of the model's factors'
+    levels, each weighted equally (an emmeans-style marginal mean), so each row times
+    the fixed effects is an average of cell means."""
+    factors = list(model.levels)
     grid = pd.DataFrame(
-        list(itertools.product(*(levels[factor] for factor in FACTORS))),
-        columns=list(FACTORS),
+        list(itertools.product(*(model.levels[factor] for factor in factors))),
+        columns=factors,
     )
-    design = design_matrix(grid, FULL_MODEL_TERMS, levels)
+    design = design_matrix(grid, model.terms, model.levels)
+    return design.groupby([grid[factor] for factor in by], sort=False).mean()
+
+
+def mimicry_weights(model, contrast, by="group"):
+    """Contrast rows (one per level of ``by``, a group or a participant factor's
+    level): contrast's first minus its second condition, mean over bins (and over
+    the levels of the model's other factors)."""
+    cell_means = cell_mean_weights(model, [by, "condition"])
     first, second = contrast
-    cell_means = design.groupby([grid["group"], grid["condition"]], sort=False).mean()
     return pd.DataFrame(
         {
-            group: cell_means.loc[(group, first)] - cell_means.loc[(group, second)]
-            for group in levels["group"]
+            level: cell_means.loc[(level, first)] - cell_means.loc[(level, second)]
+            for level in model.levels[by]
         }
     ).T
 
 
 def _checked_cells(
-    cells, groups, reference_group, conditions, random_effects, contrast
+    cells, groups, reference_group, conditions, random_effects, contrast, design
 ):
     """The cells table sorted and validated; every problem raises a ValueError."""
-    missing = [column for column in REQUIRED_COLUMNS if column not in cells.columns]
+    crossover = design == "crossover"
+    required = REQUIRED_COLUMNS + (CROSSOVER_COLUMNS if crossover else ())
+    missing = [column for column in required if column not in cells.columns]
     if missing:
-        raise ValueError(f"cells table lacks required columns {missing}")
+        in_crossover = " (study.design: crossover)" if crossover else ""
+        raise ValueError(f"cells table lacks required columns {missing}{in_crossover}")
     if random_effects not in RANDOM_EFFECTS:
         raise ValueError(
             f"random_effects '{random_effects}' is not one of {list(RANDOM_EFFECTS)}"
@@ -580,11 +820,18 @@ def _checked_cells(
             )
     if not np.isfinite(cells["y"].to_numpy(float)).all():
         raise ValueError("cells table: y has missing or infinite values")
-    groups_per_participant = cells.groupby("participant")["group"].nunique()
-    in_several = sorted(groups_per_participant.index[groups_per_participant > 1])
-    if in_several:
-        raise ValueError(f"participants {in_several} belong to more than one group")
-    keys = ["muscle", "participant", "condition", "bin"]
+    if crossover:
+        _check_crossover_sessions(cells, groups)
+        keys = ["muscle", "participant", "period", "condition", "bin"]
+    else:
+        groups_per_participant = cells.groupby("participant")["group"].nunique()
+        in_several = sorted(groups_per_participant.index[groups_per_participant > 1])
+        if in_several:
+            raise ValueError(
+                f"participants {in_several} belong to more than one group "
+                "(study.design: parallel)"
+            )
+        keys = ["muscle", "participant", "condition", "bin"]
     duplicated = cells[cells.duplicated(keys)]
     if len(duplicated):
         raise ValueError(
@@ -595,63 +842,131 @@ def _checked_cells(
     return cells.sort_values(keys, ignore_index=True)
 
 
-def _check_every_cell_observed(cells):
-    """A saturated fixed part needs data in every muscle x group x condition x bin."""
-    observed = cells.groupby(["muscle", *FACTORS]).size()
+def _check_crossover_sessions(cells, groups):
+    """Each participant x session is one period under one group, and each group at
+    most once per participant; a participant without a session under some group is
+    kept, with a warning (it informs the within-participant contrasts less)."""
+    sessions = cells.groupby(["participant", "session"], sort=True)
+    for column in ("group", "period"):
+        several = sessions[column].nunique()
+        if (several > 1).any():
+            participant, session = several.index[several > 1][0]
+            raise ValueError(
+                f"participant {participant} session {session} has more than one "
+                f"{column} in the cells table"
+            )
+    per_session = sessions[["group", "period"]].first().reset_index()
+    for column in ("group", "period"):
+        repeated = per_session[per_session.duplicated(["participant", column])]
+        if len(repeated):
+            first = repeated.iloc[0]
+            raise ValueError(
+                f"participant {first['participant']} has {column} {first[column]} in "
+                "more than one session: a crossover study records each participant "
+                "once under each group, one session each"
+            )
+    n_sessions = per_session.groupby("participant").size()
+    incomplete = sorted(n_sessions.index[n_sessions < len(groups)])
+    if incomplete:
+        log.warning(
+            "participants %s lack a session under some of the groups %s: their "
+            "other sessions are kept",
+            incomplete,
+            list(groups),
+        )
+
+
+def _check_participant_factor(cells, column, levels):
+    """The participant factor's column is present, holds only its declared levels,
+    each with rows, and is constant within each participant."""
+    place = f"study.participant_factor column '{column}'"
+    if column not in cells.columns:
+        raise ValueError(f"{place} is not in the cells table")
+    reserved = set(REQUIRED_COLUMNS) | set(CROSSOVER_COLUMNS) | {"n_trials"}
+    if column in reserved:
+        raise ValueError(f"{place} is one of the cells table's own columns")
+    if cells[column].isna().any():
+        participants = sorted(cells.loc[cells[column].isna(), "participant"].unique())
+        raise ValueError(f"{place} is empty for participants {participants}")
+    values = cells[column].astype(str)
+    undeclared = sorted(set(values) - set(levels))
+    if undeclared:
+        raise ValueError(f"{place} has values {undeclared} not in its levels {levels}")
+    absent = [level for level in levels if level not in set(values)]
+    if absent:
+        raise ValueError(f"{place}: levels {absent} have no rows in the cells table")
+    per_participant = values.groupby(cells["participant"]).nunique()
+    varying = sorted(per_participant.index[per_participant > 1])
+    if varying:
+        raise ValueError(
+            f"{place} varies within participants {varying}: it must be a "
+            "participant-level factor"
+        )
+    cells[column] = values
+    _check_every_cell_observed(cells, (column, "condition", "bin"))
+
+
+def _check_every_cell_observed(cells, factors=FACTORS):
+    """A saturated fixed part needs data in every muscle x group x condition x bin
+    (and muscle x participant factor x condition x bin)."""
+    observed = cells.groupby(["muscle", *factors]).size()
     complete = pd.MultiIndex.from_product(
         [sorted(cells[column].unique()) for column in observed.index.names]
     )
     empty = complete.difference(observed.index)
     if len(empty):
         raise ValueError(
-            f"{len(empty)} muscle x group x condition x bin cells have no data, e.g. "
-            f"{dict(zip(observed.index.names, empty[0]))}"
+            f"{len(empty)} {' x '.join(observed.index.names)} cells have no data, "
+            f"e.g. {dict(zip(observed.index.names, empty[0]))}"
         )
 
 
-def _fit_muscle(muscle, data, levels, random_effects, contrast):
+def _fit_muscle(muscle, data, model, random_effects, contrast):
     """All fits and tables for one muscle."""
     fits, random_effects = _fits_with_supported_random_effects(
-        muscle, data, levels, random_effects
+        muscle, data, model, random_effects
     )
     full = fits["full"]
     converged = full.converged
     fixed_names = list(full.fixed_effects.index)
     beta = full.fixed_effects.to_numpy()
     beta_covariance = full.fixed_effects_covariance.to_numpy()
+    groups = model.levels["group"]
 
     fixed = wald(beta, beta_covariance).drop(columns=["ci_low", "ci_high"])
     fixed.insert(0, "term", fixed_names)
 
-    weights = mimicry_weights(levels, contrast)[fixed_names].to_numpy()
+    weights = mimicry_weights(model, contrast)[fixed_names].to_numpy()
     label = contrast_label(contrast)
     mimicry = wald(weights @ beta, weights @ beta_covariance @ weights.T)
-    mimicry.insert(0, "group", levels["group"])
+    mimicry.insert(0, "group", groups)
     mimicry.insert(1, "contrast", label)
 
-    # Each drug group's mimicry minus the reference group's: the focused 1-df test.
+    # Each drug group's mimicry minus the reference group's: the focused 1-df test
+    # (within participants in a crossover study).
     versus_reference = weights[1:] - weights[0]
     drug = wald(
         versus_reference @ beta, versus_reference @ beta_covariance @ versus_reference.T
     )
-    drug.insert(0, "group", levels["group"][1:])
-    drug.insert(1, "reference_group", levels["group"][0])
+    drug.insert(0, "group", groups[1:])
+    drug.insert(1, "reference_group", groups[0])
     drug.insert(2, "contrast", label)
 
     tables = {
-        "lrt": _likelihood_ratio_table(fits).assign(random_effects=random_effects),
+        "lrt": _likelihood_ratio_table(fits, model).assign(
+            random_effects=random_effects
+        ),
         "fixed_effects": fixed,
         "mimicry_contrasts": mimicry,
         "drug_contrasts": drug,
         "random_effects": _random_effects_table(full),
         "fits": _fits_table(fits).assign(random_effects=random_effects),
     }
-    for name in (
-        "fixed_effects",
-        "mimicry_contrasts",
-        "drug_contrasts",
-        "random_effects",
-    ):
+    if model.factor is not None:
+        tables[FACTOR_TABLE] = _factor_contrasts(
+            model, contrast, fixed_names, beta, beta_covariance
+        )
+    for name in [name for name in tables if name not in ("lrt", "fits")]:
         tables[name] = tables[name].assign(converged=converged)
     return {
         name: table.assign(muscle=muscle)[["muscle", *table.columns]]
@@ -659,7 +974,24 @@ def _fit_muscle(muscle, data, levels, random_effects, contrast):
     }
 
 
-def _fits_with_supported_random_effects(muscle, data, levels, random_effects):
+def _factor_contrasts(model, contrast, fixed_names, beta, beta_covariance):
+    """The mimicry contrast at each level of the participant factor (averaged over
+    the groups), then each level's minus the reference level's."""
+    levels = model.levels[model.factor]
+    weights = mimicry_weights(model, contrast, by=model.factor)[fixed_names]
+    weights = weights.to_numpy()
+    rows = np.vstack([weights, weights[1:] - weights[0]])
+    table = wald(rows @ beta, rows @ beta_covariance @ rows.T)
+    table.insert(0, "factor", model.factor)
+    table.insert(1, "level", levels + levels[1:])
+    table.insert(
+        2, "reference_level", [""] * len(levels) + [levels[0]] * (len(levels) - 1)
+    )
+    table.insert(3, "contrast", contrast_label(contrast))
+    return table
+
+
+def _fits_with_supported_random_effects(muscle, data, model, random_effects):
     """The full and reduced fits, with a simpler random-effects structure if needed.
 
     A structure the data cannot support (e.g. no between-participant spread of a
@@ -670,17 +1002,15 @@ def _fits_with_supported_random_effects(muscle, data, levels, random_effects):
     tables say which one was used. Reduced models start from the full model's theta.
     """
     while True:
-        full = _logged_fit(
-            muscle, "full", data, FULL_MODEL_TERMS, levels, random_effects
-        )
+        full = _logged_fit(muscle, "full", data, model.terms, model, random_effects)
         fits = {"full": full}
-        for test in LIKELIHOOD_RATIO_TESTS:
+        for test in model.tests:
             fits[f"without_{test}"] = _logged_fit(
                 muscle,
                 f"without_{test}",
                 data,
-                reduced_terms(test),
-                levels,
+                reduced_terms(test, model.terms, model.tests),
+                model,
                 random_effects,
                 start=full.theta,
             )
@@ -710,8 +1040,16 @@ def _fits_with_supported_random_effects(muscle, data, levels, random_effects):
         random_effects = simpler
 
 
-def _logged_fit(muscle, name, data, terms, levels, random_effects, start=None):
-    fit = fit_mixed_model(data, terms, levels, random_effects, start=start)
+def _logged_fit(muscle, name, data, terms, model, random_effects, start=None):
+    fit = fit_mixed_model(
+        data,
+        terms,
+        model.levels,
+        random_effects,
+        start=start,
+        crossover=model.crossover,
+        left_out=model.left_out,
+    )
     if not fit.converged:
         log.warning("%s %s model: %s", muscle, name, fit.message)
     log.log(
@@ -728,14 +1066,14 @@ def _logged_fit(muscle, name, data, terms, levels, random_effects, start=None):
     return fit
 
 
-def _likelihood_ratio_table(fits):
+def _likelihood_ratio_table(fits, model):
     full = fits["full"]
     rows = []
-    for test, factors in LIKELIHOOD_RATIO_TESTS.items():
+    for test, factors in model.tests.items():
         reduced = fits[f"without_{test}"]
         chi2 = 2 * (full.loglik - reduced.loglik)
         df = len(full.fixed_effects) - len(reduced.fixed_effects)
-        dropped = [term for term in FULL_MODEL_TERMS if factors <= set(term)]
+        dropped = [term for term in model.terms if factors <= set(term)]
         rows.append(
             {
                 "test": test,

@@ -44,6 +44,15 @@ RANDOM_EFFECTS = {
     "condition": "a random intercept per participant and condition",
     "intercept": "one random intercept per participant",
 }
+# What a crossover study's structures add (mimicry.frequentist.random_effects_design).
+CROSSOVER_RANDOM_EFFECTS = {
+    "condition_shape": (
+        "random intercepts per participant and session, per participant, session and "
+        "condition, and per participant, condition and bin (one shared variance each)"
+    ),
+    "condition": "a random intercept per participant and session",
+    "intercept": "a random intercept per participant and session",
+}
 LIKELIHOODS = {
     "student_t": f"a Student-t likelihood with one estimated nu ({STUDENT_T_PRIOR})",
     "normal": "a normal likelihood",
@@ -187,17 +196,46 @@ def rejection(preprocess):
 def frequentist(config):
     study = config["study"]
     structure = config["frequentist"]["random_effects"]
-    return (
+    crossover = study.get("design") == "crossover"
+    factor = study.get("participant_factor")
+    fixed = "drug x condition x time bin"
+    tests = "with drug x condition, with drug, or with condition"
+    if factor is not None:
+        fixed += f" + {factor['column']} x condition x time bin"
+        tests = (
+            f"with drug x condition, with {factor['column']} x condition, with drug, "
+            "or with condition"
+        )
+    if crossover:
+        fixed += " + period"
+    random_effects = RANDOM_EFFECTS[structure]
+    if crossover:
+        random_effects += (
+            ", shared by the participant's sessions, plus "
+            + CROSSOVER_RANDOM_EFFECTS[structure]
+        )
+    text = (
         "Frequentist linear mixed models per muscle, fitted by maximum likelihood "
-        "(lme4's profiled deviance): y ~ drug x condition x time bin (bins as a factor; "
+        f"(lme4's profiled deviance): y ~ {fixed} (bins as a factor; "
         f"treatment coding against {study['reference_group']}, "
-        f"{study['conditions'][0]} and the first bin) with {RANDOM_EFFECTS[structure]} "
+        f"{study['conditions'][0]} and the first bin) with {random_effects} "
         f"(frequentist.random_effects: {structure}). Likelihood-ratio tests drop every "
-        "term with drug x condition, with drug, or with condition. The mimicry "
+        f"term {tests}. The mimicry "
         f"contrast {contrast_label(mimicry_contrast(study))} (study.mimicry_contrast) "
         "is averaged over bins per drug group, and each drug's contrast is compared "
         f"with {study['reference_group']}'s (Wald tests, 95% intervals)"
     )
+    if crossover:
+        text += (
+            "; in this crossover study (study.design) drug varies within "
+            "participants, one session per drug"
+        )
+    if factor is not None:
+        text += (
+            f"; the mimicry contrast is also given per {factor['column']} level and "
+            f"against {factor['levels'][0]} (study.participant_factor)"
+        )
+    return text
 
 
 def bayesian(config):

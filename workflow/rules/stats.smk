@@ -2,6 +2,19 @@ rule mixed_models:
     input:
         cells=rules.aggregate.output.cells,
     output:
+        # written only when the study declares a participant factor
+        **(
+            {
+                "factor_contrasts": report(
+                    "results/stats/factor_contrasts.tsv",
+                    caption="../report/stats.rst",
+                    category="Frequentist mixed models",
+                    labels={"table": "factor_contrasts"},
+                )
+            }
+            if config["study"]["participant_factor"] is not None
+            else {}
+        ),
         lrt=report(
             "results/stats/lrt.tsv",
             caption="../report/stats.rst",

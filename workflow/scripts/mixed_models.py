@@ -18,5 +18,7 @@ tables = fit_mixed_models(
     conditions=study["conditions"],
     random_effects=snakemake.params.random_effects,
     mimicry_contrast=mimicry_contrast(study),
+    design=study["design"],
+    participant_factor=study["participant_factor"],
 )
 write_tables(tables, Path(snakemake.output.lrt).parent)
