@@ -305,6 +305,26 @@ README_DEFAULTS = {
 }
 
 
+# The defaults docs/study-designs.md states, as the schema gives them.
+STUDY_DESIGNS_DEFAULTS = {
+    "study.design": lambda: (
+        f"| Parallel groups (default) | one row per participant | "
+        f"`design: {schema_default('study.design')}` |"
+    ),
+    "recording.without_events": lambda: (
+        "under the default `recording.without_events: "
+        f"{schema_default('recording.without_events')}`"
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", STUDY_DESIGNS_DEFAULTS)
+def test_study_designs_page_states_the_schema_default(setting):
+    page = " ".join((PROJECT_ROOT / "docs" / "study-designs.md").read_text().split())
+    phrase = STUDY_DESIGNS_DEFAULTS[setting]()
+    assert phrase in page, f"docs/study-designs.md should say {phrase!r}"
+
+
 @pytest.mark.parametrize("setting", README_DEFAULTS)
 def test_readme_states_the_schema_default(setting):
     readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
