@@ -52,7 +52,9 @@ shift and a group shift (within participants):
   levels, minus the part their estimation error (from the residual variance) explains;
 - ``period_effects``: per cell, each later period's shift of ``a`` against the first
   (parameter a); the cell's ``a`` is then the first period's. Period effects on the
-  rate are not estimated;
+  rate are not estimated. In a cell whose curve barely rises within the window (a
+  bounded one, see above), a shift of the bins is a large shift of ``a`` (the shift
+  over the rise): it simulates the observed shift, not a plausible asymptote;
 - the group shifts are not kept (the estimate is a null study), and the sample
   sheet has the table's participants with their sessions and groups, so the
   simulated study has the same sequences.
