@@ -9,6 +9,7 @@ import re
 import pandas as pd
 import pytest
 import yaml
+from helpers import physio_text
 
 from mimicry import multiverse, study
 from mimicry.devtools import job_counts, run_snakemake
@@ -420,3 +421,58 @@ def test_a_universe_the_preprocess_section_would_refuse_is_named(
     participants = [participant for participant, _ in default_participants]
     with pytest.raises(study.ConfigError, match=re.escape(message)):
         study.check_config(config, participants)
+
+
+@pytest.mark.workflow
+def test_a_crossover_multiverse_follows_the_design(workflow_copy):
+    """A two-universe multiverse of a crossover study (physio text files, two
+    sessions per participant, an age group): each universe's cells carry the
+    recordings' fields, its mixed models are the crossover ones, so the universe
+    with the main settings reproduces the main contrasts exactly, and it counts
+    participants, not recordings."""
+    config, recordings = physio_text.write_study(workflow_copy)
+    axes = {"baseline_s": [list(physio_text.BASELINE_S), [-0.5, 0.0]]}
+    config["multiverse"] = {"enabled": True, "axes": axes}
+    (workflow_copy / "physio" / "config.yaml").write_text(yaml.safe_dump(config))
+    full = study.load_config(
+        workflow_copy / "config" / "config.yaml",
+        workflow_copy / "physio" / "config.yaml",
+    )
+    ids = [universe.id for universe in multiverse.universes(full)]
+    run_snakemake(
+        workflow_copy,
+        MULTIVERSE_OUTPUT,
+        *MAIN_CONTRASTS,
+        "--cores",
+        "2",
+        "--configfile",
+        "physio/config.yaml",
+    )
+    settings = json.loads(
+        (workflow_copy / f"results/multiverse/settings/{ids[0]}.json").read_text()
+    )
+    assert set(settings["fields"]) == {
+        "participant_id",
+        "session",
+        "period",
+        "sequence",
+        "age_group",
+    }
+    first = recordings[0]
+    recording = f"{first.participant}_ses-{first.session}"
+    assert settings["fields"]["period"][recording] == first.period
+    assert settings["fields"]["sequence"][recording] == first.sequence
+    contrasts = pd.read_csv(workflow_copy / MULTIVERSE_OUTPUT, sep="\t")
+    assert set(contrasts["universe"]) == set(ids)
+    assert (contrasts["n_participants"] == len(physio_text.PARTICIPANTS)).all()
+    main_universe = contrasts[contrasts["baseline_s"] == str(axes["baseline_s"][0])]
+    for path, kind in zip(MAIN_CONTRASTS, ["mimicry", "drug"]):
+        main = pd.read_csv(workflow_copy / path, sep="\t").set_index(
+            ["muscle", "group"]
+        )
+        universe = main_universe[main_universe["contrast"] == kind].set_index(
+            ["muscle", "group"]
+        )
+        assert len(universe) == len(main) > 0, kind
+        for column in ("estimate", "se", "p"):
+            assert (universe[column] == main.loc[universe.index, column]).all(), column

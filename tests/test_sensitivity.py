@@ -2,6 +2,7 @@
 decision rules' error rates and power, and a real Snakemake run of the sweep."""
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from mimicry import sensitivity
 from mimicry.bayes.synthetic import synthetic_cells
 from mimicry.devtools import run_snakemake
 from mimicry.figures import power_figure
+from mimicry.simulate import counterbalanced_sessions
 
 
 def with_sensitivity(config, **settings):
@@ -114,6 +116,94 @@ def test_frequentist_rules_hold_alpha_under_the_null_and_detect_large_effects(
     assert contrast.loc[0.3, "power_low"] > contrast.loc[0.0, "power_high"]
     smallest = sensitivity.smallest_detectable(power, 0.8).set_index("method")
     assert smallest.loc["contrast_1df", "smallest_effect"] <= 0.3
+
+
+def crossover_study(config, n_participants=8):
+    """config as a two-group crossover study, and its analysed cells: the quick
+    study's participants, each under both groups in counterbalanced order."""
+    config = copy.deepcopy(config)
+    groups = config["study"]["groups"][:2]
+    config["study"] |= {"groups": groups, "design": "crossover"}
+    config["sensitivity"] |= {"group": groups[1]}
+    ids = [f"sub-{index:03d}" for index in range(1, n_participants + 1)]
+    recordings = counterbalanced_sessions(ids, groups)
+    return config, synthetic_cells(config, recordings, noise_sd=0.02)
+
+
+def test_crossover_replicates_are_the_analysed_recordings_with_shared_participants(
+    quick_config,
+):
+    """A crossover study's replicates have its participants' sessions, periods and
+    sequences; without session, trial and bin noise a participant's two sessions
+    are equal except in the injected effect's cell, where the session under the
+    effect's group is higher; participants differ from one another."""
+    config, cells = crossover_study(quick_config)
+    simulation = config["simulation"]
+    simulation["session_deviation"] = {"asymptote_sd": 0.0}
+    simulation["trial_asymptote_sd"] = 0.0
+    simulation["outlier_trials"] = {**simulation["outlier_trials"], "share": 0.0}
+    design = {
+        "participants": sensitivity.analysed_design(cells, "crossover"),
+        "bin_noise_sd": 0.0,
+    }
+    recording_keys = ["participant", "group", "session", "period", "sequence"]
+    config["sensitivity"] |= {"effects": {"a": [0.2], "c": []}}
+    effect = sensitivity.effects_by_id(config)["a_0.2"]
+    replicate = sensitivity.replicate_cells(config, design, effect, 0)
+    pd.testing.assert_frame_equal(
+        replicate[recording_keys].drop_duplicates(ignore_index=True),
+        cells[recording_keys].drop_duplicates(ignore_index=True),
+    )
+    by_group = replicate.pivot_table(
+        index=["participant", "muscle", "condition", "bin"], columns="group", values="y"
+    )
+    within = by_group[effect.group] - by_group[config["study"]["reference_group"]]
+    target = (within.index.get_level_values("muscle") == effect.muscle) & (
+        within.index.get_level_values("condition") == effect.condition
+    )
+    assert (within[~target] == 0).all()
+    assert (within[target] > 0).all()
+    reference = by_group[config["study"]["reference_group"]]
+    assert reference.groupby(level="participant").first().nunique() == len(
+        by_group.index.unique("participant")
+    )
+
+
+def test_crossover_decision_rules_fit_the_within_participant_models(quick_config):
+    """The frequentist rules of a crossover replicate are the crossover mixed
+    models' (the design read from the study); a large within-participant effect is
+    detected by both and the null's replicate differs from the effect's only in its
+    cell."""
+    config, cells = crossover_study(quick_config)
+    design = json.loads(
+        json.dumps(
+            {
+                "participants": sensitivity.analysed_design(cells, "crossover"),
+                "bin_noise_sd": sensitivity.bin_noise_sd(cells, config["study"]),
+            }
+        )
+    )
+    assert design["bin_noise_sd"] == pytest.approx(0.02, rel=0.2)
+    config["sensitivity"] |= {"effects": {"a": [0.3], "c": []}}
+    grid = {e.id: e for e in sensitivity.effect_grid(config)}
+    decisions = {
+        effect_id: sensitivity.analyse_replicate(
+            sensitivity.replicate_cells(config, design, effect, 0), config, effect
+        ).set_index("method")
+        for effect_id, effect in grid.items()
+    }
+    assert decisions["a_0.3"]["detected"].all()
+    assert decisions["a_0.3"]["converged"].all()
+    contrast = decisions["a_0.3"].loc["contrast_1df"]
+    assert 0 < contrast["low"] < contrast["estimate"] < contrast["high"]
+    parallel = copy.deepcopy(config)
+    parallel["study"]["design"] = "parallel"
+    with pytest.raises(ValueError, match="crossover|session|participant"):
+        sensitivity.analyse_replicate(
+            sensitivity.replicate_cells(config, design, grid["a_0.3"], 0),
+            parallel,
+            grid["a_0.3"],
+        )
 
 
 def test_conclusions_state_each_rules_own_replicate_count(default_config):

@@ -9,14 +9,22 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import optimize
 from snakemake.utils import update_config
 
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, run_snakemake
+from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
+from mimicry.simulate import counterbalanced_sessions
 from mimicry.study import load_config
-from mimicry.study_like_mine import LEVEL_RANGE_MULTIPLE, estimate_simulation
+from mimicry.study_like_mine import (
+    LEVEL_RANGE_MULTIPLE,
+    CellsMismatchError,
+    check_design,
+    estimate_simulation,
+    read_cells,
+)
 
 FMOV_CONFIG = "config/examples/fmov/config.yaml"
 
@@ -237,3 +245,165 @@ def test_a_config_of_another_study_is_refused_naming_the_differences(
         assert named in result.stderr
     assert "CONFIG=" in result.stderr
     assert not out.exists()
+
+
+# --- crossover studies ---------------------------------------------------------------
+CROSSOVER_GROUPS = ["placebo", "naltrexone"]
+CROSSOVER_PARTICIPANTS = 130
+
+
+@pytest.fixture(scope="module")
+def crossover_truth(truth):
+    """The clean study as a two-group crossover with a session deviation, a period
+    effect on the ZM asymptotes and a within-participant drug effect."""
+    config = copy.deepcopy(truth)
+    update_config(
+        config,
+        {
+            "study": {"groups": CROSSOVER_GROUPS, "design": "crossover"},
+            "simulation": {
+                "session_deviation": {"asymptote_sd": 0.08},
+                "period_effects": [
+                    {"period": 2, "muscle": "ZM", "parameter": "a", "value": -0.05}
+                ],
+                "drug_effects": [
+                    {
+                        "group": "naltrexone",
+                        "muscle": "CS",
+                        "condition": "HappyToAngry",
+                        "parameter": "a",
+                        "value": 0.05,
+                    }
+                ],
+            },
+        },
+    )
+    return config
+
+
+def crossover_study_cells(config):
+    ids = [f"sub-{index:03d}" for index in range(1, CROSSOVER_PARTICIPANTS + 1)]
+    recordings = counterbalanced_sessions(ids, config["study"]["groups"])
+    return study_cells(config, recordings)
+
+
+def session_sd(simulation):
+    """The sd of a session's own asymptote: its deviation and its trials' mean."""
+    trial = simulation["trial_asymptote_sd"] ** 2 / simulation["trials_per_condition"]
+    return np.sqrt(simulation["session_deviation"]["asymptote_sd"] ** 2 + trial)
+
+
+def assert_recovers_crossover(estimate, truth, n):
+    """The participant and session sds and the period effects, within RECOVERY_SE
+    standard errors (a session sd has about n residual degrees of freedom per cell,
+    a period shift the standard error of a mean of n within-participant
+    differences)."""
+    sd = session_sd(truth)
+    found = estimate["session_deviation"]["asymptote_sd"]
+    assert abs(found - sd) < RECOVERY_SE * sd / np.sqrt(8 * n), found
+    participant_sd = truth["participant_deviation"]["asymptote_sd"]
+    found = estimate["participant_deviation"]["asymptote_sd"]
+    assert abs(found - participant_sd) < RECOVERY_SE * sd / np.sqrt(n) + (
+        RECOVERY_SE * participant_sd / np.sqrt(8 * n)
+    ), found
+    truth_shift = {
+        (effect["muscle"], condition): effect["value"]
+        for effect in truth["period_effects"]
+        for condition in truth["cells"][effect["muscle"]]
+    }
+    for effect in estimate["period_effects"]:
+        expected = truth_shift.get((effect["muscle"], effect["condition"]), 0.0)
+        assert effect["period"] == 2 and effect["parameter"] == "a"
+        assert abs(effect["value"] - expected) < RECOVERY_SE * sd * np.sqrt(
+            2 / n
+        ), effect
+    assert len(estimate["period_effects"]) == 4
+
+
+def test_crossover_estimate_recovers_sessions_periods_and_its_resimulation(
+    crossover_truth,
+):
+    """From a crossover table: the participant and session sds, the period effects
+    and the first period's curves; simulating from the estimate (with its sheet's
+    sessions) and estimating again gives them back."""
+    cells = crossover_study_cells(crossover_truth)
+    estimate = estimate_simulation(cells, crossover_truth)
+    truth_simulation = crossover_truth["simulation"]
+    assert_recovers_crossover(
+        estimate.simulation, truth_simulation, CROSSOVER_PARTICIPANTS
+    )
+    assert list(estimate.sheet.columns) == ["participant_id", "session", "group"]
+    recordings = cells[["participant", "session", "group"]].drop_duplicates()
+    assert len(estimate.sheet) == len(recordings) == 2 * CROSSOVER_PARTICIPANTS
+    zm_happy = estimate.simulation["cells"]["ZM"]["AngryToHappy"]
+    assert zm_happy["a"] == pytest.approx(
+        truth_simulation["cells"]["ZM"]["AngryToHappy"]["a"], abs=0.03
+    )
+
+    like_mine = copy.deepcopy(crossover_truth)
+    update_config(like_mine, {"simulation": estimate.simulation})
+    like_mine["simulation"]["period_effects"] = estimate.simulation["period_effects"]
+    sheet = estimate.sheet
+    again_cells = study_cells(
+        like_mine,
+        [
+            (row.participant_id, row.group, row.session, int(row.session))
+            for row in sheet.itertuples(index=False)
+        ],
+    )
+    again = estimate_simulation(again_cells, crossover_truth)
+    assert_recovers_crossover(
+        again.simulation,
+        {**estimate.simulation, "trial_asymptote_sd": 0.0},
+        CROSSOVER_PARTICIPANTS,
+    )
+
+
+def test_a_crossover_table_needs_a_crossover_config(crossover_truth, truth, tmp_path):
+    """A table with sessions under a parallel-group config, and one whose
+    participant lacks a group's session, are refused naming what differs."""
+    cells = crossover_study_cells(crossover_truth)
+    path = tmp_path / "cells.csv"
+    cells.to_csv(path, index=False)
+    read = read_cells(path)
+    assert list(read.columns[-2:]) == ["session", "period"]
+    parallel = copy.deepcopy(crossover_truth)
+    parallel["study"]["design"] = "parallel"
+    with pytest.raises(CellsMismatchError, match="design is parallel but the table"):
+        check_design(read, parallel, ["mine.yaml"])
+    one_session = read[~((read["participant"] == "sub-001") & (read["period"] == 2))]
+    with pytest.raises(CellsMismatchError, match="participant sub-001's sessions"):
+        check_design(one_session, crossover_truth, ["mine.yaml"])
+    check_design(read, crossover_truth, ["mine.yaml"])
+
+
+def test_crossover_config_runs_through_a_snakemake_dry_run(crossover_truth, tmp_path):
+    """The command's crossover simulation.yaml and sheet are a study the workflow
+    accepts: a dry run plans one simulated recording per participant and session."""
+    workdir = copy_workflow(tmp_path / "workflow-copy")
+    cells_path = workdir / "cells.parquet"
+    crossover_study_cells(crossover_truth).to_parquet(cells_path)
+    (workdir / "crossover.yaml").write_text(
+        yaml.safe_dump({"study": crossover_truth["study"]})
+    )
+    subprocess.run(
+        [sys.executable, "-m", "mimicry.study_like_mine", str(cells_path)]
+        + ["--configfile", "config/clean.yaml", "crossover.yaml", "--out", "mine"],
+        check=True,
+        cwd=workdir,
+    )
+    written = yaml.safe_load((workdir / "mine" / "simulation.yaml").read_text())
+    assert written["study"]["design"] == "crossover"
+    assert written["simulation"]["session_deviation"]["asymptote_sd"] > 0
+    assert {effect["period"] for effect in written["simulation"]["period_effects"]} == {
+        2
+    }
+    dry = run_snakemake(
+        workdir,
+        "-n",
+        "results/aggregate/cells.parquet",
+        "--configfile",
+        "mine/simulation.yaml",
+    )
+    counts = job_counts(dry.stdout)
+    assert counts["simulate_raw"] == 2 * CROSSOVER_PARTICIPANTS, dry.stdout[-2000:]

@@ -53,12 +53,13 @@ def read_universe(universe_id, table_paths, qc_paths):
 
 def read_universe_job(settings_path, table_paths, qc_paths):
     """(universe, settings, cells) of a per-universe job: its settings file
-    (multiverse_settings) and its cells, aggregated from every participant's tables
-    as the main pipeline's `aggregate` does."""
+    (multiverse_settings) and its cells, aggregated from every recording's tables
+    as the main pipeline's `aggregate` does, with the recordings' fields (session,
+    period, sequence, the sheet's extra columns; mimicry.study.recording_fields)."""
     settings = read_json(settings_path)
     universe = Universe(**settings["universe"])
     trials, qcs = read_universe(universe.id, table_paths, qc_paths)
-    cells, _, _ = aggregate(trials, qcs, settings["groups"])
+    cells, _, _ = aggregate(trials, qcs, settings["groups"], fields=settings["fields"])
     return universe, settings, cells
 
 
@@ -66,7 +67,8 @@ def universe_contrasts(universe, cells, study, random_effects):
     """The universe's mimicry contrast per group and each drug group's against the
     reference group, per muscle: estimate, standard error, z, 95% interval, p, and
     the participants and trials (per muscle, kept and from included participants)
-    behind them."""
+    behind them. The mixed models follow study.design and study.participant_factor
+    as the main analysis's do."""
     tables = fit_mixed_models(
         cells,
         groups=study["groups"],
@@ -74,6 +76,8 @@ def universe_contrasts(universe, cells, study, random_effects):
         conditions=study["conditions"],
         random_effects=random_effects,
         mimicry_contrast=mimicry_contrast(study),
+        design=study["design"],
+        participant_factor=study["participant_factor"],
     )
     mimicry = tables["mimicry_contrasts"].assign(reference_group=None)
     tables = {"mimicry": mimicry, "drug": tables["drug_contrasts"]}
@@ -147,13 +151,15 @@ def robustness_summary(contrasts, shares, alpha):
         on=CONTRAST_KEYS,
     )
     within = _largest(shares[shares["universes"] != ALL_UNIVERSES], "estimate_share")
-    within_text = (
-        within["universes"].str.removeprefix(UNITS_AXIS + "=")
-        + " "
-        + within["axis"]
-        + " ("
-        + within["estimate_share"].map("{:.0%}".format)
-        + ")"
+    # Text row by row: without the units axis, or with it alone, there are no rows.
+    within_text = pd.Series(
+        [
+            f"{row.universes.removeprefix(UNITS_AXIS + '=')} {row.axis} "
+            f"({row.estimate_share:.0%})"
+            for row in within.itertuples(index=False)
+        ],
+        index=within.index,
+        dtype=object,
     )
     summary = summary.merge(
         within_text.groupby([within[key] for key in CONTRAST_KEYS], sort=False)

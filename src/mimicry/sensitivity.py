@@ -23,7 +23,14 @@ Replicates are synthetic cells tables (``mimicry.bayes.synthetic.synthetic_cells
 rather than raw recordings put through preprocessing: the analysis input itself, at a
 fraction of the cost. They follow the simulation section's participants (response
 types, heavy-tailed deviations, outliers, trials) with the analysed table's groups and
-group sizes; the bin noise is Gaussian with the residual sd of the analysed cells about
+group sizes. A crossover study's replicates (study.design crossover) are crossover
+studies: the analysed table's participants, each with its sessions, periods and
+sequence; a participant's own deviations are shared by its sessions, each session
+adds its own (simulation.session_deviation) and its period's effects
+(simulation.period_effects), and the injected effect applies in the sessions under
+the effect's group, so it is within participants; the decision rules are the mixed
+models and the drug model of that design. A participant factor's column
+(study.participant_factor) is carried into the replicates from the analysed table; the bin noise is Gaussian with the residual sd of the analysed cells about
 each series' least-squares curve (``bin_noise_sd``), which for the default study also
 covers the small per-series shift that trial baselines add. Replicate r uses the same
 seed for every effect size, so the power curves are paired.
@@ -145,25 +152,50 @@ def replicate_seed(config, replicate):
 
 def bin_noise_sd(cells, study):
     """Residual sd of the bins about each series' least-squares curve at its cell's
-    best rate, root mean square over cells."""
+    best rate, root mean square over cells (a series is a recording's: in a study
+    with sessions, a participant's session's)."""
     from mimicry.bayes.data import build_model_input, cell_fits
 
+    if "session" in cells:
+        recordings = cells["participant"] + "_ses-" + cells["session"].astype(str)
+        cells = cells.assign(participant=recordings)
     model_input = build_model_input(cells, study, "pooled", rate_deviations=False)
     data = model_input.data
     fits = cell_fits(data["y"], data["t"], np.asarray(data["series_cell"]) - 1)
     return float(np.sqrt(np.mean([fit.sigma**2 for fit in fits.values()])))
 
 
-def analysed_design(cells):
-    """The analysed table's participants and their groups, as (id, group) pairs."""
-    pairs = cells[["participant", "group"]].drop_duplicates().sort_values("participant")
-    return list(pairs.itertuples(index=False, name=None))
+def analysed_design(cells, design="parallel"):
+    """The analysed table's participants and their groups, as (id, group) pairs;
+    in a crossover study (``design``) its recordings, as (id, group, session,
+    period), by participant and period."""
+    crossover = design == "crossover"
+    keys = ["participant", "group", *(["session", "period"] if crossover else [])]
+    order = ["participant", "period"] if crossover else ["participant"]
+    rows = cells[keys].drop_duplicates().sort_values(order)
+    return [tuple(_plain(value) for value in row) for row in rows.to_numpy(object)]
+
+
+def _plain(value):
+    """A table value as a JSON-writable Python object."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def participant_columns(cells, study):
+    """The participant factor's column (study.participant_factor) of the analysed
+    table, as {column: {participant: level}}; empty without a factor."""
+    factor = study.get("participant_factor")
+    if factor is None:
+        return {}
+    levels = cells[["participant", factor["column"]]].drop_duplicates()
+    return {factor["column"]: dict(levels.itertuples(index=False, name=None))}
 
 
 def replicate_cells(config, design, effect, replicate):
     """One replicate study's cells table with ``effect`` injected.
 
-    ``design``: {"participants": [(id, group), ...], "bin_noise_sd": float}.
+    ``design``: {"participants": analysed_design's, "bin_noise_sd": float, and
+    optionally "participant_columns": participant_columns'}.
     """
     from mimicry.bayes.synthetic import synthetic_cells
 
@@ -171,13 +203,16 @@ def replicate_cells(config, design, effect, replicate):
     seed = replicate_seed(config, replicate)
     replicate_config["seed"] = seed
     replicate_config["simulation"]["drug_effects"] = effect.drug_effects()
-    return synthetic_cells(
+    cells = synthetic_cells(
         replicate_config,
-        [tuple(pair) for pair in design["participants"]],
+        [tuple(recording) for recording in design["participants"]],
         noise_sd=design["bin_noise_sd"],
         n_trials=config["simulation"]["trials_per_condition"],
         noise_seed=seed,
     )
+    for column, levels in design.get("participant_columns", {}).items():
+        cells[column] = cells["participant"].map(levels)
+    return cells
 
 
 def frequentist_decisions(tables, effect, config):
@@ -262,6 +297,8 @@ def analyse_replicate(cells, config, effect, sampler=None):
         conditions=study["conditions"],
         random_effects=config["frequentist"]["random_effects"],
         mimicry_contrast=mimicry_contrast(study),
+        design=study["design"],
+        participant_factor=study["participant_factor"],
     )
     rows = frequentist_decisions(tables, effect, config)
     if sampler is not None:

@@ -8,11 +8,14 @@ Run from the workflow's folder as
 workflow's ``results/aggregate/cells.parquet`` or a CSV with the same columns, one row
 per participant x muscle x condition x bin: ``participant`` (or ``participant_id``;
 read as text, so ``09`` stays ``09``), ``group``, ``muscle``, ``condition``, ``t`` (the
-bin's centre, s), ``y`` (the log ratio) and ``n_trials``. The config files go on top of
+bin's centre, s), ``y`` (the log ratio) and ``n_trials``; a crossover study's table
+(the workflow's, with ``study.design: crossover``) also has ``session`` and
+``period``, one row per recording x muscle x condition x bin. The config files go on top of
 config/config.yaml as in ``make run CONFIG=...``; their ``study`` section must name
 exactly the table's groups, muscles and conditions, and their ``preprocess.response_s``
 and ``preprocess.bin_s`` its bins (``preprocess.value`` log_ratio); a mismatch stops
-with a message naming both.
+with a message naming both; so does a table with sessions under a parallel-group
+config, or the reverse.
 
 Moment estimates, per muscle x condition cell, pooled over groups (the estimate is a
 null study: no drug effect):
@@ -27,7 +30,7 @@ null study: no drug effect):
   curve leaves that range is fitted again with ``a`` and ``b`` bounded to it (the rate
   then follows), and a warning names the cell, the unbounded and the bounded fit;
 - ``participant_deviation.asymptote_sd``: each participant's least-squares asymptote
-  given that cell's b and c; their variance over participants, minus the part the fit's
+  given that cell's b and c (``series_asymptotes``); their variance over participants, minus the part the fit's
   own error explains (the residual variance of the bins about the participant's fit
   over sum(rise^2)), averaged over cells weighted by sum(rise^2), how much of the
   asymptote the window shows (a slow curve's asymptotes are extrapolations), and
@@ -36,6 +39,25 @@ null study: no drug effect):
 - ``trials_per_condition``: the median of ``n_trials``; the groups and their sizes
   come from the table's participants; ``trial_onset_spacing_s`` is the config's,
   lengthened if the bins' epoch would not fit between onsets.
+
+In a crossover study the recordings' least-squares asymptotes (given the cell's b and
+c) are split, per cell, by least squares into a participant's own level, a period
+shift and a group shift (within participants):
+
+- ``session_deviation.asymptote_sd``: the residual variance of that fit (a
+  recording's deviation from its participant, its period and its group), minus the
+  part the fit's own error explains, averaged over cells as above; it includes the
+  trials' deviations averaged within the session;
+- ``participant_deviation.asymptote_sd``: the variance of the participants' own
+  levels, minus the part their estimation error (from the residual variance) explains;
+- ``period_effects``: per cell, each later period's shift of ``a`` against the first
+  (parameter a); the cell's ``a`` is then the first period's. Period effects on the
+  rate are not estimated. In a cell whose curve barely rises within the window (a
+  bounded one, see above), a shift of the bins is a large shift of ``a`` (the shift
+  over the rise): it simulates the observed shift, not a plausible asymptote;
+- the group shifts are not kept (the estimate is a null study), and the sample
+  sheet has the table's participants with their sessions and groups, so the
+  simulated study has the same sequences.
 
 Response types, heavy tails, rate deviations, outliers and flawed participants are not
 estimated: the estimate sets them off (normal deviations, everyone mimics), so
@@ -77,6 +99,8 @@ DEFAULT_CONFIG = "config/config.yaml"
 # a and b stay within the bin means' range widened by this many times its width.
 LEVEL_RANGE_MULTIPLE = 1.0
 CELL_COLUMNS = ["participant", "group", "muscle", "condition", "t", "y", "n_trials"]
+# A crossover table's columns besides CELL_COLUMNS.
+SESSION_COLUMNS = ["session", "period"]
 
 
 class CellsMismatchError(ConfigError):
@@ -109,12 +133,15 @@ def read_cells(path):
             f"participant_id; it has {present or 'neither'}"
         )
     cells = cells.rename(columns={"participant_id": "participant"})
-    missing = [column for column in CELL_COLUMNS if column not in cells]
+    columns = CELL_COLUMNS + (SESSION_COLUMNS if "session" in cells else [])
+    missing = [column for column in columns if column not in cells]
     if missing:
         raise CellsMismatchError(f"cells table {path}: no column {missing}")
     for column in ("participant", "group", "muscle", "condition"):
         cells[column] = cells[column].astype(str)
-    return cells[CELL_COLUMNS]
+    if "session" in cells:
+        cells = cells.astype({"session": str, "period": "int64"})
+    return cells[columns]
 
 
 def check_design(cells, config, config_files):
@@ -148,9 +175,18 @@ def check_design(cells, config, config_files):
             f"preprocess.value is {preprocess['value']}: the simulated curves are log "
             "ratios (log_ratio)"
         )
-    groups_of = cells.groupby("participant")["group"].unique()
-    for participant, groups in groups_of[groups_of.map(len) > 1].items():
-        problems.append(f"participant {participant} is in groups {sorted(groups)}")
+    crossover = study.get("design") == "crossover"
+    if crossover != ("session" in cells):
+        problems.append(
+            f"study.design is {study.get('design', 'parallel')} but the table has "
+            + ("sessions" if "session" in cells else "no session column")
+        )
+    elif crossover:
+        problems += _crossover_problems(cells, study["groups"])
+    else:
+        groups_of = cells.groupby("participant")["group"].unique()
+        for participant, groups in groups_of[groups_of.map(len) > 1].items():
+            problems.append(f"participant {participant} is in groups {sorted(groups)}")
     if problems:
         files = ", ".join(map(str, config_files))
         raise CellsMismatchError(
@@ -159,6 +195,19 @@ def check_design(cells, config, config_files):
             + ". Pass the config of the study the table comes from (make "
             "study-like-mine CONFIG=...)."
         )
+
+
+def _crossover_problems(cells, groups):
+    """Participants of a crossover table without exactly one session per group."""
+    recordings = cells[["participant", "session", "group"]].drop_duplicates()
+    problems = []
+    for participant, rows in recordings.groupby("participant"):
+        if sorted(rows["group"]) != sorted(groups):
+            problems.append(
+                f"participant {participant}'s sessions are under groups "
+                f"{sorted(rows['group'])}, not once under each of {groups}"
+            )
+    return problems
 
 
 def config_bin_edges(preprocess):
@@ -224,18 +273,51 @@ def bin_rise(edges, c):
     return 1 - np.exp(-c * bin_sample_times(edges)).mean(axis=1)
 
 
-def participant_asymptote_variance(series, edges, curve):
-    """Variance over participants (rows of series) of their least-squares
-    asymptotes given the curve's b and c, net of the fits' own error, and sum(rise^2),
-    the weight of that variance. (The binned log ratio is linear in a up to
-    second-order terms for responses of this size.)"""
+def series_asymptotes(series, edges, curve):
+    """Each series' (row's) least-squares asymptote given the curve's b and c, the
+    variance of that estimate (from the series' residuals about its fit) and
+    sum(rise^2), how much of the asymptote the window shows. (The binned log ratio
+    is linear in a up to second-order terms for responses of this size.)"""
     rise = bin_rise(edges, curve["c"])
     y = series - curve["b"] * (1 - rise)
     asymptotes = y @ rise / (rise @ rise)
     residual = y - np.outer(asymptotes, rise)
     noise = (residual**2).sum(axis=1) / (len(rise) - 1)
-    variance = np.var(asymptotes, ddof=1) - np.mean(noise) / (rise @ rise)
-    return float(variance), float(rise @ rise)
+    return asymptotes, float(np.mean(noise) / (rise @ rise)), float(rise @ rise)
+
+
+def crossover_asymptote_parts(recordings, asymptotes, error, reference_group):
+    """A crossover cell's recording asymptotes split by least squares into each
+    participant's own level, a shift per period after the first and per group
+    besides the reference: (variance of the participants' levels net of their
+    estimation error, the residual variance net of the asymptotes' own ``error``,
+    {period: shift}). recordings: participant, period and group of each asymptote."""
+    participants = pd.get_dummies(recordings["participant"], dtype=float)
+    periods = pd.get_dummies(recordings["period"], prefix="period", dtype=float)
+    groups = pd.get_dummies(recordings["group"], dtype=float)
+    design = pd.concat(
+        [participants, periods.iloc[:, 1:], groups.drop(columns=reference_group)],
+        axis=1,
+    ).to_numpy()
+    coefficients, _, rank, _ = np.linalg.lstsq(design, asymptotes, rcond=None)
+    residual = asymptotes - design @ coefficients
+    residual_variance = float(residual @ residual / (len(asymptotes) - rank))
+    n = participants.shape[1]
+    levels = coefficients[:n]
+    # E[sample variance of the estimated levels] = their variance + this.
+    covariance = residual_variance * np.linalg.pinv(design.T @ design)[:n, :n]
+    level_error = (np.trace(covariance) - covariance.sum() / n) / (n - 1)
+    shifts = dict(
+        zip(
+            sorted(recordings["period"].unique())[1:],
+            map(float, coefficients[n : n + periods.shape[1] - 1]),
+        )
+    )
+    return (
+        float(np.var(levels, ddof=1) - level_error),
+        residual_variance - error,
+        shifts,
+    )
 
 
 def trial_onset_spacing(config):
@@ -252,16 +334,19 @@ def estimate_simulation(cells, config):
     messages of a study like the one in ``cells`` (read_cells), whose design
     ``config`` holds (check_design)."""
     study = config["study"]
-    cells = cells.sort_values([*SERIES_KEYS, "t"])
+    crossover = "session" in cells
+    series_keys = ["participant", *(["period", "group"] if crossover else [])]
+    cells = cells.sort_values([*SERIES_KEYS, *series_keys[1:], "t"])
     edges = config_bin_edges(config["preprocess"])
     curves, variances, weights, bounded = {}, [], [], []
+    session_variances, period_effects = [], []
     for muscle in study["muscles"]:
         curves[muscle] = {}
         for condition in study["conditions"]:
             cell = cells[
                 (cells["muscle"] == muscle) & (cells["condition"] == condition)
             ]
-            series = cell.pivot(index="participant", columns="t", values="y").dropna()
+            series = cell.pivot(index=series_keys, columns="t", values="y").dropna()
             curve, message = identified_curve(
                 edges, series.mean().to_numpy(), f"{muscle} x {condition}"
             )
@@ -269,16 +354,39 @@ def estimate_simulation(cells, config):
                 log.warning(message)
                 bounded.append(message)
             curves[muscle][condition] = curve
-            variance, weight = participant_asymptote_variance(
+            asymptotes, error, weight = series_asymptotes(
                 series.to_numpy(), edges, curve
             )
+            if crossover:
+                variance, session_variance, shifts = crossover_asymptote_parts(
+                    series.index.to_frame(index=False),
+                    asymptotes,
+                    error,
+                    study["reference_group"],
+                )
+                session_variances.append(session_variance)
+                periods = series.index.get_level_values("period")
+                curve["a"] -= float(np.mean([shifts.get(p, 0.0) for p in periods]))
+                period_effects += [
+                    {
+                        "period": int(period),
+                        "muscle": muscle,
+                        "condition": condition,
+                        "parameter": "a",
+                        "value": shift,
+                    }
+                    for period, shift in shifts.items()
+                ]
+            else:
+                variance = float(np.var(asymptotes, ddof=1) - error)
             variances.append(variance)
             weights.append(weight)
+    sheet_columns = ["participant", *(["session"] if crossover else []), "group"]
     sheet = (
-        cells[["participant", "group"]]
+        cells.sort_values(series_keys)[sheet_columns]
         .drop_duplicates()
         .rename(columns={"participant": "participant_id"})
-        .sort_values("participant_id", ignore_index=True)
+        .sort_values("participant_id", kind="stable", ignore_index=True)
     )
     asymptote_variance = np.average(variances, weights=weights)
     simulation = {
@@ -298,6 +406,12 @@ def estimate_simulation(cells, config):
         "outlier_trials": {"share": 0.0},
         "flawed_participants": {"flat_channel": [], "too_few_trials": []},
     }
+    if crossover:
+        session_variance = np.average(session_variances, weights=weights)
+        simulation["session_deviation"] = {
+            "asymptote_sd": float(np.sqrt(max(session_variance, 0.0)))
+        }
+        simulation["period_effects"] = period_effects
     return Estimate(simulation, sheet, bounded)
 
 

@@ -312,11 +312,13 @@ def multiverse_models_settings():
 
 def multiverse_universe_settings(wildcards):
     """Everything a universe's analysis reads besides the participants' tables: the
-    universe, the study, the sample sheet's groups, the mixed models' settings and
-    what the data depend on (raw files, simulation, recording and channel settings)."""
+    universe, the study, the sample sheet's groups and recording fields, the mixed
+    models' settings and what the data depend on (raw files, simulation, recording and
+    channel settings)."""
     settings = {
         "universe": dataclasses.asdict(MULTIVERSE[wildcards.universe]),
         "groups": participants["group"].to_dict(),
+        "fields": recording_fields(),
         "study": study_settings(),
         "random_effects": config["frequentist"]["random_effects"],
         "data": {key: config[key] for key in ("channels", "recording", "source")},

@@ -6,13 +6,17 @@ import json
 
 from mimicry.logs import configure_logging
 from mimicry.result_files import read_parquet
-from mimicry.sensitivity import analysed_design, bin_noise_sd
+from mimicry.sensitivity import analysed_design, bin_noise_sd, participant_columns
 
 configure_logging()
 cells = read_parquet(snakemake.input.cells)
+study = snakemake.params.study
 design = {
-    "participants": analysed_design(cells),
-    "bin_noise_sd": bin_noise_sd(cells, snakemake.params.study),
+    "participants": analysed_design(cells, study["design"]),
+    "bin_noise_sd": bin_noise_sd(cells, study),
 }
+columns = participant_columns(cells, study)
+if columns:
+    design["participant_columns"] = columns
 with open(snakemake.output.design, "w") as stream:
     json.dump(design, stream, indent=1)
