@@ -1001,3 +1001,33 @@ def test_crossover_normal_model_integrates_asymptotes_and_deviations_exactly(
     assert lp_change == pytest.approx(
         log_density(changed) - log_density(base), abs=1e-8
     )
+
+
+def test_crossover_models_are_compared_leaving_out_observations(crossover_fit, caplog):
+    """The pooled model of a crossover (one curve per cell, the same shared
+    deviations and period effects) against the drug model: observations only, each
+    named by its session too."""
+    likelihood, drug = crossover_fit
+    pooled = sample(
+        build_model_input(
+            crossover_cells([CROSSOVER_EFFECT]),
+            CROSSOVER_STUDY,
+            "pooled",
+            likelihood,
+            rate_deviations=False,
+        ),
+        SAMPLER,
+    )
+    assert "group" not in pooled.posterior["a"].dims
+    assert pooled.posterior["participant_a"].dims[2:] == (
+        "participant",
+        "group",
+        "muscle",
+        "condition",
+    )
+    with caplog.at_level(logging.WARNING, logger="mimicry"):
+        table = comparison_table({"pooled": pooled, "drug": drug})
+    assert "leaving out one observation at a time only" in caplog.text
+    assert set(table["unit"]) == {"observation"}
+    assert (table["n_units"] == drug.observed_data.sizes["obs"]).all()
+    assert np.isfinite(table["elpd_loo"]).all(), table

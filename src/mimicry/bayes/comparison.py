@@ -12,7 +12,7 @@ with them integrated over the population distribution
 The Pareto k counts in the table say whether PSIS's approximation holds (Vehtari,
 Gelman & Gabry 2017; Vehtari et al. 2024).
 
-In a crossover study (observations with a session coordinate) the table has the
+In a crossover study (log_lik with a session coordinate) the table has the
 observation unit only: a participant's sessions share their deviation, which
 `mimicry.bayes.marginal_likelihood` does not integrate out (a warning says so).
 """
@@ -105,7 +105,7 @@ def comparison_table(posteriors):
     """
     rows = []
     crossover = any(
-        "session" in data.observed_data.coords for data in posteriors.values()
+        "session" in data.log_likelihood.coords for data in posteriors.values()
     )
     if crossover:
         log.warning(
