@@ -25,6 +25,12 @@ R-hat and tree depths.
 (about that many seconds on one core); prints how many of the contrast_a (and
 contrast_c) 95% HDIs exclude 0, per seed and in total, with the binomial probability
 of at least that many under a calibrated 5%.
+
+Observed (PyStan, shared 2-core machine): defaults (Student-t, rate deviations, 4 x
+(1000 + 1000)) 155 s wall, 150 CPU s, min bulk ESS 2467, tail 2033, no divergences;
+--likelihood normal 107 s, min bulk ESS 3445. --calibration 600 --likelihood normal
+--chains 2 --warmup 400 --draws 400: 28 seeds, contrast_a 8 of 168 HDIs exclude 0
+(4.8%), contrast_c 3 of 168, no divergences.
 """
 
 import argparse
