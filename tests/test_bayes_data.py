@@ -12,7 +12,13 @@ from mimicry.bayes.data import (
     parameter_multipliers,
     series_rate_likelihoods,
 )
-from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.bayes.synthetic import (
+    balanced_participants,
+    crossover_participants,
+    crossover_study_config,
+    synthetic_cells,
+    synthetic_crossover_cells,
+)
 from mimicry.devtools import PROJECT_ROOT
 from mimicry.study import load_config
 
@@ -229,6 +235,8 @@ def test_multipliers_match_the_least_squares_standard_errors():
         "student_t": 1,
         "rate_deviations": 0,
         "prior_only": 0,
+        "crossover": 0,
+        "n_periods": 1,
     }
     fits = cell_fits(data["y"], t, data["series_cell"] - 1)
     multipliers = parameter_multipliers(data, fits)
@@ -243,3 +251,68 @@ def test_multipliers_match_the_least_squares_standard_errors():
     assert multipliers["b_multiplier"][0] == pytest.approx(start_se, rel=0.1)
     prior = parameter_multipliers(data | {"prior_only": 1}, fits)
     assert all((values == 1).all() for values in prior.values())
+
+
+CROSSOVER_CONFIG = crossover_study_config(CONFIG)
+CROSSOVER_STUDY = CROSSOVER_CONFIG["study"]
+
+
+@pytest.fixture(scope="module")
+def crossover_cells():
+    return synthetic_crossover_cells(
+        CROSSOVER_CONFIG,
+        crossover_participants(CROSSOVER_STUDY["groups"], 6),
+        session_sd=0.05,
+    )
+
+
+def test_crossover_layout_gives_each_participant_one_unit_per_cell(crossover_cells):
+    model_input = build_model_input(
+        crossover_cells, CROSSOVER_STUDY, "drug", rate_deviations=False
+    )
+    data = model_input.data
+    assert data["crossover"] == 1 and data["n_periods"] == 2
+    assert data["n_series"] == 6 * 2 * 6 and data["n_units"] == 6 * 6
+    series = model_input.series
+    # A unit is one participant x cell: both of its series share it.
+    unit = pd.Series(data["series_unit"], index=series.index)
+    assert (
+        series.assign(unit=unit)
+        .groupby(["participant", "muscle", "condition"])["unit"]
+        .nunique()
+        .eq(1)
+        .all()
+    )
+    assert (unit.value_counts() == 2).all()
+    assert (data["series_period"] == series["period"]).all()
+    assert model_input.period_labels == ["2 - 1"]
+    assert data["period_a_multiplier"].shape == (1, 6)
+    # Parallel-group data carry the crossover's entries with size 0.
+    parallel = build_model_input(
+        synthetic_cells(CONFIG, balanced_participants(STUDY["groups"], 3)),
+        STUDY,
+        "drug",
+        rate_deviations=False,
+    ).data
+    assert (parallel["crossover"], parallel["n_units"], parallel["n_periods"]) == (
+        0,
+        0,
+        1,
+    )
+    assert parallel["period_a_multiplier"].shape == (0, 4)
+
+
+def test_crossover_rejects_what_it_cannot_model(crossover_cells):
+    def bad(cells, message):
+        with pytest.raises(CellsTableError, match=message):
+            build_model_input(cells, CROSSOVER_STUDY, "drug", rate_deviations=False)
+
+    bad(crossover_cells.drop(columns="period"), "lacks columns \\['period'\\]")
+    same_group = crossover_cells.assign(
+        group=crossover_cells["group"].where(
+            crossover_cells["participant"] != "sub-001", "placebo"
+        )
+    )
+    bad(same_group, "participant sub-001 has group placebo in sessions \\['1', '2'\\]")
+    one_sequence = crossover_cells[crossover_cells["sequence"] == "placebo-naltrexone"]
+    bad(one_sequence, "groups cannot be told from the periods")

@@ -25,6 +25,7 @@ import httpstan.models
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.linalg
 import scipy.stats
 import xarray as xr
 from mimicry.bayes import (
@@ -42,7 +43,13 @@ from mimicry.bayes.backend import SamplingError, build_pystan_model
 from mimicry.bayes.bayes_factors import curve_prior, prior_density_at_zero
 from mimicry.bayes.comparison import UNITS, loo
 from mimicry.bayes.predictive import likelihood_terms, log_likelihood
-from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.bayes.synthetic import (
+    balanced_participants,
+    crossover_participants,
+    crossover_study_config,
+    synthetic_cells,
+    synthetic_crossover_cells,
+)
 from mimicry.devtools import PROJECT_ROOT, group_alive
 from mimicry.study import load_config, mimicry_contrast
 from mimicry.simulate import group_cell_parameters
@@ -812,3 +819,215 @@ def test_cmdstanpy_and_pystan_give_the_same_posterior(effect_fit):
     mcse = np.hypot(pystan_table["mcse_mean"], cmdstan_table["mcse_mean"])
     distance = (pystan_table["mean"] - cmdstan_table["mean"]).abs() / mcse
     assert (distance < 5).all(), distance.sort_values().tail()
+
+
+# Crossover: the clean study as a placebo/naltrexone crossover with conditions
+# Angry, Happy and Neutral (crossover_study_config), 24 participants in sequences
+# placebo-naltrexone and naltrexone-placebo alternately, each session's asymptotes
+# moved by normal(0, 0.05) draws, and asymptotes in period 2 lower by 0.05 in ZM x
+# Happy. A within-participant effect of 0.08 (naltrexone, ZM, Happy): the contrast's
+# posterior sd is about sqrt(2) * 0.05 / sqrt(24) = 0.015, so 0.08 is ~5 sd from 0.
+# Noise seed 1: under seed 0 the drawn session deviations put the period contrast of
+# ZM x Happy 2.9 sds from its truth (a mixed model of the late bins' means, fitted
+# independently with statsmodels, finds -0.008 of the -0.04 expected there).
+CROSSOVER_CONFIG = crossover_study_config(CONFIG)
+CROSSOVER_STUDY = CROSSOVER_CONFIG["study"]
+CROSSOVER_EFFECT = {
+    "group": "naltrexone",
+    "muscle": "ZM",
+    "condition": "Happy",
+    "parameter": "a",
+    "value": 0.08,
+}
+PERIOD_SHIFT = {("ZM", "Happy"): -0.05}
+
+
+def crossover_cells(drug_effects=(), n_participants=24, noise_seed=1):
+    config = copy.deepcopy(CROSSOVER_CONFIG)
+    config["simulation"]["drug_effects"] = list(drug_effects)
+    return synthetic_crossover_cells(
+        config,
+        crossover_participants(CROSSOVER_STUDY["groups"], n_participants),
+        session_sd=0.05,
+        period_shift=PERIOD_SHIFT,
+        noise_seed=noise_seed,
+    )
+
+
+@pytest.fixture(scope="module", params=["student_t", "normal"])
+def crossover_fit(request, build_seconds):
+    likelihood = request.param
+    model_input = build_model_input(
+        crossover_cells([CROSSOVER_EFFECT]),
+        CROSSOVER_STUDY,
+        "drug",
+        likelihood,
+        rate_deviations=False,
+    )
+    # participant_sd's tail ESS sits near LENIENT's 100 with 2 x 300 draws: with 24
+    # participants its posterior reaches towards 0 in some cells.
+    return likelihood, sample(model_input, {**SAMPLER, "draws": 600})
+
+
+def test_crossover_within_participant_effect_is_recovered(crossover_fit):
+    """The injected contrast's HDI excludes 0 and covers 0.08; the period effect's
+    covers -0.05; the drug contrasts table keeps its labels."""
+    likelihood, inference_data = crossover_fit
+    report = diagnostics(inference_data, LENIENT, SAMPLER["max_treedepth"])
+    assert report["passed"], report["checks"]
+    table = summary_table(inference_data).set_index("parameter")
+    contrast = table.loc["contrast_a[naltrexone - placebo, ZM, Happy]"]
+    assert contrast["hdi_low"] > 0, f"{likelihood}: {contrast}"
+    assert hdi_covers(contrast, CROSSOVER_EFFECT["value"]), f"{likelihood}: {contrast}"
+    period = table.loc["period_a[2 - 1, ZM, Happy]"]
+    assert hdi_covers(period, PERIOD_SHIFT[("ZM", "Happy")]), f"{likelihood}: {period}"
+    contrasts = contrasts_table(
+        inference_data,
+        CONFIG["models"]["rope"],
+        CROSSOVER_STUDY["reference_group"],
+        mimicry_contrast(CROSSOVER_STUDY),
+    )
+    assert set(contrasts["contrast"]) == {"naltrexone - placebo"}
+    assert len(contrasts) == 2 * 6
+
+
+def test_crossover_output_names_sessions_and_shared_deviations(crossover_fit):
+    _, inference_data = crossover_fit
+    posterior = inference_data.posterior
+    assert posterior["participant_a"].dims[2:] == (
+        "participant",
+        "group",
+        "muscle",
+        "condition",
+    )
+    assert posterior["participant_deviation"].dims[2:] == (
+        "participant",
+        "muscle",
+        "condition",
+    )
+    assert posterior["session_sd"].dims[2:] == ("muscle", "condition")
+    assert list(posterior["period_a"].coords["period"].values) == ["2 - 1"]
+    # Every participant has a series in both groups: no gaps.
+    assert not posterior["participant_a"].isnull().any()
+    observed = inference_data.observed_data
+    assert set(observed["session"].values) == {"1", "2"}
+    assert set(observed["period"].values) == {1, 2}
+    # A participant's asymptotes in both sessions move with their shared deviation.
+    deviation = posterior["participant_deviation"].mean(("chain", "draw"))
+    asymptote = posterior["participant_a"].mean(("chain", "draw", "group"))
+    for muscle in CROSSOVER_STUDY["muscles"]:
+        for condition in CROSSOVER_STUDY["conditions"]:
+            where = {"muscle": muscle, "condition": condition}
+            correlation = np.corrcoef(
+                deviation.sel(where).values, asymptote.sel(where).values
+            )[0, 1]
+            assert correlation > 0.8, (where, correlation)
+
+
+@pytest.mark.parametrize("rate_deviations", [False, True])
+def test_crossover_normal_model_integrates_asymptotes_and_deviations_exactly(
+    rate_deviations,
+):
+    """Between two points, lp changes exactly as much as the priors plus every
+    participant x cell's multivariate normal density over the bins of all their
+    sessions: covariance sigma^2 I + session_sd^2 rise_s rise_s' per session +
+    participant_sd^2 R R' (R: the sessions' rises stacked)."""
+    cells = crossover_cells(n_participants=6)
+    # One participant lacks a session in one cell (an excluded recording).
+    cells = cells[
+        ~(
+            (cells["participant"] == "sub-001")
+            & (cells["session"] == "2")
+            & (cells["condition"] == "Happy")
+        )
+    ]
+    model_input = build_model_input(
+        cells, CROSSOVER_STUDY, "drug", "normal", rate_deviations=rate_deviations
+    )
+    data = model_input.data
+    model = build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
+    n_bins = data["n_bins"]
+    y = np.asarray(data["y"]).reshape(data["n_series"], n_bins)
+    t = np.asarray(data["t"])
+    unit = np.asarray(data["series_unit"])
+    period = np.asarray(data["series_period"])
+
+    def log_density(unconstrained):
+        values = stan_values(model, unconstrained)
+        period_a = named(values, "period_a").reshape(data["n_cells"], -1).T
+        by_period = np.vstack([np.zeros(data["n_cells"]), period_a])
+        by_period -= by_period.mean(axis=0)
+        total = 0.0
+        for u in np.unique(unit):
+            members = np.flatnonzero(unit == u)
+            cell = data["series_cell"][members[0]]
+            rises, means = [], []
+            for s in members:
+                group = data["series_group"][s]
+                rate = values[
+                    f"participant_c.{s + 1}" if rate_deviations else f"c.{group}.{cell}"
+                ]
+                rise = -np.expm1(-rate * t)
+                shift = by_period[period[s] - 1, cell - 1]
+                asymptote = values[f"a.{group}.{cell}"] + shift
+                rises.append(rise)
+                means.append(asymptote * rise + values[f"b.{cell}"] * (1 - rise))
+            stacked = np.concatenate(rises)
+            session_block = scipy.linalg.block_diag(
+                *[np.outer(rise, rise) for rise in rises]
+            )
+            covariance = (
+                values[f"sigma.{cell}"] ** 2 * np.eye(len(stacked))
+                + values[f"session_sd.{cell}"] ** 2 * session_block
+                + values[f"participant_sd.{cell}"] ** 2 * np.outer(stacked, stacked)
+            )
+            total += scipy.stats.multivariate_normal.logpdf(
+                np.concatenate(y[members]), np.concatenate(means), covariance
+            )
+        crossover_prior = (
+            scipy.stats.norm.logpdf(named(values, "session_sd"), 0, 0.3).sum()
+            + np.log(named(values, "session_sd")).sum()
+            + scipy.stats.norm.logpdf(period_a, 0, 0.5).sum()
+        )
+        return total + prior_log_density(values, data) + crossover_prior
+
+    size = unconstrained_size(data) + 2 * data["n_cells"]
+    rng = np.random.default_rng(3)
+    base = 0.3 * rng.standard_normal(size)
+    changed = base + 0.2 * rng.standard_normal(len(base))
+    lp_change = model.log_prob(list(changed), adjust_transform=False) - model.log_prob(
+        list(base), adjust_transform=False
+    )
+    assert lp_change == pytest.approx(
+        log_density(changed) - log_density(base), abs=1e-8
+    )
+
+
+def test_crossover_models_are_compared_leaving_out_observations(crossover_fit, caplog):
+    """The pooled model of a crossover (one curve per cell, the same shared
+    deviations and period effects) against the drug model: observations only, each
+    named by its session too."""
+    likelihood, drug = crossover_fit
+    pooled = sample(
+        build_model_input(
+            crossover_cells([CROSSOVER_EFFECT]),
+            CROSSOVER_STUDY,
+            "pooled",
+            likelihood,
+            rate_deviations=False,
+        ),
+        SAMPLER,
+    )
+    assert "group" not in pooled.posterior["a"].dims
+    assert pooled.posterior["participant_a"].dims[2:] == (
+        "participant",
+        "group",
+        "muscle",
+        "condition",
+    )
+    with caplog.at_level(logging.WARNING, logger="mimicry"):
+        table = comparison_table({"pooled": pooled, "drug": drug})
+    assert "leaving out one observation at a time only" in caplog.text
+    assert set(table["unit"]) == {"observation"}
+    assert (table["n_units"] == drug.observed_data.sizes["obs"]).all()
+    assert np.isfinite(table["elpd_loo"]).all(), table

@@ -1,11 +1,15 @@
-"""A crossover study in BIDS-derivative-like physio text files, read by config alone.
+"""A crossover block-design study in BIDS-derivative-like physio text files, analysed
+end to end by config alone.
 
 Four participants, two sessions each, one under each treatment in counterbalanced
-order (tests/helpers/physio_text.py). The sample sheet has one row per recording
+order (tests/helpers/physio_text.py): 100 Hz, headerless, tab-separated with a trailing
+tab, CRLF, the time column in minutes rounded to 6 decimals, and one trigger pulse per
+stimulus, four stimuli per block. The sample sheet has one row per recording
 (participant_id, session, group, age_group), `source.file_pattern` names the files by
-participant and session; the cells the workflow aggregates must carry each recording's
-session, period, sequence and age group and equal the cells an independent numpy/scipy
-analysis of the written samples gives.
+participant and session, `recording.trigger_train_gap_s` makes each block one trial.
+The whole DAG runs (mixed models, both Stan models, figures); the cells must carry
+each recording's session, period, sequence and age group and equal the cells an
+independent numpy/scipy analysis of the written samples gives.
 """
 
 import numpy as np
@@ -19,6 +23,7 @@ from mimicry.devtools import run_snakemake
 pytestmark = pytest.mark.workflow
 
 KEYS = ["participant", "session", "muscle", "condition", "bin"]
+PULSES = 4
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +31,19 @@ def crossover_run(tmp_path_factory):
     from mimicry.devtools import copy_workflow
 
     workdir = copy_workflow(tmp_path_factory.mktemp("crossover") / "workflow-copy")
-    config, study = write_study(workdir)
+    config, study = write_study(workdir, time_unit="min", pulses_per_trial=PULSES)
+    config["recording"] |= {"trigger_train_gap_s": 2.0, "trigger_max_pulse_s": 1.0}
+    # Sampler settings of a test: four participants cannot pass the default gate.
+    config["stan"] = {"chains": 2, "warmup": 300, "draws": 300, "prior_draws": 50}
+    config["models"] = {
+        "likelihood": "normal",
+        "rate_deviations": False,
+        "predictive_draws": 50,
+        "diagnostics": {"mode": "warn"},
+    }
     (workdir / "physio" / "config.yaml").write_text(yaml.safe_dump(config))
     result = run_snakemake(
         workdir,
-        "results/aggregate/cells.parquet",
         "--cores",
         "2",
         "--configfile",
@@ -98,3 +111,28 @@ def test_each_recording_is_one_job_named_by_participant_and_session(crossover_ru
         (r.participant, r.session) for r in study
     }
     assert {"period", "sequence", "age_group"} <= set(trials.columns)
+
+
+def test_each_block_of_pulses_is_one_trial_with_its_length(crossover_run):
+    workdir, study = crossover_run
+    trials = pd.read_parquet(workdir / "results/aggregate/trials.parquet")
+    per_recording = trials.groupby(["participant", "session"])["trial"].nunique()
+    assert set(per_recording) == {len(study[0].onsets)}
+    # Four pulses of 0.1 s, 1 s apart: from the first onset to the last pulse's end.
+    np.testing.assert_allclose(trials["block_s"], PULSES - 1 + 0.1)
+
+
+def test_the_models_compare_treatments_within_participants(crossover_run):
+    workdir, _ = crossover_run
+    lrt = pd.read_csv(workdir / "results/stats/lrt.tsv", sep="\t")
+    assert {"drug_x_condition", "age_group_x_condition"} <= set(lrt["test"])
+    factor = pd.read_csv(workdir / "results/stats/factor_contrasts.tsv", sep="\t")
+    assert set(factor["level"]) >= {"young", "old"}
+    contrasts = pd.read_csv(workdir / "results/models/drug/contrasts.tsv", sep="\t")
+    assert set(contrasts["contrast"]) == {"drug - placebo"}
+    summary = pd.read_csv(workdir / "results/models/drug/summary.tsv", sep="\t")
+    parameters = summary.iloc[:, 0].astype(str)
+    assert parameters.str.startswith("session_sd").any()
+    assert parameters.str.startswith("period_a").any()
+    for figure in ("fig1", "fig2", "fig3"):
+        assert (workdir / f"results/figures/{figure}.png").stat().st_size > 0

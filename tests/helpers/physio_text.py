@@ -192,7 +192,8 @@ def _write_export(path, recording, time_unit, pulses_per_trial):
             start = onset + pulse * FS
             triggers[column_of[condition]][start : start + int(PULSE_S * FS)] = 5.0
     time = np.arange(n) / FS / SECONDS_PER_TIME_UNIT[time_unit]
-    digits = 2 if time_unit == "s" else 8
+    # As labs round them: 10 ms steps exactly in s, minutes to 6 decimals.
+    digits = 2 if time_unit == "s" else 6
     columns = [
         [f"{value:.{digits}f}" for value in time],
         *([f"{v:.4f}" for v in recording.signals[m]] for m in MUSCLE_COLUMNS),

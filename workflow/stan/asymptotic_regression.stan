@@ -54,6 +54,23 @@
 //   only the curve and cell parameters (and the series rates, with rate
 //   deviations), whatever the ratio of participant to bin noise. The asymptotes
 //   are drawn from their conditional posterior afterwards.
+//
+// Crossover studies (crossover = 1): each participant is recorded in one session per
+// group, and a series is one participant x session x cell. Its asymptote is
+//
+//   a[group, cell] + period offset + u[participant, cell] + session deviation,
+//
+// u ~ normal(0, participant_sd[cell]) shared by the participant's sessions, the
+// session deviation ~ normal(0, session_sd[cell]) (the within-participant spread),
+// so a group contrast is a comparison within participants. The period offset is
+// period_a[period - 1, cell] (period 1: 0) minus its mean over periods, so a is the
+// group's curve averaged over periods; per cell, like the group effects, because a
+// change between sessions (habituation, electrode placement) need not move every
+// condition of a muscle alike. u is integrated out exactly, under either
+// likelihood: given the rest, a participant's series asymptotes (normal: their
+// least-squares asymptotes) are multivariate normal with covariance diag(v) +
+// participant_sd^2 11' (shared_deviation_lpdf), and u is drawn from its conditional
+// posterior afterwards. Rates (with rate deviations) stay per series.
 functions {
   // Weighted mean of values over each curve's block of series plus shift (groups x
   // cells). Curves are numbered column-major over groups x cells, like to_vector(a).
@@ -137,6 +154,55 @@ functions {
                       inv_sqrt(precision));
   }
 
+  // Per participant x cell unit (series_unit), the sums over its series of 1 / v and
+  // r / v.
+  matrix unit_sums(vector r, vector v, data array[] int series_unit, data int n_units) {
+    matrix[n_units, 2] sums = rep_matrix(0, n_units, 2);
+    for (s in 1 : rows(r)) {
+      sums[series_unit[s], 1] += 1 / v[s];
+      sums[series_unit[s], 2] += r[s] / v[s];
+    }
+    return sums;
+  }
+
+  // Log density, up to a constant, of series residuals r that share one normal
+  // deviation per unit (sd unit_sd) and are independent given it with variances v:
+  // per unit, multivariate normal with covariance diag(v) + unit_sd^2 11', by the
+  // matrix determinant lemma and the Sherman-Morrison formula.
+  real shared_deviation_lpdf(vector r, vector v, vector unit_sd,
+                             data array[] int series_unit) {
+    matrix[rows(unit_sd), 2] sums = unit_sums(r, v, series_unit, rows(unit_sd));
+    vector[rows(unit_sd)] unit_variance = square(unit_sd);
+    vector[rows(unit_sd)] scaled = 1 + unit_variance .* sums[ : , 1];
+    return -0.5
+           * (sum(log(v)) + sum(log(scaled)) + dot_product(r, r ./ v)
+              - dot_product(unit_variance, square(sums[ : , 2]) ./ scaled));
+  }
+
+  // Draws of the shared deviations from their conditional posterior given the
+  // residuals (see shared_deviation_lpdf).
+  vector shared_deviation_rng(vector r, vector v, vector unit_sd,
+                              data array[] int series_unit) {
+    matrix[rows(unit_sd), 2] sums = unit_sums(r, v, series_unit, rows(unit_sd));
+    vector[rows(unit_sd)] precision = inv_square(unit_sd) + sums[ : , 1];
+    return to_vector(normal_rng(sums[ : , 2] ./ precision, inv_sqrt(precision)));
+  }
+
+  // Each series' period offset: period_a of its period (period 1: 0) minus the mean
+  // over periods.
+  vector period_offset(matrix period_a, data array[] int series_period,
+                       data array[] int series_cell) {
+    matrix[rows(period_a) + 1, cols(period_a)] by_period
+      = append_row(rep_row_vector(0, cols(period_a)), period_a);
+    by_period -= rep_matrix(rep_row_vector(1.0 / rows(by_period), rows(by_period))
+                            * by_period, rows(by_period));
+    vector[num_elements(series_period)] period_shift;
+    for (s in 1 : num_elements(series_period)) {
+      period_shift[s] = by_period[series_period[s], series_cell[s]];
+    }
+    return period_shift;
+  }
+
   // Precision of each least-squares asymptote about its curve's a.
   vector fit_weight(vector participant_sd_series, vector sigma_series, matrix sums) {
     return inv(square(participant_sd_series) + square(sigma_series) ./ sums[ : , 2]);
@@ -171,6 +237,15 @@ data {
   vector<lower=0>[n_cells] log_participant_sd_multiplier;
   vector<lower=0>[n_cells] log_sigma_multiplier;
   vector<lower=0>[rate_deviations ? n_cells : 0] log_rate_sd_multiplier;
+  // Crossover: the participant x cell unit and the period (1-based session order) of
+  // each series, and the multipliers of the crossover's parameters.
+  int<lower=0, upper=1> crossover;
+  int<lower=0> n_units;
+  array[crossover ? n_series : 0] int<lower=1, upper=n_units> series_unit;
+  int<lower=1> n_periods; // 1 outside a crossover
+  array[crossover ? n_series : 0] int<lower=1, upper=n_periods> series_period;
+  vector<lower=0>[crossover ? n_cells : 0] log_session_sd_multiplier;
+  matrix<lower=0>[n_periods - 1, n_cells] period_a_multiplier;
 }
 transformed data {
   int n_curves = n_groups * n_cells; // curve k = group + n_groups * (cell - 1)
@@ -195,6 +270,10 @@ transformed data {
   matrix[n_bins, n_series] y_matrix = to_matrix(y, n_bins, n_series);
   vector[n_series] y_sum = (rep_row_vector(1, n_bins) * y_matrix)';
   vector[n_series] y_square_sum = columns_dot_self(y_matrix)';
+  array[n_units] int unit_cell;
+  for (s in 1 : (crossover ? n_series : 0)) {
+    unit_cell[series_unit[s]] = series_cell[s];
+  }
   array[n_groups - 1] int contrast_group;
   {
     int k = 1;
@@ -231,11 +310,17 @@ parameters {
   vector<multiplier=log_rate_sd_multiplier>[rate_deviations ? n_cells : 0]
     log_rate_sd;
   vector[sampled_rates ? n_series : 0] participant_log_c_raw;
+  // Crossover: the within-participant spread of series asymptotes (log scale) and
+  // the asymptote in each later period minus in period 1.
+  vector<multiplier=log_session_sd_multiplier>[crossover ? n_cells : 0]
+    log_session_sd;
+  matrix<multiplier=period_a_multiplier>[n_periods - 1, n_cells] period_a;
 }
 transformed parameters {
   vector<lower=0>[n_cells] participant_sd = exp(log_participant_sd);
   vector<lower=0>[n_cells] sigma = exp(log_sigma);
   vector<lower=0>[rate_deviations ? n_cells : 0] rate_sd = exp(log_rate_sd);
+  vector<lower=0>[crossover ? n_cells : 0] session_sd = exp(log_session_sd);
 }
 model {
   vector[sampled_rates ? n_series : 0] participant_log_c;
@@ -256,12 +341,23 @@ model {
                                                      : to_vector(log_c),
                                        t, y_matrix, series_rate, rate_n_series);
   vector[n_series] fitted = least_squares_asymptote(b_series, sums);
+  vector[crossover ? n_series : 0] period_shift;
+  // Sd of a series asymptote around its curve's a (and the period offset).
+  vector[n_series] spread_series;
+  if (crossover) {
+    period_shift = period_offset(period_a, series_period, series_cell);
+    spread_series = sqrt(square(participant_sd[series_cell])
+                         + square(session_sd[series_cell]));
+  } else {
+    spread_series = participant_sd[series_cell];
+  }
   matrix[n_groups, n_cells] a
     = prior_only ? a_shift
-                 : curve_means(a_shift, fitted,
-                               fit_weight(participant_sd[series_cell], sigma_series,
-                                          sums),
+                 : curve_means(a_shift, crossover ? fitted - period_shift : fitted,
+                               fit_weight(spread_series, sigma_series, sums),
                                curve_n_series);
+  vector[n_series] a_series = crossover ? to_vector(a)[series_curve] + period_shift
+                                        : to_vector(a)[series_curve];
 
   // Log-ratio scale: a = +-1 would be a 2.7-fold change of EMG amplitude, far beyond
   // mimicry (~10-20%), so normal(0, 0.5) is wide yet excludes absurd asymptotes.
@@ -277,6 +373,11 @@ model {
   sigma ~ normal(0, 0.3);
   // Jacobian of the log scale, so that the priors above are the spreads' priors.
   target += sum(log_participant_sd) + sum(log_sigma) + sum(log_rate_sd);
+  // Within-participant spread: as generous as the spread between participants. A
+  // period effect as large as a asymptote itself is implausible: the same scale.
+  session_sd ~ normal(0, 0.3);
+  target += sum(log_session_sd);
+  to_vector(period_a) ~ normal(0, 0.5);
   // Juarez & Steel (2010), also brms' default: from near-Cauchy tails to near-normal.
   nu ~ gamma(2, 0.1);
   // Participants' log rates: a scale of 0.5 (rates 40% slower to 65% faster) allows
@@ -292,13 +393,15 @@ model {
 
   if (!prior_only && student_t) {
     matrix[n_series, 2] given_fit = asymptote_given_fit(fitted, sums, sigma_series,
-                                                        participant_sd[series_cell],
-                                                        to_vector(a)[series_curve]);
+                                                        spread_series, a_series);
     vector[n_series] participant_a = given_fit[ : , 1]
                                      + given_fit[ : , 2] .* participant_a_raw;
     // The Jacobian of the standardisation is the conditional sd.
-    target += normal_lupdf(participant_a | to_vector(a)[series_curve],
-                                           participant_sd[series_cell])
+    target += (crossover
+                 ? shared_deviation_lpdf(participant_a - a_series |
+                                         square(session_sd[series_cell]),
+                                         participant_sd[unit_cell], series_unit)
+                 : normal_lupdf(participant_a | a_series, spread_series))
               + sum(log(given_fit[ : , 2]));
     matrix[n_bins, n_series] decay
       = exp(-t * exp(sampled_rates ? participant_log_c
@@ -309,10 +412,18 @@ model {
     to_vector(y_matrix) ~ student_t(nu[1], to_vector(mu),
                                     to_vector(rep_matrix(sigma_series', n_bins)));
   } else if (!prior_only) {
-    // The least-squares asymptote's spread: participants plus the fit's own error.
-    target += normal_lupdf(fitted | to_vector(a)[series_curve],
-                                    sqrt(square(participant_sd[series_cell])
-                                         + square(sigma_series) ./ sums[ : , 2]));
+    // The least-squares asymptote's spread: participants (and sessions) plus the
+    // fit's own error.
+    if (crossover) {
+      target += shared_deviation_lpdf(fitted - a_series |
+                                      square(session_sd[series_cell])
+                                      + square(sigma_series) ./ sums[ : , 2],
+                                      participant_sd[unit_cell], series_unit);
+    } else {
+      target += normal_lupdf(fitted | a_series,
+                                      sqrt(square(spread_series)
+                                           + square(sigma_series) ./ sums[ : , 2]));
+    }
     // The rest of the series' likelihood: its residual sum of squares about the fit,
     // and the Jacobian of the fit, 1 / sqrt(sum(rise^2)).
     target += -(n_bins - 1) * sum(log(sigma_series))
@@ -329,6 +440,8 @@ generated quantities {
   // output they would multiply tenfold.
   vector[n_series] participant_a;
   vector[rate_deviations ? n_series : 0] participant_c;
+  // Crossover: each participant's deviation u per cell (unit), shared by sessions.
+  vector[crossover ? n_units : 0] participant_deviation;
   matrix[n_groups, n_cells] a;
   matrix[n_groups, n_cells] c = exp(log_c);
   matrix[n_groups - 1, n_cells] contrast_a;
@@ -346,7 +459,16 @@ generated quantities {
     participant_c = exp(to_vector(normal_rng(to_vector(log_c)[series_curve],
                                              rate_sd[series_cell])));
   }
-  if (prior_only) {
+  if (prior_only && crossover) {
+    a = a_shift;
+    participant_deviation = to_vector(normal_rng(rep_vector(0, n_units),
+                                                 participant_sd[unit_cell]));
+    participant_a = to_vector(normal_rng(to_vector(a)[series_curve]
+                                         + period_offset(period_a, series_period,
+                                                         series_cell)
+                                         + participant_deviation[series_unit],
+                                         session_sd[series_cell]));
+  } else if (prior_only) {
     a = a_shift;
     participant_a = to_vector(normal_rng(to_vector(a)[series_curve],
                                          participant_sd[series_cell]));
@@ -356,17 +478,51 @@ generated quantities {
                                                        : to_vector(log_c),
                                          t, y_matrix, series_rate, rate_n_series);
     vector[n_series] fitted = least_squares_asymptote(b[series_cell], sums);
-    a = curve_means(a_shift, fitted,
-                    fit_weight(participant_sd[series_cell], sigma_series, sums),
-                    curve_n_series);
-    matrix[n_series, 2] given_fit = asymptote_given_fit(fitted, sums, sigma_series,
-                                                        participant_sd[series_cell],
-                                                        to_vector(a)[series_curve]);
-    if (student_t) {
-      participant_a = given_fit[ : , 1] + given_fit[ : , 2] .* participant_a_raw;
+    if (crossover) {
+      // As in the model block; u and the series asymptotes given u from their
+      // conditional posteriors (Student-t: given the sampled series asymptotes).
+      vector[n_series] period_shift = period_offset(period_a, series_period,
+                                                    series_cell);
+      vector[n_series] session_sd_series = session_sd[series_cell];
+      vector[n_series] spread_series = sqrt(square(participant_sd[series_cell])
+                                            + square(session_sd_series));
+      a = curve_means(a_shift, fitted - period_shift,
+                      fit_weight(spread_series, sigma_series, sums), curve_n_series);
+      vector[n_series] a_series = to_vector(a)[series_curve] + period_shift;
+      if (student_t) {
+        matrix[n_series, 2] given_fit = asymptote_given_fit(fitted, sums,
+                                                            sigma_series,
+                                                            spread_series, a_series);
+        participant_a = given_fit[ : , 1] + given_fit[ : , 2] .* participant_a_raw;
+        participant_deviation = shared_deviation_rng(participant_a - a_series,
+                                                     square(session_sd_series),
+                                                     participant_sd[unit_cell],
+                                                     series_unit);
+      } else {
+        participant_deviation = shared_deviation_rng(fitted - a_series,
+                                                     square(session_sd_series)
+                                                     + square(sigma_series)
+                                                       ./ sums[ : , 2],
+                                                     participant_sd[unit_cell],
+                                                     series_unit);
+        matrix[n_series, 2] given_fit
+          = asymptote_given_fit(fitted, sums, sigma_series, session_sd_series,
+                                a_series + participant_deviation[series_unit]);
+        participant_a = to_vector(normal_rng(given_fit[ : , 1], given_fit[ : , 2]));
+      }
     } else {
-      // The normal model's asymptotes, from their exact conditional posterior.
-      participant_a = to_vector(normal_rng(given_fit[ : , 1], given_fit[ : , 2]));
+      a = curve_means(a_shift, fitted,
+                      fit_weight(participant_sd[series_cell], sigma_series, sums),
+                      curve_n_series);
+      matrix[n_series, 2] given_fit = asymptote_given_fit(fitted, sums, sigma_series,
+                                                          participant_sd[series_cell],
+                                                          to_vector(a)[series_curve]);
+      if (student_t) {
+        participant_a = given_fit[ : , 1] + given_fit[ : , 2] .* participant_a_raw;
+      } else {
+        // The normal model's asymptotes, from their exact conditional posterior.
+        participant_a = to_vector(normal_rng(given_fit[ : , 1], given_fit[ : , 2]));
+      }
     }
   }
   contrast_a = a[contrast_group] - rep_matrix(a[reference_group], n_groups - 1);

@@ -11,7 +11,13 @@ with them integrated over the population distribution
 (`mimicry.bayes.marginal_likelihood`) it depends on the population parameters only.
 The Pareto k counts in the table say whether PSIS's approximation holds (Vehtari,
 Gelman & Gabry 2017; Vehtari et al. 2024).
+
+In a crossover study (log_lik with a session coordinate) the table has the
+observation unit only: a participant's sessions share their deviation, which
+`mimicry.bayes.marginal_likelihood` does not integrate out (a warning says so).
 """
+
+import logging
 
 import arviz as az
 import pandas as pd
@@ -19,6 +25,8 @@ import xarray as xr
 
 from mimicry.bayes.inference_data import thinned
 from mimicry.bayes.marginal_likelihood import participant_log_likelihood
+
+log = logging.getLogger(__name__)
 
 UNITS = ("observation", "participant")
 # The participant log-likelihood costs about 170 likelihood evaluations per draw and
@@ -53,7 +61,8 @@ def unit_log_likelihood(inference_data, unit):
     if unit == "participant":
         return participant_log_likelihood(inference_data)
     log_lik = inference_data.log_likelihood["log_lik"]
-    return log_lik.set_index(obs=OBSERVATION_KEYS).sortby("obs")
+    keys = OBSERVATION_KEYS + ["session"] * ("session" in log_lik.coords)
+    return log_lik.set_index(obs=keys).sortby("obs")
 
 
 def loo(inference_data, unit):
@@ -95,7 +104,16 @@ def comparison_table(posteriors):
     same observations.
     """
     rows = []
-    for unit in UNITS:
+    crossover = any(
+        "session" in data.log_likelihood.coords for data in posteriors.values()
+    )
+    if crossover:
+        log.warning(
+            "crossover study: the models are compared leaving out one observation at "
+            "a time only; leaving out a participant would need their deviation shared "
+            "by their sessions integrated out, which is not implemented"
+        )
+    for unit in UNITS[:1] if crossover else UNITS:
         loos = {name: loo(data, unit) for name, data in posteriors.items()}
         _check_same_units(loos, unit)
         compared = az.compare(loos)

@@ -12,6 +12,13 @@ have every bin: aggregation never produces partial series, and the Stan program
 stores the data as a bins x series matrix. A muscle x condition cell (or, for the drug
 model, a group x muscle x condition cell) without any data is an error: its
 parameters would rest on the prior alone.
+
+In a crossover study (``study.design: crossover``) each participant has one session
+per group: the table also has columns session and period, a series is one
+participant x session x muscle x condition, and the participant's series of a cell
+(one "unit") share a deviation of their asymptotes (see the Stan program). A
+participant may lack a session (a recording excluded); a treatment that always comes
+in the same period cannot be told from the period and is an error.
 """
 
 from dataclasses import dataclass
@@ -22,7 +29,9 @@ import pandas as pd
 MODELS = ("pooled", "drug")
 LIKELIHOODS = ("student_t", "normal")
 REQUIRED_COLUMNS = ("participant", "group", "muscle", "condition", "bin", "t", "y")
+CROSSOVER_COLUMNS = ("session", "period")
 SERIES_KEYS = ["participant", "muscle", "condition"]
+CROSSOVER_SERIES_KEYS = ["participant", "session", "muscle", "condition"]
 
 
 class CellsTableError(ValueError):
@@ -34,7 +43,10 @@ class ModelInput:
     """Stan data plus the labels needed to name every dimension of the output.
 
     ``observations`` and ``series`` list the rows in the order Stan sees them
-    (sorted by muscle x condition cell, participant, bin).
+    (sorted by muscle x condition cell, group, participant, bin). In a crossover
+    study ``units`` lists the participant x muscle x condition units in Stan's order,
+    ``periods`` the periods and ``study_groups`` every group a series may have (the
+    pooled model's ``groups`` hold the reference group only).
     """
 
     model: str
@@ -48,6 +60,18 @@ class ModelInput:
     observations: pd.DataFrame
     series: pd.DataFrame
     data: dict
+    crossover: bool = False
+    units: pd.DataFrame = None
+    periods: tuple = ()
+    study_groups: tuple = ()
+
+    @property
+    def series_keys(self):
+        """What names a series in the output: in a crossover its participant, group
+        (the session's treatment), muscle and condition."""
+        if self.crossover:
+            return ["participant", "group", "muscle", "condition"]
+        return SERIES_KEYS
 
     @property
     def contrast_labels(self):
@@ -58,15 +82,23 @@ class ModelInput:
             if group != self.reference_group
         ]
 
+    @property
+    def period_labels(self):
+        """ "2 - 1", ...: each later period against the first."""
+        return [f"{period} - {self.periods[0]}" for period in self.periods[1:]]
+
     def coords(self):
         """Coordinates of the dimensions Stan's flat outputs are given."""
-        return {
+        coords = {
             "group": list(self.groups),
             "cell": np.arange(len(self.muscles) * len(self.conditions)),
             "contrast": self.contrast_labels,
             "series": np.arange(len(self.series)),
             "obs": np.arange(len(self.observations)),
         }
+        if self.crossover:
+            coords |= {"period": self.period_labels, "unit": np.arange(len(self.units))}
+        return coords
 
     def dims(self):
         """Dimensions of every Stan variable that has any."""
@@ -84,7 +116,15 @@ class ModelInput:
             "contrast_a": ["contrast", "cell"],
             "contrast_c": ["contrast", "cell"],
             "y": ["obs"],
-        }
+        } | (
+            {
+                "session_sd": ["cell"],
+                "period_a": ["period", "cell"],
+                "participant_deviation": ["unit"],
+            }
+            if self.crossover
+            else {}
+        )
 
 
 def build_model_input(
@@ -102,7 +142,8 @@ def build_model_input(
     conditions). ``model`` is "pooled" (one curve per muscle x condition) or "drug"
     (asymptote and rate per group x muscle x condition). ``rate_deviations``
     (models.rate_deviations) gives each participant x cell series its own rate
-    around its curve's.
+    around its curve's. ``study["design"] == "crossover"``: the crossover model (see
+    the module's docstring).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, not '{model}'")
@@ -116,10 +157,14 @@ def build_model_input(
         raise CellsTableError(
             f"reference group '{reference_group}' is not one of study.groups {list(groups)}"
         )
-    cells = _checked_cells(cells, groups, muscles, conditions)
+    crossover = study.get("design") == "crossover"
+    series_keys = CROSSOVER_SERIES_KEYS if crossover else SERIES_KEYS
+    cells = _checked_cells(cells, groups, muscles, conditions, crossover)
     _check_coverage(cells, groups, muscles, conditions, by_group=model == "drug")
     times = _bin_times(cells)
-    _check_complete_series(cells, times)
+    _check_complete_series(cells, times, series_keys)
+    if crossover:
+        _check_crossover(cells, groups)
 
     cells["cell"] = cells["muscle"].map(
         {muscle: index for index, muscle in enumerate(muscles)}
@@ -130,11 +175,11 @@ def build_model_input(
     group_number = {group: index + 1 for index, group in enumerate(model_groups)}
     cells["group_number"] = cells["group"].map(group_number) if model == "drug" else 1
     # Series sorted by cell, then group: each group x cell curve is one contiguous block.
-    observations = cells.sort_values(
-        ["cell", "group_number", "participant", "bin"], ignore_index=True
-    )
-    series = observations.drop_duplicates(["cell", "participant"], ignore_index=True)[
+    order = ["cell", "group_number", "participant"] + ["session"] * crossover
+    observations = cells.sort_values([*order, "bin"], ignore_index=True)
+    series = observations.drop_duplicates(order, ignore_index=True)[
         ["participant", "group", "muscle", "condition", "cell", "group_number"]
+        + list(CROSSOVER_COLUMNS) * crossover
     ]
     n_cells = len(muscles) * len(conditions)
     # Least-squares fits of every cell, for the sampler's parameterisation only.
@@ -160,6 +205,31 @@ def build_model_input(
         if sampled_rates
         else (np.zeros(0), np.zeros(0))
     )
+    units = None
+    periods = tuple(sorted(cells["period"].unique())) if crossover else (1,)
+    if crossover:
+        units = series.drop_duplicates(["cell", "participant"], ignore_index=True)[
+            ["participant", "muscle", "condition", "cell"]
+        ]
+        unit_number = {
+            key: index + 1
+            for index, key in enumerate(zip(units["cell"], units["participant"]))
+        }
+        series_unit = [
+            unit_number[key] for key in zip(series["cell"], series["participant"])
+        ]
+        period_number = {period: index + 1 for index, period in enumerate(periods)}
+        series_period = series["period"].map(period_number).to_numpy()
+        units = units.drop(columns="cell")
+    else:
+        series_unit, series_period = [], []
+    data |= {
+        "crossover": int(crossover),
+        "n_units": 0 if units is None else len(units),
+        "series_unit": np.asarray(series_unit, dtype=int),
+        "n_periods": len(periods),
+        "series_period": np.asarray(series_period, dtype=int),
+    }
     data |= parameter_multipliers(data, fits)
     return ModelInput(
         model=model,
@@ -173,6 +243,10 @@ def build_model_input(
         observations=observations.drop(columns=["cell", "group_number"]),
         series=series.drop(columns=["cell", "group_number"]),
         data=data,
+        crossover=crossover,
+        units=units,
+        periods=periods if crossover else (),
+        study_groups=groups,
     )
 
 
@@ -243,6 +317,8 @@ def parameter_multipliers(data, fits):
         "log_participant_sd_multiplier": np.ones(n_cells),
         "log_sigma_multiplier": np.ones(n_cells),
         "log_rate_sd_multiplier": np.ones(n_cells if data["rate_deviations"] else 0),
+        "log_session_sd_multiplier": np.ones(n_cells if data["crossover"] else 0),
+        "period_a_multiplier": np.ones((data["n_periods"] - 1, n_cells)),
     }
     if data["prior_only"]:
         return multipliers
@@ -264,6 +340,8 @@ def parameter_multipliers(data, fits):
         multipliers["log_participant_sd_multiplier"][cell] = spread
         if data["rate_deviations"]:
             multipliers["log_rate_sd_multiplier"][cell] = spread
+        if data["crossover"]:
+            crossover_multipliers(multipliers, data, cell, fit)
         multipliers["log_sigma_multiplier"][cell] = 1 / np.sqrt(
             2 * n * max(len(data["t"]) - 2, 1)
         )
@@ -271,6 +349,24 @@ def parameter_multipliers(data, fits):
         name: np.maximum(value, SMALLEST_MULTIPLIER)
         for name, value in multipliers.items()
     }
+
+
+def crossover_multipliers(multipliers, data, cell, fit):
+    """The crossover's multipliers of one cell, in place: participant_sd's from the
+    participants' number, session_sd's from the within-participant degrees of
+    freedom, period_a's as for the mean of paired differences of the series'
+    least-squares asymptotes."""
+    in_cell = np.asarray(data["series_cell"]) - 1 == cell
+    unit = np.asarray(data["series_unit"])[in_cell]
+    n_units = len(np.unique(unit))
+    within_df = max(len(unit) - n_units, 1)
+    multipliers["log_participant_sd_multiplier"][cell] = 1 / np.sqrt(
+        2 * max(n_units - 1, 1)
+    )
+    multipliers["log_session_sd_multiplier"][cell] = 1 / np.sqrt(2 * within_df)
+    unit_mean = pd.Series(fit.asymptote).groupby(unit).transform("mean").to_numpy()
+    within_sd = np.sqrt(((fit.asymptote - unit_mean) ** 2).sum() / within_df)
+    multipliers["period_a_multiplier"][:, cell] = within_sd * np.sqrt(2 / n_units)
 
 
 @dataclass(frozen=True)
@@ -313,14 +409,22 @@ def _series_fits(rows, t, rate):
     return coefficients, residual, design
 
 
-def _checked_cells(cells, groups, muscles, conditions):
+def _checked_cells(cells, groups, muscles, conditions, crossover):
     """A copy of the table with the required columns, clean values and known levels."""
-    missing = [column for column in REQUIRED_COLUMNS if column not in cells.columns]
+    required = REQUIRED_COLUMNS + CROSSOVER_COLUMNS * crossover
+    missing = [column for column in required if column not in cells.columns]
     if missing:
-        raise CellsTableError(f"cells table lacks columns {missing}")
-    cells = cells[list(REQUIRED_COLUMNS)].copy()
-    for column in ("participant", "group", "muscle", "condition"):
+        raise CellsTableError(
+            f"cells table lacks columns {missing}"
+            + (" (study.design is crossover)" if crossover else "")
+        )
+    cells = cells[list(required)].copy()
+    for column in ("participant", "group", "muscle", "condition") + (
+        ("session",) if crossover else ()
+    ):
         cells[column] = cells[column].astype(str)
+    if crossover:
+        cells["period"] = cells["period"].astype(int)
     for column in ("y", "t"):
         bad = cells[~np.isfinite(cells[column].to_numpy(dtype=float))]
         if len(bad):
@@ -339,12 +443,15 @@ def _checked_cells(cells, groups, muscles, conditions):
             raise CellsTableError(
                 f"cells table {column} values {unknown} are not in {key} {list(allowed)}"
             )
-    duplicated = cells[cells.duplicated(SERIES_KEYS + ["bin"], keep=False)]
+    series_keys = CROSSOVER_SERIES_KEYS if crossover else SERIES_KEYS
+    duplicated = cells[cells.duplicated(series_keys + ["bin"], keep=False)]
     if len(duplicated):
         raise CellsTableError(
-            f"cells table has {len(duplicated)} rows sharing participant, muscle, "
-            f"condition and bin, first: {_describe(duplicated)}"
+            f"cells table has {len(duplicated)} rows sharing {', '.join(series_keys)} "
+            f"and bin, first: {_describe(duplicated, series_keys)}"
         )
+    if crossover:
+        return cells
     groups_per_participant = cells.groupby("participant")["group"].nunique()
     ambiguous = groups_per_participant[groups_per_participant > 1].index.tolist()
     if ambiguous:
@@ -372,16 +479,61 @@ def _check_coverage(cells, groups, muscles, conditions, by_group):
         )
 
 
-def _check_complete_series(cells, times):
-    """Each participant x cell series the table includes has every bin."""
-    bins_per_series = cells.groupby(SERIES_KEYS)["bin"].nunique()
+def _check_complete_series(cells, times, series_keys):
+    """Each series the table includes has every bin."""
+    bins_per_series = cells.groupby(series_keys)["bin"].nunique()
     incomplete = bins_per_series[bins_per_series < len(times)]
     if len(incomplete):
-        participant, muscle, condition = incomplete.index[0]
+        first = ", ".join(
+            f"{key}={value}" for key, value in zip(series_keys, incomplete.index[0])
+        )
         raise CellsTableError(
-            f"{len(incomplete)} participant x muscle x condition series lack some of "
-            f"the {len(times)} bins, first: participant={participant}, muscle={muscle}, "
-            f"condition={condition}; include every bin of a series or drop the series"
+            f"{len(incomplete)} {' x '.join(series_keys)} series lack some of "
+            f"the {len(times)} bins, first: {first}; include every bin of a series or "
+            "drop the series"
+        )
+
+
+def _check_crossover(cells, groups):
+    """Each session has one group and one period, a participant has each group and
+    each period at most once, and the groups can be told from the periods."""
+    sessions = cells.drop_duplicates(["participant", "session", "group", "period"])
+    for column in ("group", "period"):
+        several = sessions.groupby(["participant", "session"])[column].nunique()
+        if (several > 1).any():
+            participant, session = several[several > 1].index[0]
+            raise CellsTableError(
+                f"participant {participant} session {session} has several {column}s "
+                "in the cells table; a crossover session has one"
+            )
+    for column in ("group", "period"):
+        repeated = sessions[sessions.duplicated(["participant", column], keep=False)]
+        if len(repeated):
+            first = repeated.iloc[0]
+            same = repeated[repeated["participant"] == first["participant"]]
+            raise CellsTableError(
+                f"participant {first['participant']} has {column} {first[column]} in "
+                f"sessions {sorted(same['session'])}; in a crossover study each "
+                f"participant has each {column} once"
+            )
+    design = np.column_stack(
+        [
+            (sessions["group"].to_numpy()[:, None] == np.asarray(groups)).astype(float),
+            pd.get_dummies(sessions["period"], drop_first=True).to_numpy(float),
+        ]
+    )
+    n_periods = sessions["period"].nunique()
+    if np.linalg.matrix_rank(design) < len(groups) + n_periods - 1:
+        sequences = sorted(
+            sessions.sort_values("period")
+            .groupby("participant")["group"]
+            .agg("-".join)
+            .unique()
+        )
+        raise CellsTableError(
+            f"in the cells table the groups cannot be told from the periods "
+            f"(sequences {sequences}): the treatment contrast needs participants in "
+            "more than one sequence (counterbalanced order)"
         )
 
 
@@ -400,6 +552,6 @@ def _bin_times(cells):
     return times
 
 
-def _describe(rows):
+def _describe(rows, series_keys=SERIES_KEYS):
     first = rows.iloc[0]
-    return ", ".join(f"{key}={first[key]}" for key in SERIES_KEYS + ["bin"])
+    return ", ".join(f"{key}={first[key]}" for key in series_keys + ["bin"])

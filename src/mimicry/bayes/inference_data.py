@@ -13,6 +13,13 @@ participant x cell. Here they get the study's own names:
   from the hierarchical prior;
 - y_rep, log_lik and the observed y: (obs), with participant, group, muscle,
   condition, bin and t as coordinates along obs.
+
+In a crossover study participant_a and participant_c are (participant, group, muscle,
+condition), group being the session's treatment; session and period are also
+coordinates along obs; and there are session_sd (muscle, condition), period_a
+(period, muscle, condition; periods labelled "2 - 1") and participant_deviation
+(participant, muscle, condition), each participant's deviation shared by their
+sessions.
 """
 
 import numpy as np
@@ -28,8 +35,10 @@ SAMPLER_ONLY_VARIABLES = (
     "log_participant_sd",
     "log_sigma",
     "log_rate_sd",
+    "log_session_sd",
 )
 OBSERVATION_COORDINATES = ("participant", "group", "muscle", "condition", "bin", "t")
+CROSSOVER_COORDINATES = ("session", "period")
 TIMESTAMP_ATTRIBUTE = "created_at"
 PREDICTIVE_GROUPS = ("posterior_predictive", "prior_predictive")
 
@@ -39,17 +48,21 @@ def tidy_inference_data(inference_data, model_input):
     cell_index = pd.MultiIndex.from_product(
         [model_input.muscles, model_input.conditions], names=["muscle", "condition"]
     )
-    series_index = pd.MultiIndex.from_frame(
-        model_input.series[["participant", "muscle", "condition"]]
-    )
+    series_index = pd.MultiIndex.from_frame(model_input.series[model_input.series_keys])
+    unstacked = {"cell": cell_index, "series": series_index}
+    if model_input.crossover:
+        unstacked["unit"] = pd.MultiIndex.from_frame(model_input.units)
     order = {
         "participant": list(model_input.participants),
+        "group": list(model_input.study_groups),
         "muscle": list(model_input.muscles),
         "condition": list(model_input.conditions),
     }
     observations = model_input.observations
     observation_coordinates = {
-        name: ("obs", observations[name].to_numpy()) for name in OBSERVATION_COORDINATES
+        name: ("obs", observations[name].to_numpy())
+        for name in OBSERVATION_COORDINATES
+        + CROSSOVER_COORDINATES * model_input.crossover
     }
 
     def tidy(dataset):
@@ -61,8 +74,8 @@ def tidy_inference_data(inference_data, model_input):
                 array = array.squeeze("nu_dim_0", drop=True)
             if model_input.model == "pooled" and "group" in array.dims:
                 array = array.squeeze("group", drop=True)
-            array = _unstack(array, "cell", cell_index, order)
-            array = _unstack(array, "series", series_index, order)
+            for dim, index in unstacked.items():
+                array = _unstack(array, dim, index, order)
             arrays[name] = array
         tidied = xr.Dataset(arrays, attrs=dataset.attrs)
         if "obs" in tidied.dims:

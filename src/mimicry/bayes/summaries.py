@@ -34,11 +34,14 @@ PARAMETERS = (
     "participant_sd",
     "sigma",
     "rate_sd",
+    "session_sd",
     "nu",
     "contrast_a",
     "contrast_c",
+    "period_a",
     "participant_a",
     "participant_c",
+    "participant_deviation",
 )
 CONTRASTS = {"contrast_a": "a", "contrast_c": "c"}
 HDI_PROB = 0.95
@@ -51,7 +54,7 @@ CONVERGENCE = {
 PARTICIPANT_LEVEL = ("warn", "gate")
 # Parameters a log message names per failed check; diagnostics.json lists them all.
 SHOWN_SHORTFALLS = 10
-DIMENSION_ORDER = ("contrast", "group", "participant", "muscle", "condition")
+DIMENSION_ORDER = ("contrast", "period", "group", "participant", "muscle", "condition")
 SUGGESTIONS = {
     "divergences": "raise stan.adapt_delta (e.g. 0.95) or look for a badly "
     "identified parameter (e.g. a rate c with no visible change in the data)",
@@ -120,8 +123,9 @@ def _table(name, statistics):
 
 
 def participant_level_variables(dataset):
-    """The variables with a participant dimension (participant_a, participant_c):
-    one participant's parameter in each cell."""
+    """The variables with a participant dimension (participant_a, participant_c,
+    and in a crossover participant_deviation): one participant's parameter in each
+    cell."""
     return [
         name for name, array in dataset.data_vars.items() if "participant" in array.dims
     ]
