@@ -237,6 +237,35 @@ def test_figure1_points_and_error_bars_are_the_table_means_and_sems(
             np.testing.assert_allclose(data_line.get_ydata(), drawn["mean"])
 
 
+def test_figure1_has_one_grid_per_level_of_the_participant_factor(cells, study):
+    levels = ["young", "old"]
+    participants = sorted(cells["participant"].unique())
+    age_group = {p: levels[i % 2] for i, p in enumerate(participants)}
+    cells = cells.assign(age_group=cells["participant"].map(age_group))
+    study = study | {"participant_factor": {"column": "age_group", "levels": levels}}
+    figure, table = figures.figure1(cells, study)
+    try:
+        assert [sub.get_suptitle() for sub in figure.subfigs] == [
+            f"age_group: {level}" for level in levels
+        ]
+        for sub, level in zip(figure.subfigs, levels):
+            expected = (
+                cells[cells["age_group"] == level]
+                .groupby(["muscle", "condition", "group", "t"])["y"]
+                .mean()
+            )
+            axes = sub.get_axes()
+            assert len(axes) == len(study["muscles"]) * len(study["conditions"])
+            for ax, ((_, muscle), (_, condition)) in zip(axes, figures._cells(study)):
+                for container in ax.containers:
+                    line = container.lines[0]
+                    rows = expected.loc[(muscle, condition, container.get_label())]
+                    np.testing.assert_allclose(line.get_ydata(), rows)
+        assert list(table["age_group"].unique()) == levels
+    finally:
+        plt.close(figure)
+
+
 def _group_size_texts(ax):
     return [text.get_text() for text in ax.texts if text.get_gid() == "group_sizes"]
 

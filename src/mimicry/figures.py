@@ -89,8 +89,11 @@ def save_figure(figure, png_path, pdf_path):
 
 
 def _in_study_order(table, study):
-    """Rows ordered by the study's muscles, conditions and groups, not alphabetically."""
+    """Rows ordered by the participant factor's levels (study.participant_factor),
+    the study's muscles, conditions and groups, not alphabetically."""
+    factor = study.get("participant_factor")
     rank = {
+        **({factor["column"]: factor["levels"]} if factor else {}),
         "muscle": study["muscles"],
         "condition": study["conditions"],
         "group": study["groups"],
@@ -155,10 +158,23 @@ def _group_legend(figure, handles, labels):
     )
 
 
+def _facets(study):
+    """Fig. 1's facets: (column, level) per level of study.participant_factor, or one
+    facet of every participant, (None, None)."""
+    factor = study.get("participant_factor")
+    if not factor:
+        return [(None, None)]
+    return [(factor["column"], level) for level in factor["levels"]]
+
+
 def figure1_table(cells, study):
-    """Mean over participants and its SEM per muscle, condition, group and bin."""
+    """Mean over participants and its SEM per participant-factor level (if any),
+    muscle, condition, group and bin."""
+    factor = study.get("participant_factor")
+    keys = [*([factor["column"]] if factor else []), "muscle", "condition", "group"]
+    keys += ["bin", "t"]
     summary = (
-        cells.groupby(["muscle", "condition", "group", "bin", "t"], observed=True)["y"]
+        cells.groupby(keys, observed=True)["y"]
         .agg(mean="mean", sem="sem", n_participants="count")
         .reset_index()
     )
@@ -208,21 +224,48 @@ def group_sizes(counts, study):
 
 @_styled
 def figure1(cells, study):
-    """Facial EMG by muscle (rows), condition (columns), time and drug (lines).
+    """Facial EMG by muscle (rows), condition (columns), time and drug (lines); with
+    study.participant_factor one such grid per level, side by side.
 
     The legend gives each group's participants (after exclusions, counted in
-    ``cells``); a group whose count differs between panels has it in every panel.
-    Returns the figure and ``figure1_table(cells, study)``, whose means and SEMs are
-    the plotted points and error bars.
+    ``cells``); a group whose count differs between a facet's panels has it in every
+    panel. Returns the figure and ``figure1_table(cells, study)``, whose means and
+    SEMs are the plotted points and error bars.
     """
     table = figure1_table(cells, study)
-    labels, panel_texts = group_sizes(participants_per_panel(cells, study), study)
-    palette = drug_palette(study["groups"])
+    labels, _ = group_sizes(participants_per_panel(cells, study), study)
+    facets = _facets(study)
     figure = plt.figure(
-        figsize=(3.3 * len(study["conditions"]), 2.4 * len(study["muscles"]) + 0.6),
+        figsize=(
+            3.3 * len(study["conditions"]) * len(facets),
+            2.4 * len(study["muscles"]) + 0.6 + 0.3 * (len(facets) > 1),
+        ),
         layout="constrained",
     )
-    axes = _cell_axes(figure, study)
+    containers = figure.subfigures(1, len(facets)) if len(facets) > 1 else [figure]
+    for container, (column, level) in zip(containers, facets):
+        in_facet = (
+            (lambda frame: frame) if column is None else _level_rows(column, level)
+        )
+        if column is not None:
+            container.suptitle(f"{column}: {level}", fontsize="medium")
+        axes = _figure1_panels(container, in_facet(table), in_facet(cells), study)
+    figure.supxlabel(TIME_LABEL, fontsize="medium")
+    figure.supylabel(f"{RESPONSE_LABEL}, mean ± SEM", fontsize="medium")
+    handles, groups = axes[0, 0].get_legend_handles_labels()
+    _group_legend(figure, handles, [labels[group] for group in groups])
+    return figure, table
+
+
+def _level_rows(column, level):
+    return lambda frame: frame[frame[column] == level]
+
+
+def _figure1_panels(container, table, cells, study):
+    """One grid of Fig. 1 (muscles x conditions) from its rows of the table."""
+    _, panel_texts = group_sizes(participants_per_panel(cells, study), study)
+    palette = drug_palette(study["groups"])
+    axes = _cell_axes(container, study)
     offsets = _dodge(study["groups"], width=0.12)
     for (row, muscle), (column, condition) in _cells(study):
         ax = axes[row, column]
@@ -251,11 +294,7 @@ def figure1(cells, study):
                 fontsize="x-small",
                 gid="group_sizes",
             )
-    figure.supxlabel(TIME_LABEL, fontsize="medium")
-    figure.supylabel(f"{RESPONSE_LABEL}, mean ± SEM", fontsize="medium")
-    handles, groups = axes[0, 0].get_legend_handles_labels()
-    _group_legend(figure, handles, [labels[group] for group in groups])
-    return figure, table
+    return axes
 
 
 def _bin_width(cells):
