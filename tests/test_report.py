@@ -227,6 +227,7 @@ def test_the_stan_program_states_the_priors_the_methods_name():
         *methods.PRIORS,
         methods.STUDENT_T_PRIOR,
         methods.RATE_DEVIATION_PRIOR,
+        *methods.CROSSOVER_PRIORS,
     ):
         name, distribution = prior.split(" ~ ")
         assert re.search(rf"{name}\)? ~ {re.escape(distribution)};", code), prior

@@ -35,6 +35,7 @@ PRIORS = (
 )
 STUDENT_T_PRIOR = "nu ~ gamma(2, 0.1)"
 RATE_DEVIATION_PRIOR = "rate_sd ~ normal(0, 0.5)"
+CROSSOVER_PRIORS = ("session_sd ~ normal(0, 0.3)", "period_a ~ normal(0, 0.5)")
 RANDOM_EFFECTS = {
     "condition_shape": (
         "per participant a random weight of the response shape 1 - exp(-t / 2 s) for "
@@ -251,9 +252,19 @@ def bayesian(config):
             "asymptote around its cell's a and log rate around its cell's log c "
             "(models.rate_deviations)"
         )
+    series = "participant"
+    if config["study"].get("design") == "crossover":
+        priors += CROSSOVER_PRIORS
+        series = "participant x session"
+        deviations += (
+            ", the asymptote's deviation being the participant's own, shared by its "
+            "sessions, plus the session's (session_sd), and a period effect per cell "
+            "(period_a): in this crossover study (study.design) the drug contrasts "
+            "are within participants"
+        )
     return (
         "Bayesian asymptotic regression mu(t) = a + (b - a) exp(-c t) in Stan, one "
-        f"curve per participant x muscle x condition with a participant-level "
+        f"curve per {series} x muscle x condition with a participant-level "
         f"{deviations}, a residual scale per cell and "
         f"{LIKELIHOODS[models['likelihood']]} (models.likelihood: "
         f"{models['likelihood']}); the pooled model ignores drug, the drug model has a "
