@@ -38,8 +38,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from mimicry.bayes.synthetic import counterbalanced_sequences  # noqa: E402
 from mimicry.bayes.synthetic_crossover import (  # noqa: E402
-    counterbalanced_sequences,
     crossover_cells,
     population_mimicry,
 )

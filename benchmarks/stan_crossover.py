@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mimicry.bayes import build_model_input, sample, summary_table  # noqa: E402
 from mimicry.bayes.synthetic import (  # noqa: E402
-    crossover_participants,
+    counterbalanced_sequences,
     crossover_study_config,
     synthetic_crossover_cells,
 )
@@ -82,7 +82,7 @@ def study_cells(config, seed, session_sd, period_shift):
     }
     return synthetic_crossover_cells(
         config,
-        crossover_participants(study["groups"], N_PARTICIPANTS),
+        counterbalanced_sequences(study["groups"], N_PARTICIPANTS),
         session_sd=session_sd,
         period_shift=shifts,
         noise_seed=seed,

@@ -14,7 +14,7 @@ from mimicry.bayes.data import (
 )
 from mimicry.bayes.synthetic import (
     balanced_participants,
-    crossover_participants,
+    counterbalanced_sequences,
     crossover_study_config,
     synthetic_cells,
     synthetic_crossover_cells,
@@ -261,7 +261,7 @@ CROSSOVER_STUDY = CROSSOVER_CONFIG["study"]
 def crossover_cells():
     return synthetic_crossover_cells(
         CROSSOVER_CONFIG,
-        crossover_participants(CROSSOVER_STUDY["groups"], 6),
+        counterbalanced_sequences(CROSSOVER_STUDY["groups"], 6),
         session_sd=0.05,
     )
 

@@ -45,7 +45,7 @@ from mimicry.bayes.comparison import UNITS, loo
 from mimicry.bayes.predictive import likelihood_terms, log_likelihood
 from mimicry.bayes.synthetic import (
     balanced_participants,
-    crossover_participants,
+    counterbalanced_sequences,
     crossover_study_config,
     synthetic_cells,
     synthetic_crossover_cells,
@@ -847,7 +847,7 @@ def crossover_cells(drug_effects=(), n_participants=24, noise_seed=1):
     config["simulation"]["drug_effects"] = list(drug_effects)
     return synthetic_crossover_cells(
         config,
-        crossover_participants(CROSSOVER_STUDY["groups"], n_participants),
+        counterbalanced_sequences(CROSSOVER_STUDY["groups"], n_participants),
         session_sd=0.05,
         period_shift=PERIOD_SHIFT,
         noise_seed=noise_seed,

@@ -17,9 +17,12 @@ from scipy import optimize
 from snakemake.utils import update_config
 from statsmodels.regression.mixed_linear_model import MixedLMParams, VCSpec
 
-from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
-from mimicry.bayes.synthetic_crossover import (
+from mimicry.bayes.synthetic import (
+    balanced_participants,
     counterbalanced_sequences,
+    synthetic_cells,
+)
+from mimicry.bayes.synthetic_crossover import (
     crossover_cells,
     population_mimicry,
 )

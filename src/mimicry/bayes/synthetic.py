@@ -11,6 +11,7 @@ on top of this one).
 """
 
 import copy
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -134,12 +135,13 @@ def _series_rows(config, recording, edges, n_trials, shifts=None):
     return tables
 
 
-def crossover_participants(groups, n_participants):
-    """(participant id, sequence) pairs: sub-001... given each rotation of groups in
-    turn (a Latin square: with two groups, A-B and B-A alternately)."""
-    sequences = [tuple(groups[i:]) + tuple(groups[:i]) for i in range(len(groups))]
+def counterbalanced_sequences(groups, n_participants):
+    """Participant ids sub-001... with their groups by period: the orders of the
+    groups in turn (every permutation, each used equally often when n_participants
+    is a multiple of their number)."""
+    orders = list(itertools.permutations(groups))
     return [
-        (f"sub-{index + 1:03d}", sequences[index % len(sequences)])
+        (f"sub-{index + 1:03d}", list(orders[index % len(orders)]))
         for index in range(n_participants)
     ]
 
@@ -159,7 +161,7 @@ def synthetic_crossover_cells(
     condition x bin, with columns session, period and sequence.
 
     ``participants``: (participant id, groups by period) pairs (see
-    crossover_participants); session k is period k. A session's series are what
+    counterbalanced_sequences); session k is period k. A session's series are what
     synthetic_cells gives the participant in that session's group (the simulator's
     participant plan, whose deviations depend on the participant id only and so are
     the same in every session, while drug effects follow the group), with the

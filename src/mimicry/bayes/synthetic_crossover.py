@@ -9,25 +9,12 @@ draws its own noise and baseline shifts, and may add a shift common to all of it
 cells (``session_shift_sd``) and a period effect.
 """
 
-import itertools
-
 import numpy as np
 import pandas as pd
 
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
 from mimicry.simulate import plan_participant
-
-
-def counterbalanced_sequences(groups, n_participants):
-    """Participant ids sub-001... with their groups by period: the orders of the
-    groups in turn (every permutation, each used equally often when n_participants
-    is a multiple of their number)."""
-    orders = list(itertools.permutations(groups))
-    return [
-        (f"sub-{index + 1:03d}", list(orders[index % len(orders)]))
-        for index in range(n_participants)
-    ]
 
 
 def crossover_cells(
