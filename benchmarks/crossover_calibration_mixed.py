@@ -19,7 +19,11 @@ default random effects (condition_shape) and design crossover.
    uniform) and a Kolmogorov-Smirnov test against the uniform distribution.
 2. --compare-seeds seeds (0 skips it): the same null rates with each shared-variance
    random effect of the crossover structure left out in turn, to show what each adds.
-3. Recovery, --effect-seeds seeds: the naltrexone session's ZM asymptote to
+3. --simulator-seeds seeds (0 skips it): the null on the simulator's own crossover
+   study instead (mimicry.bayes.synthetic.synthetic_cells of counterbalanced
+   recordings: each session also has its own deviation of every asymptote,
+   simulation.session_deviation), which needs the per-session response-shape weights.
+4. Recovery, --effect-seeds seeds: the naltrexone session's ZM asymptote to
    AngryToHappy raised by --effect; whether each drug contrast's 95% interval covers
    the population truth (mimicry.bayes.synthetic_crossover.population_mimicry) and
    has its sign, and the drug x condition LRT's p.
@@ -38,7 +42,10 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mimicry.bayes.synthetic import counterbalanced_sequences  # noqa: E402
+from mimicry.bayes.synthetic import (  # noqa: E402
+    counterbalanced_sequences,
+    synthetic_cells,
+)
 from mimicry.bayes.synthetic_crossover import (  # noqa: E402
     crossover_cells,
     population_mimicry,
@@ -47,9 +54,11 @@ from mimicry.frequentist import (  # noqa: E402
     CONDITION_BIN_INTERCEPT,
     CONDITION_INTERCEPT,
     SESSION_CONDITION_INTERCEPT,
+    SESSION_CONDITION_SHAPE,
     SESSION_INTERCEPT,
     fit_mixed_models,
 )
+from mimicry.simulate import counterbalanced_sessions  # noqa: E402
 from mimicry.study import load_config  # noqa: E402
 
 GROUPS = ["placebo", "naltrexone"]
@@ -58,6 +67,7 @@ CELLS_ARGUMENTS = {"bin_width_s": 0.5, "noise_sd": 0.01, "baseline_shift_sd": 0.
 LEFT_OUT = (
     SESSION_INTERCEPT,
     SESSION_CONDITION_INTERCEPT,
+    SESSION_CONDITION_SHAPE,
     CONDITION_BIN_INTERCEPT,
     CONDITION_INTERCEPT,
 )
@@ -82,6 +92,23 @@ def study(seed, arguments, drug_effect=0.0):
         counterbalanced_sequences(GROUPS, arguments.participants),
         period_effects=[0.0, arguments.period_effect],
         session_shift_sd=arguments.session_shift_sd,
+        noise_seed=seed,
+        **CELLS_ARGUMENTS,
+    )
+    return config, cells
+
+
+def simulator_study(seed, arguments):
+    """A null crossover study drawn as the simulator draws one (session deviations of
+    every asymptote, simulation.session_deviation), with the tests' noise."""
+    config = load_config(ROOT / "config" / "config.yaml")
+    config["seed"] = seed
+    config["study"] |= {"groups": GROUPS, "design": "crossover"}
+    config["simulation"]["drug_effects"] = []
+    ids = [f"sub-{index:03d}" for index in range(1, arguments.participants + 1)]
+    cells = synthetic_cells(
+        config,
+        counterbalanced_sessions(ids, GROUPS),
         noise_seed=seed,
         **CELLS_ARGUMENTS,
     )
@@ -140,6 +167,7 @@ def main():
     parser.add_argument("--compare-seeds", type=int, default=0)
     parser.add_argument("--effect", type=float, default=0.1)
     parser.add_argument("--effect-seeds", type=int, default=5)
+    parser.add_argument("--simulator-seeds", type=int, default=0)
     arguments = parser.parse_args()
     pd.set_option("display.width", 200)
 
@@ -163,6 +191,20 @@ def main():
                 null_p_values(fit(*study(seed, arguments), left_out=left_out))
                 for seed in range(1, arguments.compare_seeds + 1)
             ]
+            summary = calibration_summary(pd.concat(rows))
+            summary.insert(0, "left_out", left_out[0] if left_out else "(none)")
+            print(summary.to_string(index=False, float_format="%.3f"))
+
+    if arguments.simulator_seeds:
+        seeds = range(1, arguments.simulator_seeds + 1)
+        studies = [simulator_study(seed, arguments) for seed in seeds]
+        session_sd = studies[0][0]["simulation"]["session_deviation"]["asymptote_sd"]
+        print(
+            f"\nNull on the simulator's crossover study, seeds 1-{seeds[-1]}, session "
+            f"asymptote sd {session_sd:g}, with and without the per-session shape:"
+        )
+        for left_out in ((), (SESSION_CONDITION_SHAPE,)):
+            rows = [null_p_values(fit(*one, left_out=left_out)) for one in studies]
             summary = calibration_summary(pd.concat(rows))
             summary.insert(0, "left_out", left_out[0] if left_out else "(none)")
             print(summary.to_string(index=False, float_format="%.3f"))

@@ -30,6 +30,7 @@ from mimicry.frequentist import (
     CONDITION_BIN_INTERCEPT,
     CONDITION_INTERCEPT,
     SESSION_CONDITION_INTERCEPT,
+    SESSION_CONDITION_SHAPE,
     SESSION_INTERCEPT,
     FULL_MODEL_TERMS,
     RANDOM_EFFECTS,
@@ -903,6 +904,7 @@ def test_crossover_tables_have_the_parallel_tables_columns(
         CONDITION_INTERCEPT,
         CONDITION_BIN_INTERCEPT,
         SESSION_CONDITION_INTERCEPT,
+        SESSION_CONDITION_SHAPE,
         SESSION_INTERCEPT,
     ):
         assert f"var({name})" in components
@@ -996,6 +998,7 @@ def test_crossover_fit_matches_statsmodels_mixedlm(crossover_unbalanced):
         CONDITION_INTERCEPT,
         CONDITION_BIN_INTERCEPT,
         SESSION_CONDITION_INTERCEPT,
+        SESSION_CONDITION_SHAPE,
         SESSION_INTERCEPT,
     ]
     statsmodels = statsmodels_model(

@@ -49,7 +49,9 @@ RANDOM_EFFECTS = {
 CROSSOVER_RANDOM_EFFECTS = {
     "condition_shape": (
         "random intercepts per participant and session, per participant, session and "
-        "condition, and per participant, condition and bin (one shared variance each)"
+        "condition, and per participant, condition and bin, and a random weight of the "
+        "response shape per participant, session and condition (one shared variance "
+        "each)"
     ),
     "condition": "a random intercept per participant and session",
     "intercept": "a random intercept per participant and session",
