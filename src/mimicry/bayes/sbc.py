@@ -54,7 +54,7 @@ import xarray as xr  # noqa: E402
 
 from mimicry.bayes.backend import sample  # noqa: E402
 from mimicry.bayes.data import LIKELIHOODS, build_model_input  # noqa: E402
-from mimicry.bayes.summaries import PARAMETERS  # noqa: E402
+from mimicry.bayes.summaries import CROSSOVER_PARAMETERS, PARAMETERS  # noqa: E402
 from mimicry.bayes.synthetic import (  # noqa: E402
     balanced_participants,
     synthetic_cells,
@@ -67,11 +67,12 @@ from mimicry.study import ConfigError, load_config  # noqa: E402
 # Named, not __name__: run as `python -m` the module is __main__.
 log = logging.getLogger("mimicry.bayes.sbc")
 
-# The reported parameters but for log c (c is ranked) and the participants' own.
+# The reported parameters but for log c (c is ranked), the participants' own and
+# those of a crossover study's model (the SBC study has parallel groups).
 RANKED_VARIABLES = tuple(
     name
     for name in PARAMETERS
-    if name not in ("log_c", "participant_a", "participant_c")
+    if name not in ("log_c", "participant_a", "participant_c", *CROSSOVER_PARAMETERS)
 )
 DIMENSION_ORDER = ("contrast", "group", "muscle", "condition")
 # A cheap fit of a study this small: 2 chains x (300 + 300), about 3.5 s. The

@@ -43,6 +43,8 @@ PARAMETERS = (
     "participant_c",
     "participant_deviation",
 )
+# The parameters only a crossover study's model has (size 0 in a parallel-group one).
+CROSSOVER_PARAMETERS = ("session_sd", "period_a", "participant_deviation")
 CONTRASTS = {"contrast_a": "a", "contrast_c": "c"}
 HDI_PROB = 0.95
 # R-hat and ESS checks: summary column, limit kind, threshold key.
