@@ -568,4 +568,4 @@ def test_workflow_writes_the_qc_figures_and_reports_them(workflow_copy):
     quality_control = _report_categories(html)["Quality control"]
     assert quality_control["Participants"] == ["results/qc/sub-011.png"]
     assert quality_control["Group"] == ["results/qc/group.png"]
-    assert '"labels": {"participant": "sub-011"}' in html
+    assert '"labels": {"recording": "sub-011"}' in html

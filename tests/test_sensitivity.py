@@ -184,7 +184,7 @@ def test_crossover_decision_rules_fit_the_within_participant_models(quick_config
         )
     )
     assert design["bin_noise_sd"] == pytest.approx(0.02, rel=0.2)
-    config["sensitivity"] |= {"effects": {"a": [0.3], "c": []}}
+    config["sensitivity"] |= {"effects": {"a": [0.5], "c": []}}
     grid = {e.id: e for e in sensitivity.effect_grid(config)}
     decisions = {
         effect_id: sensitivity.analyse_replicate(
@@ -192,17 +192,17 @@ def test_crossover_decision_rules_fit_the_within_participant_models(quick_config
         ).set_index("method")
         for effect_id, effect in grid.items()
     }
-    assert decisions["a_0.3"]["detected"].all()
-    assert decisions["a_0.3"]["converged"].all()
-    contrast = decisions["a_0.3"].loc["contrast_1df"]
+    assert decisions["a_0.5"]["detected"].all()
+    assert decisions["a_0.5"]["converged"].all()
+    contrast = decisions["a_0.5"].loc["contrast_1df"]
     assert 0 < contrast["low"] < contrast["estimate"] < contrast["high"]
     parallel = copy.deepcopy(config)
     parallel["study"]["design"] = "parallel"
     with pytest.raises(ValueError, match="crossover|session|participant"):
         sensitivity.analyse_replicate(
-            sensitivity.replicate_cells(config, design, grid["a_0.3"], 0),
+            sensitivity.replicate_cells(config, design, grid["a_0.5"], 0),
             parallel,
-            grid["a_0.3"],
+            grid["a_0.5"],
         )
 
 
