@@ -217,7 +217,7 @@ def test_missing_raw_file_is_an_error_by_default_or_recorded_when_skipped(
     )
     done = run_snakemake(workflow_copy, "--cores", "2", CELLS, *args)
     assert (
-        "source.missing_raw: skip: 2 of 4 participants have no raw file and are left "
+        "source.missing_raw: skip: 2 of 4 recordings have no raw file and are left "
         "out (recorded in qc.tsv): sub-003, sub-004"
     ) in done.stdout + done.stderr
     qc = pd.read_csv(workflow_copy / "results/aggregate/qc.tsv", sep="\t")
