@@ -789,7 +789,7 @@ def study_truth(config, participants):
         truth["session_deviation"] = simulation["session_deviation"]
     if simulation["block"] is not None:
         truth["block"] = simulation["block"]
-    sequences = _sequences(recordings) if with_sessions else {}
+    sequences = treatment_sequences(recordings) if with_sessions else {}
     plans = {}
     for participant_id, group, session, period in recordings:
         plan = plan_participant(config, participant_id, group, session, period)
@@ -807,8 +807,9 @@ def study_truth(config, participants):
     return truth
 
 
-def _sequences(recordings):
-    """participant -> its treatments in period order joined with "-"."""
+def treatment_sequences(recordings):
+    """participant -> its treatments in period order joined with "-", from
+    (participant_id, group, session, period) recordings."""
     by_participant = {}
     for participant_id, group, _, period in recordings:
         by_participant.setdefault(participant_id, []).append((period, group))

@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 import pandas as pd
 from mimicry.asymptotic import binned_log_ratio
-from mimicry.simulate import plan_participant
+from mimicry.simulate import plan_participant, treatment_sequences
 
 
 def balanced_participants(groups, n_participants):
@@ -78,13 +78,12 @@ def synthetic_cells(
 def _with_sessions(cells, recordings):
     """cells (rows in the recordings' order) with each recording's session, period
     and sequence after the group column."""
+    recordings = [tuple(recording) for recording in recordings]
+    sequences = treatment_sequences(recordings)
     recordings = pd.DataFrame(
-        [tuple(recording) for recording in recordings],
-        columns=["participant", "group", "session", "period"],
+        recordings, columns=["participant", "group", "session", "period"]
     ).astype({"session": str, "period": "int64"})
-    by_period = recordings.sort_values(["participant", "period"])
-    sequence = by_period.groupby("participant")["group"].agg("-".join)
-    recordings["sequence"] = recordings["participant"].map(sequence)
+    recordings["sequence"] = recordings["participant"].map(sequences)
     per_recording = len(cells) // len(recordings)
     added = recordings.loc[recordings.index.repeat(per_recording)].reset_index(
         drop=True
