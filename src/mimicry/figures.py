@@ -233,7 +233,7 @@ def figure1(cells, study):
     SEMs are the plotted points and error bars.
     """
     table = figure1_table(cells, study)
-    labels, _ = group_sizes(participants_per_panel(cells, study), study)
+    labels, study_panel_texts = group_sizes(participants_per_panel(cells, study), study)
     facets = _facets(study)
     figure = plt.figure(
         figsize=(
@@ -244,12 +244,15 @@ def figure1(cells, study):
     )
     containers = figure.subfigures(1, len(facets)) if len(facets) > 1 else [figure]
     for container, (column, level) in zip(containers, facets):
-        in_facet = (
-            (lambda frame: frame) if column is None else _level_rows(column, level)
+        if column is None:
+            axes = _figure1_panels(container, table, study_panel_texts, study)
+            continue
+        in_facet = _level_rows(column, level)
+        container.suptitle(f"{column}: {level}", fontsize="medium")
+        _, panel_texts = group_sizes(
+            participants_per_panel(in_facet(cells), study), study
         )
-        if column is not None:
-            container.suptitle(f"{column}: {level}", fontsize="medium")
-        axes = _figure1_panels(container, in_facet(table), in_facet(cells), study)
+        axes = _figure1_panels(container, in_facet(table), panel_texts, study)
     figure.supxlabel(TIME_LABEL, fontsize="medium")
     figure.supylabel(f"{RESPONSE_LABEL}, mean ± SEM", fontsize="medium")
     handles, groups = axes[0, 0].get_legend_handles_labels()
@@ -261,9 +264,9 @@ def _level_rows(column, level):
     return lambda frame: frame[frame[column] == level]
 
 
-def _figure1_panels(container, table, cells, study):
-    """One grid of Fig. 1 (muscles x conditions) from its rows of the table."""
-    _, panel_texts = group_sizes(participants_per_panel(cells, study), study)
+def _figure1_panels(container, table, panel_texts, study):
+    """One grid of Fig. 1 (muscles x conditions) from its rows of the table, with
+    each panel's group sizes where group_sizes gives them."""
     palette = drug_palette(study["groups"])
     axes = _cell_axes(container, study)
     offsets = _dodge(study["groups"], width=0.12)
