@@ -39,6 +39,9 @@ study.check_sources(config, participants)
 if config["source"]["kind"] == "local":
     participants["raw_path"] = study.local_raw_paths(participants, config)
 RECORDINGS = participants.index.tolist()
+# What each recording adds to the trials and cells tables, read by the aggregation
+# and by every universe of the multiverse.
+RECORDING_FIELDS = study.recording_fields(participants, config)
 SOURCE = config["source"]["kind"]
 # Relative to the working directory, so that no absolute path reaches the report.
 STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
@@ -154,11 +157,6 @@ def simulation_config():
         "study": study_design(),
         "simulation": simulation,
     }
-
-
-def recording_fields():
-    """What each recording adds to the trials and cells (mimicry.study.recording_fields)."""
-    return study.recording_fields(participants, config)
 
 
 def raw_recording_path(recording):
@@ -318,7 +316,7 @@ def multiverse_universe_settings(wildcards):
     settings = {
         "universe": dataclasses.asdict(MULTIVERSE[wildcards.universe]),
         "groups": participants["group"].to_dict(),
-        "fields": recording_fields(),
+        "fields": RECORDING_FIELDS,
         "study": study_settings(),
         "random_effects": config["frequentist"]["random_effects"],
         "data": {key: config[key] for key in ("channels", "recording", "source")},

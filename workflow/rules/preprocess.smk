@@ -60,7 +60,7 @@ rule aggregate:
         runtime=10,
     params:
         groups=participants["group"].to_dict(),
-        fields=recording_fields(),
+        fields=RECORDING_FIELDS,
         missing=recordings_without_raw_files(),
         warn_excluded_share=config["preprocess"]["warn_excluded_share"],
         methods=methods.caption_terms(config, "qc_warnings"),
