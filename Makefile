@@ -90,7 +90,7 @@ bench-mixed-vs-lme4: install
 bench-end-to-end: install
 	$(BIN)/python benchmarks/end_to_end.py --cores 2
 
-# Design sensitivity (README, "How strong is the null?"): the whole workflow plus the
+# Design sensitivity (docs/null.md, "Design sensitivity"): the whole workflow plus the
 # sweep of config sensitivity, on the default study unless CONFIG says otherwise.
 .PHONY: sensitivity
 sensitivity: install
@@ -98,7 +98,7 @@ sensitivity: install
 	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
 	$(BIN)/python -m mimicry.manifest add results/report.html
 
-# Multiverse of preprocessing pipelines (README, "Multiverse"): the whole workflow plus
+# Multiverse of preprocessing pipelines (docs/null.md, "Multiverse"): the whole workflow plus
 # every universe of config multiverse.axes.
 .PHONY: multiverse bench-multiverse
 multiverse: install

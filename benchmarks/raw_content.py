@@ -1,4 +1,4 @@
-"""The raw-content check's cost at DAG construction (README, "When input is bad").
+"""The raw-content check's cost at DAG construction (docs/performance.md, "Raw-content check").
 
     python benchmarks/raw_content.py --participants 130 1000
 

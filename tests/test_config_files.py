@@ -69,7 +69,7 @@ def test_allow_yte_renders_the_template_as_snakemake_does(tmp_path):
 
 @pytest.mark.workflow
 def test_snakemake_runs_a_yte_config_on_a_dry_run(workflow_copy, tmp_path):
-    """What the README's Security section says: a config file is code."""
+    """What docs/security.md says: a config file is code."""
     marker = tmp_path / "code-ran"
     run_snakemake(
         workflow_copy, "-n", "--configfile", str(yte_config(tmp_path, marker))

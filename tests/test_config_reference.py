@@ -208,125 +208,133 @@ def derived_bands_text(band_hz):
     return f"{', '.join(bands[:-1])} or {bands[-1]}"
 
 
-# README phrases that state a default, each written from the schema's default.
-README_DEFAULTS = {
-    "simulation.sampling_rate_hz": lambda: (
-        f"unit uV, {schema_default('simulation.sampling_rate_hz')} Hz by default"
-    ),
-    "simulation.level_fluctuation": lambda: (
-        " and ".join(
-            f"sd {component['sd']:g} with time constant "
-            f"{component['time_constant_s']:g} s"
-            for component in schema_default("simulation.level_fluctuation.components")
-        )
-        + ", times a log-normal factor per participant and muscle of log sd "
-        + f"{schema_default('simulation.level_fluctuation.participant_log_sd'):g}"
-    ),
-    "simulation.spontaneous_bursts": lambda: (
-        "a Poisson process of "
-        f"{schema_default('simulation.spontaneous_bursts.rate_per_s'):g} bursts per s, "
-        "the median over participants and muscles, whose log rate varies with sd "
-        f"{schema_default('simulation.spontaneous_bursts.participant_rate_log_sd'):g};"
-        " each burst lasts "
-        "{:g}-{:g} s".format(
-            *schema_default("simulation.spontaneous_bursts.duration_s")
-        )
-        + " and lifts the amplitude over a Hann window to 1 + an excess of median "
-        f"{schema_default('simulation.spontaneous_bursts.excess_median'):g} and log sd "
-        f"{schema_default('simulation.spontaneous_bursts.excess_log_sd'):g} times its "
-        "level"
-    ),
-    "simulation.artifact_amplitude_factor": lambda: (
-        f"{schema_default('simulation.artifact_amplitude_factor'):g} times the resting "
-        "amplitude at the time"
-    ),
-    "preprocess band-pass": lambda: (
-        "band-passes it ({:g}-{:g} Hz, ".format(*schema_default("preprocess.band_hz"))
-        + f"{schema_default('preprocess.band_order')}th-order Butterworth"
-    ),
-    "preprocess.mains_hz": lambda: (
-        f"below Nyquist ({schema_default('preprocess.mains_hz'):g} Hz by default;"
-    ),
-    "preprocess epochs and bins": lambda: (
-        f"cuts epochs (baseline {interval('preprocess.baseline_s')} s, response "
-        f"{interval('preprocess.response_s')} s), averages "
-        f"{schema_default('preprocess.bin_s'):g} s bins"
-    ),
-    "preprocess.min_kept_share": lambda: (
-        "`preprocess.min_kept_share` "
-        f"(default {schema_default('preprocess.min_kept_share'):.0%})"
-    ),
-    "preprocess.min_kept_trials": lambda: (
-        "`preprocess.min_kept_trials` "
-        f"(default {schema_default('preprocess.min_kept_trials')})"
-    ),
-    "source.bids.group_column": lambda: (
-        "`source.bids.group_column` "
-        f"(default `{schema_default('source.bids.group_column')}`)"
-    ),
-    "figures.fig2.prior_curves": lambda: (
-        "the prior predictive curves of panel B, default "
-        f"{schema_default('figures.fig2.prior_curves')})"
-    ),
-    "multiverse.axes.band_hz": lambda: (
-        "band edges derived from `preprocess.band_hz` (`band_hz: "
-        f"{literal(schema_default('multiverse.axes')['band_hz'])}`; "
-        f"{derived_bands_text(schema_default('preprocess.band_hz'))} Hz at its "
-        f"default, {derived_bands_text(FMOV_BAND)} Hz for the 100 Hz "
-        "`config/examples/fmov`)"
-    ),
-    "multiverse.bayesian.enabled": lambda: (
-        "`multiverse.bayesian.enabled` "
-        f"({'on' if schema_default('multiverse.bayesian.enabled') else 'off'} "
-        "by default)"
-    ),
-    "preprocess.rejection ratios": lambda: (
-        f"(`transient_ratio` {schema_default(f'{REJECTION}.transient_ratio'):g}, "
-        f"`baseline_ratio` {schema_default(f'{REJECTION}.baseline_ratio'):g})"
-    ),
-    "preprocess.rejection.false_alarm_rate": lambda: (
-        f"`false_alarm_rate` ({schema_default(f'{REJECTION}.false_alarm_rate'):.0%})"
-    ),
-    "preprocess.rejection.calibration_trials": lambda: (
-        f"`calibration_trials` ({schema_default(f'{REJECTION}.calibration_trials')})"
-    ),
-    "preprocess.rejection.warn_rejected_share": lambda: (
-        "`warn_rejected_share` "
-        f"({schema_default(f'{REJECTION}.warn_rejected_share'):.0%})"
-    ),
-    "preprocess.warn_excluded_share": lambda: (
-        "`preprocess.warn_excluded_share` "
-        f"({schema_default('preprocess.warn_excluded_share'):.0%})"
-    ),
-    "multiverse.bayesian.sampler": lambda: (
-        "`multiverse.bayesian.sampler` "
-        f"({sampler_size('multiverse.bayesian.sampler')} by default)"
-    ),
+# Phrases of the docs pages (docs/<page>) that state a default, each written from the
+# schema's default, so that no page states a default the schema does not have.
+DOCS_DEFAULTS = {
+    "simulated-study.md": {
+        "simulation.sampling_rate_hz": lambda: (
+            f"unit uV, {schema_default('simulation.sampling_rate_hz')} Hz by default"
+        ),
+        "simulation.level_fluctuation": lambda: (
+            " and ".join(
+                f"sd {component['sd']:g} with time constant "
+                f"{component['time_constant_s']:g} s"
+                for component in schema_default(
+                    "simulation.level_fluctuation.components"
+                )
+            )
+            + ", times a log-normal factor per participant and muscle of log sd "
+            + f"{schema_default('simulation.level_fluctuation.participant_log_sd'):g}"
+        ),
+        "simulation.spontaneous_bursts": lambda: (
+            "a Poisson process of "
+            f"{schema_default('simulation.spontaneous_bursts.rate_per_s'):g} bursts per s, "
+            "the median over participants and muscles, whose log rate varies with sd "
+            f"{schema_default('simulation.spontaneous_bursts.participant_rate_log_sd'):g};"
+            " each burst lasts "
+            "{:g}-{:g} s".format(
+                *schema_default("simulation.spontaneous_bursts.duration_s")
+            )
+            + " and lifts the amplitude over a Hann window to 1 + an excess of median "
+            f"{schema_default('simulation.spontaneous_bursts.excess_median'):g} and log sd "
+            f"{schema_default('simulation.spontaneous_bursts.excess_log_sd'):g} times its "
+            "level"
+        ),
+        "simulation.artifact_amplitude_factor": lambda: (
+            f"{schema_default('simulation.artifact_amplitude_factor'):g} times the resting "
+            "amplitude at the time"
+        ),
+    },
+    "own-recordings.md": {
+        "source.bids.group_column": lambda: (
+            "`source.bids.group_column` "
+            f"(default `{schema_default('source.bids.group_column')}`)"
+        ),
+    },
+    "study-designs.md": {
+        "study.design": lambda: (
+            f"| Parallel groups (default) | one row per participant | "
+            f"`design: {schema_default('study.design')}` |"
+        ),
+        "recording.without_events": lambda: (
+            "under the default `recording.without_events: "
+            f"{schema_default('recording.without_events')}`"
+        ),
+    },
+    "preprocessing.md": {
+        "preprocess band-pass": lambda: (
+            "band-passes it ({:g}-{:g} Hz, ".format(
+                *schema_default("preprocess.band_hz")
+            )
+            + f"{schema_default('preprocess.band_order')}th-order Butterworth"
+        ),
+        "preprocess.mains_hz": lambda: (
+            f"below Nyquist ({schema_default('preprocess.mains_hz'):g} Hz by default;"
+        ),
+        "preprocess epochs and bins": lambda: (
+            f"cuts epochs (baseline {interval('preprocess.baseline_s')} s, response "
+            f"{interval('preprocess.response_s')} s), averages "
+            f"{schema_default('preprocess.bin_s'):g} s bins"
+        ),
+        "preprocess.min_kept_share": lambda: (
+            "`preprocess.min_kept_share` "
+            f"(default {schema_default('preprocess.min_kept_share'):.0%})"
+        ),
+        "preprocess.min_kept_trials": lambda: (
+            "`preprocess.min_kept_trials` "
+            f"(default {schema_default('preprocess.min_kept_trials')})"
+        ),
+        "preprocess.rejection ratios": lambda: (
+            f"(`transient_ratio` {schema_default(f'{REJECTION}.transient_ratio'):g}, "
+            f"`baseline_ratio` {schema_default(f'{REJECTION}.baseline_ratio'):g})"
+        ),
+        "preprocess.rejection.false_alarm_rate": lambda: (
+            f"`false_alarm_rate` ({schema_default(f'{REJECTION}.false_alarm_rate'):.0%})"
+        ),
+        "preprocess.rejection.calibration_trials": lambda: (
+            f"`calibration_trials` ({schema_default(f'{REJECTION}.calibration_trials')})"
+        ),
+        "preprocess.rejection.warn_rejected_share": lambda: (
+            "`warn_rejected_share` "
+            f"({schema_default(f'{REJECTION}.warn_rejected_share'):.0%})"
+        ),
+        "preprocess.warn_excluded_share": lambda: (
+            "`preprocess.warn_excluded_share` "
+            f"({schema_default('preprocess.warn_excluded_share'):.0%})"
+        ),
+    },
+    "figures-and-report.md": {
+        "figures.fig2.prior_curves": lambda: (
+            "the prior predictive curves of panel B, default "
+            f"{schema_default('figures.fig2.prior_curves')})"
+        ),
+    },
+    "null.md": {
+        "multiverse.axes.band_hz": lambda: (
+            "band edges derived from `preprocess.band_hz` (`band_hz: "
+            f"{literal(schema_default('multiverse.axes')['band_hz'])}`; "
+            f"{derived_bands_text(schema_default('preprocess.band_hz'))} Hz at its "
+            f"default, {derived_bands_text(FMOV_BAND)} Hz for the 100 Hz "
+            "`config/examples/fmov`)"
+        ),
+        "multiverse.bayesian.enabled": lambda: (
+            "`multiverse.bayesian.enabled` "
+            f"({'on' if schema_default('multiverse.bayesian.enabled') else 'off'} "
+            "by default)"
+        ),
+        "multiverse.bayesian.sampler": lambda: (
+            "`multiverse.bayesian.sampler` "
+            f"({sampler_size('multiverse.bayesian.sampler')} by default)"
+        ),
+    },
 }
 
 
-# The defaults docs/study-designs.md states, as the schema gives them.
-STUDY_DESIGNS_DEFAULTS = {
-    "study.design": lambda: (
-        f"| Parallel groups (default) | one row per participant | "
-        f"`design: {schema_default('study.design')}` |"
-    ),
-    "recording.without_events": lambda: (
-        "under the default `recording.without_events: "
-        f"{schema_default('recording.without_events')}`"
-    ),
-}
-
-
-@pytest.mark.parametrize("setting", STUDY_DESIGNS_DEFAULTS)
-def test_study_designs_page_states_the_schema_default(setting):
-    page = " ".join((PROJECT_ROOT / "docs" / "study-designs.md").read_text().split())
-    phrase = STUDY_DESIGNS_DEFAULTS[setting]()
-    assert phrase in page, f"docs/study-designs.md should say {phrase!r}"
-
-
-@pytest.mark.parametrize("setting", README_DEFAULTS)
-def test_readme_states_the_schema_default(setting):
-    readme = " ".join((PROJECT_ROOT / "README.md").read_text().split())
-    phrase = README_DEFAULTS[setting]()
-    assert phrase in readme, f"README.md should say {phrase!r}"
+@pytest.mark.parametrize(
+    "page, setting",
+    [(page, setting) for page, phrases in DOCS_DEFAULTS.items() for setting in phrases],
+)
+def test_docs_page_states_the_schema_default(page, setting):
+    text = " ".join((PROJECT_ROOT / "docs" / page).read_text().split())
+    phrase = DOCS_DEFAULTS[page][setting]()
+    assert phrase in text, f"docs/{page} should say {phrase!r}"

@@ -154,10 +154,10 @@ def test_real_study_passes_the_sampling_gate_and_reports_every_participant(
     assert expected | {"fig1.png", "fig2.png", "fig3.png", "group.png"} <= shown
 
 
-def test_readme_shows_the_example_config_and_how_to_run_it():
-    readme = (PROJECT_ROOT / "README.md").read_text()
+def test_docs_show_the_example_config_and_how_to_run_it():
+    page = (PROJECT_ROOT / "docs" / "own-recordings.md").read_text()
     heading = "## A real study: oxazepam and facial mimicry (Nilsonne et al. 2017)\n"
-    section = readme.split(heading)[1].split("\n## ")[0]
+    section = page.split(heading)[1].split("\n## ")[0]
     shown = section.split("```yaml\n")[1].split("```")[0]
 
     assert yaml.safe_load(shown) == yaml.safe_load(

@@ -1,4 +1,4 @@
-"""Real Snakemake runs killed with SIGKILL, then finished by README's "After a crash".
+"""Real Snakemake runs killed with SIGKILL, then finished as docs/reproducibility.md says.
 
 Each killed run is finished by `snakemake --unlock` and `snakemake --cores 2
 --rerun-incomplete`, and must then hold the same bytes as one uninterrupted run (the
@@ -37,7 +37,7 @@ SMALL_STAN = {
 }
 CONFIG = ("--configfile", "config/quick.yaml", "small-stan.yaml")
 RUN = ("--cores", "2", *CONFIG)
-# The commands of README "After a crash".
+# The commands of docs/reproducibility.md, "After a crash".
 UNLOCK = ("--unlock", *CONFIG)
 RESUME = ("--cores", "2", "--rerun-incomplete", *CONFIG)
 # Bounds the wait for a known point of a run (a first run may compile the Stan program).
@@ -128,7 +128,7 @@ def sampling_model(run, workdir):
 
 
 def finish_and_compare(workdir, reference):
-    """The README's commands finish the run, with the uninterrupted run's bytes."""
+    """The documented commands finish the run, with the uninterrupted run's bytes."""
     run_snakemake(workdir, *UNLOCK)
     run_snakemake(workdir, *RESUME)
     _, expected = reference

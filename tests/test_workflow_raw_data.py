@@ -408,7 +408,7 @@ def test_study_archive_members_and_a_participant_missing_from_it(
 
 @pytest.mark.parametrize("example", ["csv-lab"])
 def test_worked_example_of_own_recordings_runs(workflow_copy, quick_config, example):
-    """The README's 'Using your own recordings' example, on files made like a lab's."""
+    """The worked example of docs/own-recordings.md, on files made like a lab's."""
     example_dir = workflow_copy / "config" / "examples" / example
     overrides = yaml.safe_load((example_dir / "config.yaml").read_text())
     sheet = pd.read_csv(example_dir / "participants.tsv", sep="\t", dtype=str)

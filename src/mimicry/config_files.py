@@ -48,8 +48,8 @@ def refuse_yte(paths, command):
             f"{', '.join(templates)}: a YTE template (top-level '{YTE_KEY}: true'), "
             f"which runs the Python it contains when it is read. {command} reads config "
             f"files as data; pass {ALLOW_YTE_FLAG} only for a file whose author you trust "
-            "(snakemake itself runs such a file at every start: see the README's "
-            "Security section)."
+            "(snakemake itself runs such a file at every start: see the docs' "
+            "Security page, docs/security.md)."
         )
 
 

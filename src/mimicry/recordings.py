@@ -487,7 +487,7 @@ def check_raw_file(where, path, file_format, source):
 
 # Peak memory of a preprocess job (MB): imports and tables, plus a multiple of the
 # samples it holds as float64 (samples x channels read x 8 bytes), or for a text
-# export of the file's size; measured (README, Performance) and given a margin.
+# export of the file's size; measured (docs/performance.md) and given a margin.
 PREPROCESS_BASE_MB = 400
 PREPROCESS_MB_PER_SAMPLE_MB = 7
 PREPROCESS_MB_PER_TEXT_MB = 14
