@@ -14,6 +14,7 @@ import yaml
 import mimicry
 from mimicry.devtools import PROJECT_ROOT
 
+README = PROJECT_ROOT / "README.md"
 # The Citation File Format 1.2.0 schema, as cffconvert 2.0.0 ships it (PyPI). cffconvert
 # itself (`cffconvert --validate`) needs jsonschema < 4, which has no Draft 2020-12
 # validator, the draft of the workflow's own schemas (mimicry.config_schema).
@@ -36,6 +37,16 @@ def test_docs_build_strictly(tmp_path):
     reference = (tmp_path / "configuration" / "index.html").read_text()
     # The configuration reference is config/README.md, included rather than copied.
     assert "stan.chains" in reference and "docs/configuration.md" not in reference
+
+
+def test_readme_is_short_and_its_links_resolve():
+    text = README.read_text()
+    assert len(text.splitlines()) <= 150
+    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", text)
+    local = [target for target in targets if "://" not in target]
+    assert local, "the README links the docs"
+    missing = [target for target in local if not (PROJECT_ROOT / target).exists()]
+    assert not missing, f"README links to missing files: {missing}"
 
 
 def cff_errors(citation):
