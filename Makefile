@@ -60,7 +60,7 @@ lock: install
 	mv requirements.lock.new requirements.lock
 
 reproduce-check: install
-	$(BIN)/python -m mimicry.reproduce --configfile config/quick.yaml --cores 2
+	$(BIN)/python -m tests.helpers.reproduce --configfile config/quick.yaml --cores 2
 
 bench-simulate: install
 	$(BIN)/python benchmarks/simulate.py --cores 2

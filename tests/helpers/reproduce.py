@@ -1,6 +1,6 @@
 """Reproducibility check: run the workflow twice from scratch and compare every output.
 
-    python -m mimicry.reproduce --configfile config/quick.yaml --cores 2
+    python -m tests.helpers.reproduce --configfile config/quick.yaml --cores 2
 
 Prints a manifest (path, sha256) of every file under results/ and resources/ except
 results/benchmarks/ (timings are measurements, not results), and the paths whose bytes
