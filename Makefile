@@ -59,8 +59,17 @@ lock: install
 	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --all --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
+# The quick study run twice from scratch: every output byte-identical, and its key
+# numbers (mimicry.key_numbers) within the tolerances of EXPECTED_NUMBERS, so another
+# machine can tell "reproduced" from "different". expected-numbers rewrites that file
+# from one run: after a change that is meant to move the numbers.
+EXPECTED_NUMBERS := config/expected/quick.tsv
+.PHONY: expected-numbers
 reproduce-check: install
-	$(BIN)/python -m mimicry.reproduce --configfile config/quick.yaml --cores 2
+	$(BIN)/python -m tests.helpers.reproduce --configfile config/quick.yaml --cores 2 --expected $(EXPECTED_NUMBERS)
+
+expected-numbers: install
+	$(BIN)/python -m tests.helpers.reproduce --configfile config/quick.yaml --cores 2 --write-expected $(EXPECTED_NUMBERS)
 
 bench-simulate: install
 	$(BIN)/python benchmarks/simulate.py --cores 2

@@ -2,7 +2,7 @@
 
 Each killed run is finished by `snakemake --unlock` and `snakemake --cores 2
 --rerun-incomplete`, and must then hold the same bytes as one uninterrupted run (the
-manifest of mimicry.reproduce: every file under results/ and resources/ except
+manifest of tests/helpers/reproduce.py: every file under results/ and resources/ except
 results/benchmarks/).
 """
 
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from mimicry.devtools import copy_workflow, group_alive, job_counts, run_snakemake
-from mimicry.reproduce import differences, manifest
+from helpers.reproduce import differences, manifest
 
 pytestmark = pytest.mark.workflow
 
