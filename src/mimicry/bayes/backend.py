@@ -372,18 +372,29 @@ def build_pystan_model(stan_file, data, seed):
     return model
 
 
-# httpstan gives stanc 1 s (0.35 s on an idle 2-core machine for the project's
-# program): on a busy machine it can time out.
-STANC_ATTEMPTS = 4
+# httpstan gives stanc 1 s, which it takes for the project's program on a busy 2-core
+# machine (0.35 s when idle); the compile gets this instead.
+STANC_TIMEOUT_S = 120
+
+
+class _PatientSubprocess:
+    """The subprocess module for httpstan.compile, with STANC_TIMEOUT_S for its run."""
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def run(*args, **kwargs):
+        return subprocess.run(*args, **{**kwargs, "timeout": STANC_TIMEOUT_S})
 
 
 def _compile_into_httpstan_cache(program, model_name):
     """Compile the program into httpstan's cache as httpstan's POST /models does
     (stanc warnings, the extension module, then stderr.log, which marks the build
-    complete), but in this thread: PyStan's HTTP client gives up after 5 minutes, which
-    a compile on a busy machine can take, and its give-up left a build without
-    stderr.log. stanc is run again when it timed out. A program stanc rejects is left
-    to stan.build, which reports the error."""
+    complete), but in this thread and without its time limits: PyStan's HTTP client
+    gives up after 5 minutes, which a compile on a busy machine can take (its give-up
+    left a build without stderr.log), and stanc gets STANC_TIMEOUT_S. A program stanc
+    rejects is left to stan.build, which reports the error."""
     import asyncio
 
     import httpstan.cache
@@ -391,30 +402,22 @@ def _compile_into_httpstan_cache(program, model_name):
     import httpstan.models
 
     stan_model_name = f"model_{model_name.split('/')[1]}"
-    for attempt in range(1, STANC_ATTEMPTS + 1):
-        httpstan.cache.delete_model_directory(model_name)
+    httpstan.cache.delete_model_directory(model_name)
+    httpstan.compile.subprocess = _PatientSubprocess()
+    try:
         try:
             _, stanc_warnings = httpstan.compile.compile(program, stan_model_name)
-            httpstan.cache.dump_stanc_warnings(stanc_warnings, model_name)
-            compiler_output = asyncio.run(
-                httpstan.models.build_services_extension_module(program)
-            )
         except ValueError:
             return
-        except subprocess.TimeoutExpired:
-            if attempt == STANC_ATTEMPTS:
-                raise
-            log.warning(
-                "stanc timed out (httpstan allows it 1 s; the machine is busy): "
-                "compiling again (attempt %d of %d)",
-                attempt + 1,
-                STANC_ATTEMPTS,
-            )
-            continue
-        httpstan.cache.dump_services_extension_module_compiler_output(
-            compiler_output, model_name
+        httpstan.cache.dump_stanc_warnings(stanc_warnings, model_name)
+        compiler_output = asyncio.run(
+            httpstan.models.build_services_extension_module(program)
         )
-        return
+    finally:
+        httpstan.compile.subprocess = subprocess
+    httpstan.cache.dump_services_extension_module_compiler_output(
+        compiler_output, model_name
+    )
 
 
 def _delete_interrupted_build(model_name):
