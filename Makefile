@@ -15,13 +15,25 @@ CELLS ?= results/aggregate/cells.parquet
 
 .PHONY: install run test test-fast test-cluster lint lock config-reference clean bench-simulate bench-end-to-end bench-brms-setup bench-stan-vs-brms study-like-mine reproduce-check verify bench-raw-content
 
+# One bounded attempt at CmdStan (CmdStanPy's installer) when none is found; a failed
+# attempt is kept in CMDSTAN_OUTCOME and not repeated (`make install-cmdstan` retries).
+# The last line printed says which Stan backend runs.
+CMDSTAN_OUTCOME := $(VENV)/.cmdstan-outcome
+CMDSTAN_TIMEOUT ?= 900
+CMDSTAN_SETUP = $(BIN)/python -m mimicry.bayes.cmdstan_setup --outcome $(CMDSTAN_OUTCOME) --timeout $(CMDSTAN_TIMEOUT)
+
 install: $(INSTALLED)
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(CMDSTAN_SETUP) || true
 	touch $@
+
+.PHONY: install-cmdstan
+install-cmdstan: install
+	$(CMDSTAN_SETUP) --retry
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)

@@ -58,6 +58,7 @@ from mimicry.bayes.backend import (  # noqa: E402
     build_pystan_model,
     compile_cmdstan_model,
     import_pystan,
+    pystan_model_name,
 )
 from mimicry.bayes.synthetic import synthetic_cells  # noqa: E402
 from mimicry.study import load_config, read_sample_sheet  # noqa: E402
@@ -117,9 +118,8 @@ def forget_compiled_model(sampler):
         return
     import_pystan()
     import httpstan.cache
-    import httpstan.models
 
-    name = httpstan.models.calculate_model_name(DEFAULT_STAN_FILE.read_text())
+    name = pystan_model_name(DEFAULT_STAN_FILE.read_text())
     shutil.rmtree(httpstan.cache.model_directory(name), ignore_errors=True)
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import arviz as az
 import httpstan.cache
-import httpstan.models
 import numpy as np
 import pytest
 import scipy.integrate
@@ -39,7 +38,11 @@ from mimicry.bayes import (
     summary_table,
     write_netcdf,
 )
-from mimicry.bayes.backend import SamplingError, build_pystan_model
+from mimicry.bayes.backend import (
+    SamplingError,
+    build_pystan_model,
+    pystan_model_name,
+)
 from mimicry.bayes.bayes_factors import curve_prior, prior_density_at_zero
 from mimicry.bayes.comparison import UNITS, loo
 from mimicry.bayes.predictive import likelihood_terms, log_likelihood
@@ -139,24 +142,6 @@ def build_seconds():
     return seconds
 
 
-def test_an_interrupted_build_left_in_the_cache_is_built_again(caplog):
-    """A build stopped after httpstan wrote the compiled module but before its
-    stderr.log (a killed job, a client timing out on a busy machine) made every later
-    build of the program fail; the next build deletes it and compiles again."""
-    data = build_model_input(
-        cells_for("normal"), STUDY, "drug", rate_deviations=False
-    ).data
-    build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
-    name = httpstan.models.calculate_model_name(Path(DEFAULT_STAN_FILE).read_text())
-    compiler_output = httpstan.cache.model_directory(name) / "stderr.log"
-    compiler_output.unlink()
-    with caplog.at_level(logging.WARNING, logger="mimicry"):
-        model = build_pystan_model(DEFAULT_STAN_FILE, data, seed=1)
-    assert "interrupted build" in caplog.text
-    assert compiler_output.is_file()
-    assert "contrast_a" in model.param_names
-
-
 @pytest.fixture(scope="module", params=["student_t", "normal"])
 def effect_fit(request, build_seconds):
     likelihood = request.param
@@ -167,7 +152,7 @@ def test_second_build_does_not_recompile(build_seconds):
     first, second = build_seconds
     assert second < 10, f"second build took {second:.1f} s (first {first:.1f} s)"
     program = DEFAULT_STAN_FILE.read_text()
-    name = httpstan.models.calculate_model_name(program)
+    name = pystan_model_name(program)
     assert name in httpstan.cache.list_model_names()
 
 
@@ -544,7 +529,7 @@ def test_fits_are_not_left_in_the_httpstan_cache_even_by_a_killed_sampling(
 ):
     """A sampling killed after some chains were cached leaves them to the next
     sampling, which deletes them together with its own."""
-    name = httpstan.models.calculate_model_name(DEFAULT_STAN_FILE.read_text())
+    name = pystan_model_name(DEFAULT_STAN_FILE.read_text())
     fits = httpstan.cache.model_directory(name) / "fits"
     register = httpstan.cache.cache_directory() / "mimicry-fits"
 

@@ -42,7 +42,8 @@ UNLOCK = ("--unlock", *CONFIG)
 RESUME = ("--cores", "2", "--rerun-incomplete", *CONFIG)
 # Bounds the wait for a known point of a run (a first run may compile the Stan program).
 WAIT_S = 900
-PROGRESS = re.compile(r"^Sampling:\s+\d+% \((\d+)/\d+\)", re.M)
+# The project's progress message, the same for both Stan backends.
+PROGRESS = re.compile(r"sampling progress: (\d+) of \d+ iterations")
 
 
 def new_workflow(directory):

@@ -15,23 +15,32 @@ Sampler settings are a plain dict:
 - ``cache_dir`` (optional, CmdStanPy only): where compiled models are kept, default
   ``~/.cache/mimicry/cmdstan``.
 
-Compiled models are cached: PyStan's httpstan keys its own cache by the program code;
-CmdStanPy executables go to ``cache_dir/<key>/``, keyed by the source, the CmdStan
-installation and version, CmdStanPy's version and the compiler options, and checked to
-run before they are used.
+Compiled models are cached: PyStan's httpstan keys its own cache by the program code
+and the Python environment (:func:`pystan_model_name`); CmdStanPy executables go to
+``cache_dir/<key>/``, keyed by the source, the CmdStan installation and version,
+CmdStanPy's version and the compiler options, and checked to run before they are used.
 Both are guarded by a file lock, so parallel jobs never compile into the same place.
+
+Both backends log the same messages, whatever their own console output says:
+``Stan program <file> (<sha256 prefix>): compiled in <s> s`` or ``...: reused the
+compiled program``, and while sampling ``sampling progress: <n> of <total> iterations``
+(warmup and draws of all chains).
 """
 
 import contextlib
 import fcntl
+import importlib.machinery
 import hashlib
+import io
 import json
 import logging
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -189,6 +198,85 @@ def _executable_runs(exe_file):
     return result.returncode == 0
 
 
+def program_label(stan_file):
+    """How the log names a Stan program: its file name and a prefix of its SHA-256."""
+    digest = hashlib.sha256(Path(stan_file).read_bytes()).hexdigest()
+    return f"Stan program {Path(stan_file).name} ({digest[:12]})"
+
+
+def _log_build(stan_file, compiled, seconds, where):
+    if compiled:
+        log.info(
+            "%s: compiled in %.1f s (%s)", program_label(stan_file), seconds, where
+        )
+    else:
+        log.info(
+            "%s: reused the compiled program (%s)", program_label(stan_file), where
+        )
+
+
+class SamplingProgress:
+    """Logs ``sampling progress: <n> of <total> iterations`` whenever the count of
+    iterations done (warmup and draws, summed over chains) changes."""
+
+    def __init__(self, settings):
+        self.total = settings["chains"] * (settings["warmup"] + settings["draws"])
+        self.done = 0
+        self.per_chain = {}
+
+    def all_chains(self, done):
+        if done != self.done:
+            self.done = done
+            log.info("sampling progress: %d of %d iterations", done, self.total)
+
+    def chain(self, chain, done):
+        self.per_chain[chain] = done
+        self.all_chains(sum(self.per_chain.values()))
+
+
+class ConsoleLines(io.TextIOBase):
+    """A text stream standing in for a backend's console: each complete line (per
+    writing thread, since CmdStanPy prints from one thread per chain) goes to
+    ``on_line``."""
+
+    def __init__(self, on_line):
+        self.on_line = on_line
+        self.partial = {}
+        self.lock = threading.Lock()
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        with self.lock:
+            thread = threading.get_ident()
+            *lines, self.partial[thread] = (self.partial.get(thread, "") + text).split(
+                "\n"
+            )
+            for line in lines:
+                self.on_line(line)
+        return len(text)
+
+    def close(self):
+        for rest in self.partial.values():
+            if rest:
+                self.on_line(rest)
+        self.partial.clear()
+        super().close()
+
+
+def _passed_on(stream):
+    """on_line for console lines that are not progress: written to ``stream`` as they
+    came, blank lines left out."""
+
+    def write(line):
+        if line.strip():
+            stream.write(line + "\n")
+            stream.flush()
+
+    return write
+
+
 def _converter_arguments(model_input):
     return {"coords": model_input.coords(), "dims": model_input.dims()}
 
@@ -207,33 +295,129 @@ def import_pystan():
     return stan
 
 
+@contextlib.contextmanager
+def _environment_python():
+    """sys.executable set to this environment's ``python`` for the block.
+
+    httpstan's model and fit names hash sys.executable, the name that started the
+    interpreter: ``.venv/bin/python`` and ``.venv/bin/python3`` (the same interpreter)
+    would each compile the program. The environment's ``python`` serves for every name
+    of the same interpreter; another environment still gets its own name.
+    """
+    started_as = sys.executable
+    canonical = Path(sys.prefix) / "bin" / "python"
+    try:
+        same = os.path.samefile(canonical, started_as)
+    except OSError:
+        same = False
+    if same:
+        sys.executable = str(canonical)
+    try:
+        yield
+    finally:
+        sys.executable = started_as
+
+
+def pystan_model_name(program_code):
+    """httpstan's name for the program (``models/<id>``) in this environment."""
+    import httpstan.models
+
+    with _environment_python():
+        return httpstan.models.calculate_model_name(program_code)
+
+
+def _pystan_module_cached(model_name):
+    """Whether httpstan's cache holds the program's compiled module."""
+    import httpstan.cache
+
+    directory = httpstan.cache.model_directory(model_name)
+    return directory.is_dir() and any(
+        path.suffix in importlib.machinery.EXTENSION_SUFFIXES
+        for path in directory.iterdir()
+    )
+
+
 def build_pystan_model(stan_file, data, seed):
     """Compile (or fetch from httpstan's cache) the program and bind the data.
 
     httpstan deletes and rebuilds a model's cache directory when it finds no compiled
     module there, so two jobs compiling the same program at once could break each
     other: a file lock per program serialises them, and the second finds the first's
-    module. (httpstan's key also includes the Python executable's path.)
+    module.
     """
     stan = import_pystan()
     import httpstan.cache
-    import httpstan.models
 
     program = Path(stan_file).read_text()
-    model_name = httpstan.models.calculate_model_name(program)
+    model_name = pystan_model_name(program)
     lock = (
         httpstan.cache.cache_directory() / "locks" / f"{model_name.split('/')[1]}.lock"
     )
-    started = time.perf_counter()
     with file_lock(lock), tempfile.TemporaryDirectory() as scratch:
         _delete_interrupted_build(model_name)
+        compiled = not _pystan_module_cached(model_name)
+        started = time.perf_counter()
         # setuptools writes its object files to ./build: keep them out of the project.
-        with contextlib.chdir(scratch):
+        with contextlib.chdir(scratch), _environment_python():
+            if compiled:
+                _compile_into_httpstan_cache(program, model_name)
             model = stan.build(program, data=data, random_seed=seed)
-    log.info(
-        "PyStan model %s ready in %.1f s", model_name, time.perf_counter() - started
+        seconds = time.perf_counter() - started
+    _log_build(
+        stan_file,
+        compiled,
+        seconds,
+        f"PyStan, {httpstan.cache.model_directory(model_name)}",
     )
     return model
+
+
+# httpstan gives stanc 1 s, which it takes for the project's program on a busy 2-core
+# machine (0.35 s when idle); the compile gets this instead.
+STANC_TIMEOUT_S = 120
+
+
+class _PatientSubprocess:
+    """The subprocess module for httpstan.compile, with STANC_TIMEOUT_S for its run."""
+
+    def __getattr__(self, name):
+        return getattr(subprocess, name)
+
+    @staticmethod
+    def run(*args, **kwargs):
+        return subprocess.run(*args, **{**kwargs, "timeout": STANC_TIMEOUT_S})
+
+
+def _compile_into_httpstan_cache(program, model_name):
+    """Compile the program into httpstan's cache as httpstan's POST /models does
+    (stanc warnings, the extension module, then stderr.log, which marks the build
+    complete), but in this thread and without its time limits: PyStan's HTTP client
+    gives up after 5 minutes, which a compile on a busy machine can take (its give-up
+    left a build without stderr.log), and stanc gets STANC_TIMEOUT_S. A program stanc
+    rejects is left to stan.build, which reports the error."""
+    import asyncio
+
+    import httpstan.cache
+    import httpstan.compile
+    import httpstan.models
+
+    stan_model_name = f"model_{model_name.split('/')[1]}"
+    httpstan.cache.delete_model_directory(model_name)
+    httpstan.compile.subprocess = _PatientSubprocess()
+    try:
+        try:
+            _, stanc_warnings = httpstan.compile.compile(program, stan_model_name)
+        except ValueError:
+            return
+        httpstan.cache.dump_stanc_warnings(stanc_warnings, model_name)
+        compiler_output = asyncio.run(
+            httpstan.models.build_services_extension_module(program)
+        )
+    finally:
+        httpstan.compile.subprocess = subprocess
+    httpstan.cache.dump_services_extension_module_compiler_output(
+        compiler_output, model_name
+    )
 
 
 def _delete_interrupted_build(model_name):
@@ -260,6 +444,21 @@ def _delete_interrupted_build(model_name):
 
 def _sample_pystan(model_input, stan_file, settings):
     model = build_pystan_model(stan_file, model_input.data, settings["seed"])
+    fit = pystan_sample_logged(model, settings)
+    return az.from_pystan(
+        **{"prior" if model_input.prior_only else "posterior": fit},
+        **_converter_arguments(model_input),
+    )
+
+
+# PyStan's progress on stderr: "Sampling:  40% (240/600)", "Sampling: 100%, done.".
+PYSTAN_PROGRESS = re.compile(r"^Sampling:\s+\d+%(?: \((\d+)/\d+\))?(?:, done\.)?$")
+
+
+def pystan_sample_logged(model, settings):
+    """model.sample with PyStan's progress lines (on stderr) turned into the project's
+    progress messages; its other console output passes through to stderr. The fits
+    httpstan caches are deleted afterwards."""
     sampler_arguments = {
         "num_warmup": settings["warmup"],
         "num_samples": settings["draws"],
@@ -267,14 +466,25 @@ def _sample_pystan(model_input, stan_file, settings):
         "max_depth": settings["max_treedepth"],
         "refresh": settings.get("refresh", DEFAULT_REFRESH),
     }
-    fit_names = _pystan_fit_names(model, settings["chains"], sampler_arguments)
-    # PyStan reports progress on stderr, which a rule script sends to its log.
-    with _fits_deleted_afterwards(fit_names):
-        fit = model.sample(num_chains=settings["chains"], **sampler_arguments)
-    return az.from_pystan(
-        **{"prior" if model_input.prior_only else "posterior": fit},
-        **_converter_arguments(model_input),
-    )
+    progress = SamplingProgress(settings)
+    passed_on = _passed_on(sys.stderr)
+
+    def on_line(line):
+        if match := PYSTAN_PROGRESS.match(line.strip()):
+            if match[1] is not None:
+                progress.all_chains(int(match[1]))
+        else:
+            passed_on(line)
+
+    with _environment_python():
+        fit_names = _pystan_fit_names(model, settings["chains"], sampler_arguments)
+    with (
+        _fits_deleted_afterwards(fit_names),
+        _environment_python(),
+        ConsoleLines(on_line) as console,
+        contextlib.redirect_stderr(console),
+    ):
+        return model.sample(num_chains=settings["chains"], **sampler_arguments)
 
 
 def _pystan_fit_names(model, chains, sampler_arguments):
@@ -399,8 +609,9 @@ def compile_cmdstan_model(stan_file, cache_dir=DEFAULT_CMDSTAN_CACHE):
     cached_stan = model_dir / "model.stan"
     cached_exe = model_dir / ("model" + (".exe" if os.name == "nt" else ""))
     with file_lock(cache_dir / f"{digest}.lock"):
-        if not (cached_exe.exists() and _executable_runs(cached_exe)):
-            started = time.perf_counter()
+        started = time.perf_counter()
+        compiled = not (cached_exe.exists() and _executable_runs(cached_exe))
+        if compiled:
             build_dir = Path(tempfile.mkdtemp(prefix=f"{digest}.", dir=cache_dir))
             try:
                 shutil.copyfile(stan_file, build_dir / cached_stan.name)
@@ -412,31 +623,53 @@ def compile_cmdstan_model(stan_file, cache_dir=DEFAULT_CMDSTAN_CACHE):
                 os.replace(build_dir, model_dir)
             finally:
                 shutil.rmtree(build_dir, ignore_errors=True)
-            log.info("compiled %s in %.1f s", stan_file, time.perf_counter() - started)
-        else:
-            log.info("using cached executable %s", cached_exe)
+        seconds = time.perf_counter() - started
+    _log_build(stan_file, compiled, seconds, f"CmdStanPy, {cached_exe}")
     return cmdstanpy.CmdStanModel(stan_file=cached_stan, exe_file=cached_exe)
+
+
+def cmdstanpy_sample_logged(model, data, settings):
+    """model.sample with CmdStan's progress lines turned into the project's progress
+    messages; its other console output goes to stderr."""
+    progress = SamplingProgress(settings)
+    passed_on = _passed_on(sys.stderr)
+
+    def on_line(line):
+        if match := CMDSTAN_PROGRESS.match(line.strip()):
+            progress.chain(int(match[1] or 1), int(match[2]))
+        else:
+            passed_on(line)
+
+    # show_console=True prints CmdStan's console, line by line, to stdout (its
+    # progress bars would not reach a log): read there, like PyStan's stderr.
+    with ConsoleLines(on_line) as console, contextlib.redirect_stdout(console):
+        return model.sample(
+            data=data,
+            chains=settings["chains"],
+            parallel_chains=settings.get("parallel_chains") or os.cpu_count(),
+            iter_warmup=settings["warmup"],
+            iter_sampling=settings["draws"],
+            seed=settings["seed"],
+            adapt_delta=settings["adapt_delta"],
+            max_treedepth=settings["max_treedepth"],
+            refresh=settings.get("refresh", DEFAULT_REFRESH),
+            # CmdStan writes 6 significant digits by default; PyStan's draws are exact.
+            sig_figs=CMDSTAN_SIG_FIGS,
+            show_progress=False,
+            show_console=True,
+        )
+
+
+# CmdStan's progress:  100 / 600 [ 16%]  (Warmup)", prefixed "Chain [2] "
+# when several chains share one console.
+CMDSTAN_PROGRESS = re.compile(r"^(?:Chain \[(\d+)\] )?Iteration:\s*(\d+)\s*/\s*\d+")
 
 
 def _sample_cmdstanpy(model_input, stan_file, settings):
     model = compile_cmdstan_model(
         stan_file, settings.get("cache_dir") or DEFAULT_CMDSTAN_CACHE
     )
-    # CmdStanPy logs each chain's start and end through the logging module.
-    fit = model.sample(
-        data=model_input.data,
-        chains=settings["chains"],
-        parallel_chains=settings.get("parallel_chains") or os.cpu_count(),
-        iter_warmup=settings["warmup"],
-        iter_sampling=settings["draws"],
-        seed=settings["seed"],
-        adapt_delta=settings["adapt_delta"],
-        max_treedepth=settings["max_treedepth"],
-        refresh=settings.get("refresh", DEFAULT_REFRESH),
-        # CmdStan writes 6 significant digits by default; PyStan's draws are exact.
-        sig_figs=CMDSTAN_SIG_FIGS,
-        show_progress=False,
-    )
+    fit = cmdstanpy_sample_logged(model, model_input.data, settings)
     return az.from_cmdstanpy(
         **{"prior" if model_input.prior_only else "posterior": fit},
         **_converter_arguments(model_input),
