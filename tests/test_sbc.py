@@ -69,6 +69,7 @@ def test_inflated_residuals_fail_the_check_for_sigma(inflated_residuals):
 
 def test_same_seed_gives_the_same_outputs(tmp_path):
     arguments = ["--replicates", "2", "--participants-per-group", "2", "--seed", "5"]
+    arguments += ["--configfile", str(PROJECT_ROOT / "config" / "config.yaml")]
     for run in ("first", "second"):
         main([*arguments, "--out", str(tmp_path / run)])
     names = sorted(path.name for path in (tmp_path / "first").iterdir())
