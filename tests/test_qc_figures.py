@@ -550,7 +550,9 @@ def test_workflow_writes_the_qc_figures_and_reports_them(workflow_copy):
     config = ["--configfile", "config/quick.yaml"]
     # The report's workflow description, when a rule writes it.
     (description,) = re.findall(
-        r'^report: "(.+)"', (workflow_copy / "Snakefile").read_text(), re.M
+        r'^report: .*"(.+)"',
+        (workflow_copy / "workflow" / "Snakefile").read_text(),
+        re.M,
     )
     extra = [description] if description.startswith("results/") else []
     result = run_snakemake(workflow_copy, *targets, *extra, "--cores", "2", *config)
