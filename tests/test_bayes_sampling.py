@@ -50,7 +50,7 @@ from mimicry.bayes.synthetic import (
     synthetic_cells,
     synthetic_crossover_cells,
 )
-from mimicry.devtools import PROJECT_ROOT, group_alive
+from helpers.devtools import PROJECT_ROOT, group_alive
 from mimicry.study import load_config, mimicry_contrast
 from mimicry.simulate import group_cell_parameters
 

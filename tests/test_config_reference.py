@@ -17,7 +17,7 @@ from mimicry.config_reference import (
     type_text,
 )
 from mimicry.config_schema import Key, keys, load_schema
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 from mimicry.multiverse import derived_bands
 from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
 

@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
 
 from mimicry.config_schema import load_schema
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.package_data import CONFIG_SCHEMA
 from mimicry.study import ConfigError, load_config, validate_config
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
 from mimicry.report import write_report
 
 # What `snakedeploy deploy-workflow <repo> <dest>` writes to <dest>/workflow/Snakefile

@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 
 # conda-forge names that differ from the PyPI names in requirements.lock
 CONDA_TO_PYPI = {"mne-base": "mne"}

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mimicry import multiverse
-from mimicry.devtools import job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 from mimicry.package_data import CONFIG_SCHEMA
 from mimicry.preprocess import preprocess_universes, read_participant_recording
 from mimicry.recordings import RecordingError

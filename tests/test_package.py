@@ -13,7 +13,7 @@ from helpers.imports import distributions, package_imports, third_party
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA, STAN_PROGRAM
 
 PROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]

@@ -23,7 +23,7 @@ from scipy.signal import sosfiltfilt, welch
 
 from mimicry import qc_figures
 from mimicry.aggregate import aggregate
-from mimicry.devtools import job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 from mimicry.filters import design_filter
 from mimicry.package_data import CONFIG_SCHEMA
 from mimicry.preprocess import (

@@ -16,7 +16,7 @@ from snakemake.utils import update_config, validate
 
 from helpers.acq_file import write_acq
 
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.preprocess import (
     TABLE_SCHEMA,
     preprocess_participant,

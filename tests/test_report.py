@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mimicry import methods
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.package_data import STAN_PROGRAM
 from mimicry.report import write_report
 from mimicry.study import ConfigError, check_config, load_config

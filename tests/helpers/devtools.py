@@ -1,4 +1,7 @@
-"""Helpers for tests and benchmarks that run the real workflow in a scratch directory."""
+"""Helpers for tests and benchmarks that run the real workflow in a scratch directory.
+
+Benchmarks import them too, with tests/ put on sys.path by benchmarks/helpers_path.py.
+"""
 
 import re
 import shutil
