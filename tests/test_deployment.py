@@ -85,8 +85,9 @@ def deploy(directory):
 def test_quick_study_runs_through_the_workflow_deployed_as_a_module(tmp_path):
     deployment = deploy(tmp_path / "deployment")
     run = run_snakemake(deployment, "--cores", "2", *QUICK)
-    assert f"Snakefile: {deployment / 'workflow' / 'Snakefile'}" in run.stdout
-    ran = job_counts(run.stdout + run.stderr)
+    output = run.stdout + run.stderr
+    assert f"Snakefile: {deployment / 'workflow' / 'Snakefile'}" in output
+    ran = job_counts(output)
     assert ran["preprocess"] == 12 and ran["fit_model"] == 2 and ran["figure3"] == 1
     # Everything the run wrote is in the deployment; the checkout holds only sources.
     assert sorted(p.name for p in (deployment / "workflow").iterdir()) == ["Snakefile"]
