@@ -1,5 +1,5 @@
 #!/usr/bin/env Rscript
-# brms model matched to the project's Stan drug model (workflow/stan/asymptotic_regression.stan):
+# brms model matched to the project's Stan drug model (src/mimicry/bayes/stan/asymptotic_regression.stan):
 #
 #   y ~ a + (b - a) * exp(-exp(logc) * t)
 #   a     ~ 0 + cell + (1 | gr(pmc, by = mc))  per-cell (mc) participant sd

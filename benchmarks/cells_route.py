@@ -17,7 +17,8 @@ import argparse
 import pandas as pd
 
 from mimicry.bayes.synthetic import synthetic_cells
-from mimicry.devtools import PROJECT_ROOT
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import PROJECT_ROOT
 from mimicry.sensitivity import analysed_design, bin_noise_sd
 from mimicry.study import load_config
 

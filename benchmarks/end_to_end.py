@@ -29,7 +29,8 @@ import pandas as pd
 import yaml
 
 from mimicry.benchmarks import SUMMARY_COLUMNS
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, seconds_listing
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, seconds_listing
 from mimicry.report import write_report
 from mimicry.study import load_config
 

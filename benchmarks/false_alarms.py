@@ -22,7 +22,8 @@ import logging
 import numpy as np
 from scipy.stats import binomtest
 
-from mimicry.devtools import PROJECT_ROOT
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import PROJECT_ROOT
 from mimicry.noise_limits import rule_limits
 from mimicry.preprocess import Rectified, epoch_and_screen
 from mimicry.recordings import Recording

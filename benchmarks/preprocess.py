@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, run_snakemake, seconds_listing
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import PROJECT_ROOT, copy_workflow, run_snakemake, seconds_listing
 from mimicry.simulate import simulate_participant
 from mimicry.study import load_config
 

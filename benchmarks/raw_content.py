@@ -25,7 +25,8 @@ from pathlib import Path
 import yaml
 
 from mimicry import raw_content
-from mimicry.devtools import copy_workflow, run_snakemake, seconds_listing
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import copy_workflow, run_snakemake, seconds_listing
 from mimicry.simulate import plan_participant, synthesize, write_edf
 from mimicry.study import load_config
 

@@ -3,7 +3,7 @@
 Simulates every participant of the study (config/config.yaml unless --config, each
 --config file merged on the previous), preprocesses each with the configured
 `preprocess` settings and compares the rejected trial x muscle pairs with the injected
-artifacts in the truth (`mimicry.rejection_truth`). Scratch files go to a temporary
+artifacts in the truth (`tests/helpers/rejection_truth.py`). Scratch files go to a temporary
 folder, or to --raw-dir, which a later run with the same configs reuses.
 
     .venv/bin/python benchmarks/rejection.py --cores 2
@@ -17,9 +17,10 @@ from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
-from mimicry.devtools import PROJECT_ROOT
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import PROJECT_ROOT
 from mimicry.preprocess import preprocess_participant
-from mimicry.rejection_truth import rejection_accuracy
+from helpers.rejection_truth import rejection_accuracy
 from mimicry.simulate import simulate_participant, study_truth
 from mimicry.study import load_config, read_sample_sheet
 

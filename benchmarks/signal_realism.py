@@ -50,7 +50,8 @@ import numpy as np
 import pandas as pd
 
 from mimicry.bayes.synthetic import balanced_participants
-from mimicry.devtools import PROJECT_ROOT
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import PROJECT_ROOT
 from mimicry.epochs import EpochWindows, window_deviations
 from mimicry.preprocess import (
     Rectified,

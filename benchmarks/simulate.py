@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mimicry.devtools import copy_workflow, run_snakemake
+import helpers_path  # noqa: F401 (tests/ on sys.path)
+from helpers.devtools import copy_workflow, run_snakemake
 
 
 def main():

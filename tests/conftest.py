@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from mimicry.devtools import PROJECT_ROOT, copy_workflow
+from helpers.devtools import PROJECT_ROOT, copy_workflow
 from mimicry.study import load_config, read_sample_sheet
 
 # Material shared with the developers and CI beside the checkout, absent on a user's clone.

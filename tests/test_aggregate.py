@@ -16,7 +16,7 @@ from mimicry.aggregate import (
     qc_warnings,
     read_participant_outputs,
 )
-from mimicry.devtools import run_snakemake
+from helpers.devtools import run_snakemake
 from mimicry.preprocess import preprocess_participant, write_outputs
 from mimicry.simulate import (
     plan_participant,

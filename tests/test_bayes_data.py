@@ -19,7 +19,7 @@ from mimicry.bayes.synthetic import (
     synthetic_cells,
     synthetic_crossover_cells,
 )
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 from mimicry.study import load_config
 
 CONFIG = load_config(PROJECT_ROOT / "config" / "config.yaml")

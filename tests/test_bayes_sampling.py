@@ -53,7 +53,7 @@ from mimicry.bayes.synthetic import (
     synthetic_cells,
     synthetic_crossover_cells,
 )
-from mimicry.devtools import PROJECT_ROOT, group_alive
+from helpers.devtools import PROJECT_ROOT, group_alive
 from mimicry.study import load_config, mimicry_contrast
 from mimicry.simulate import group_cell_parameters
 
@@ -760,7 +760,8 @@ def test_stored_log_lik_is_the_student_t_models_likelihood(rate_deviations):
 
 def test_stan_errors_name_the_projects_program_and_its_line(build_seconds):
     """Bad data (a negative bin time) fails in the data block; the message points
-    into workflow/stan/asymptotic_regression.stan, not into a temporary copy."""
+    into src/mimicry/bayes/stan/asymptotic_regression.stan, not into a temporary copy.
+    """
     model_input = build_model_input(
         cells_for("normal"), STUDY, "drug", rate_deviations=False
     )

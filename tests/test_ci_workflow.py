@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 
 WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.y*ml"))
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")

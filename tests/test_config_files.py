@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mimicry.config_files import YteRefused, configfiles_in_args, read_config_file
-from mimicry.devtools import PROJECT_ROOT, run_snakemake
+from helpers.devtools import PROJECT_ROOT, run_snakemake
 from mimicry.study import load_config
 
 

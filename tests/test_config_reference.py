@@ -2,15 +2,14 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
 from mimicry.config_reference import (
-    CONFIG_SCHEMA,
     REFERENCE,
-    SHEET_SCHEMA,
     allowed_text,
     key_table,
     literal,
@@ -18,16 +17,17 @@ from mimicry.config_reference import (
     type_text,
 )
 from mimicry.config_schema import Key, keys, load_schema
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 from mimicry.multiverse import derived_bands
+from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
 
-SCHEMAS = {"config": CONFIG_SCHEMA, "sample sheet": SHEET_SCHEMA}
+SCHEMAS = {"config": CONFIG_SCHEMA, "sample sheet": PARTICIPANTS_SCHEMA}
 ANNOTATIONS = {"$schema", "$comment", "title", "description", "default", "examples"}
 KEYWORDS = set(Draft202012Validator.VALIDATORS) | {"then", "else"} | ANNOTATIONS
 
 
 def current_reference():
-    return render(load_schema(CONFIG_SCHEMA), load_schema(SHEET_SCHEMA))
+    return render(load_schema(CONFIG_SCHEMA), load_schema(PARTICIPANTS_SCHEMA))
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
@@ -94,8 +94,10 @@ def test_keys_reach_mapping_entries_array_items_and_alternatives():
 
 def test_committed_reference_is_what_the_generator_writes_now():
     assert (
-        REFERENCE.read_text() == current_reference()
-    ), "config/README.md is out of date: run `make config-reference`"
+        PROJECT_ROOT / REFERENCE
+    ).read_text() == current_reference(), (
+        "config/README.md is out of date: run `make config-reference`"
+    )
 
 
 def test_command_line_writes_the_reference(tmp_path):
@@ -173,7 +175,7 @@ def test_workflow_catalog_settings_point_to_the_reference():
     assert usage["software-stack-deployment"]["conda"] is True
     assert usage["report"] is True
     assert "config/README.md" in usage["mandatory-flags"]["desc"]
-    assert REFERENCE == PROJECT_ROOT / "config" / "README.md"
+    assert REFERENCE == Path("config") / "README.md"
 
 
 CONFIG_KEYS = list(keys(load_schema(CONFIG_SCHEMA)))

@@ -12,9 +12,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
 
-from mimicry.config_reference import CONFIG_SCHEMA
 from mimicry.config_schema import load_schema
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.package_data import CONFIG_SCHEMA
 from mimicry.study import ConfigError, load_config, validate_config
 
 SCHEMA = load_schema(CONFIG_SCHEMA)

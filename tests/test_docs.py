@@ -12,7 +12,7 @@ import jsonschema
 import yaml
 
 import mimicry
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 # The Citation File Format 1.2.0 schema, as cffconvert 2.0.0 ships it (PyPI). cffconvert

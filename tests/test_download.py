@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from helpers.http_server import Route, ScriptedHTTPServer
 
-from mimicry.devtools import job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 from mimicry.download import (
     PROGRESS_INTERVAL_BYTES,
     DownloadError,

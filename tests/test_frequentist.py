@@ -45,7 +45,7 @@ from mimicry.frequentist import (
     reduced_terms,
     write_tables,
 )
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 from mimicry.study import read_sample_sheet
 
 BIN_WIDTH_S = 0.5  # synthetic_cells' default

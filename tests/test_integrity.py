@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mimicry.devtools import copy_workflow, job_counts, run_snakemake
+from helpers.devtools import copy_workflow, job_counts, run_snakemake
 from mimicry.simulate import plan_participant, synthesize, write_edf
 
 pytestmark = pytest.mark.workflow

@@ -12,7 +12,7 @@ import yaml
 from helpers import physio_text
 
 from mimicry import multiverse, study
-from mimicry.devtools import job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 from mimicry.figures import specification_curve
 from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
 from mimicry.preprocess import (

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from mimicry import multiverse
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
+from mimicry.package_data import CONFIG_SCHEMA
 from mimicry.preprocess import preprocess_universes, read_participant_recording
 from mimicry.recordings import RecordingError
 
@@ -78,9 +79,7 @@ def test_the_default_grid_at_1000_hz_is_unchanged(default_config):
         [20.0, 250.0],
         [10.0, 400.0],
     ]
-    schema = yaml.safe_load(
-        (PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text()
-    )
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     axes = schema["properties"]["multiverse"]["properties"]["axes"]
     described = " ".join(axes["description"].split())
     for band, rate in (

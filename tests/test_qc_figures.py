@@ -23,8 +23,9 @@ from scipy.signal import sosfiltfilt, welch
 
 from mimicry import qc_figures
 from mimicry.aggregate import aggregate
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 from mimicry.filters import design_filter
+from mimicry.package_data import CONFIG_SCHEMA
 from mimicry.preprocess import (
     preprocess_recording,
     read_participant_recording,
@@ -331,9 +332,7 @@ def test_a_reason_has_one_marker_and_colour_for_every_participant(figures, group
 
 
 def test_every_rejection_reason_has_its_own_style():
-    schema = yaml.safe_load(
-        (PROJECT_ROOT / "workflow/schemas/config.schema.yaml").read_text()
-    )
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     rejection = schema["properties"]["preprocess"]["properties"]["rejection"]
     rules = rejection["properties"]["rules"]["items"]["enum"]
     fixed = ["outside_recording", "flat_channel", "saturated_channel"]
@@ -551,7 +550,9 @@ def test_workflow_writes_the_qc_figures_and_reports_them(workflow_copy):
     config = ["--configfile", "config/quick.yaml"]
     # The report's workflow description, when a rule writes it.
     (description,) = re.findall(
-        r'^report: "(.+)"', (workflow_copy / "Snakefile").read_text(), re.M
+        r'^report: .*"(.+)"',
+        (workflow_copy / "workflow" / "Snakefile").read_text(),
+        re.M,
     )
     extra = [description] if description.startswith("results/") else []
     result = run_snakemake(workflow_copy, *targets, *extra, "--cores", "2", *config)

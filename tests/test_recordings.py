@@ -16,7 +16,8 @@ from snakemake.utils import update_config, validate
 
 from helpers.acq_file import write_acq
 
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
+from mimicry.package_data import CONFIG_SCHEMA
 from mimicry.preprocess import (
     TABLE_SCHEMA,
     preprocess_participant,
@@ -40,7 +41,6 @@ PARTICIPANT = "sub-001"
 EDF_QUANTISATION_UV = 2 * PHYSICAL_RANGE_UV / 65535 / 2 + 1e-9
 STIM_CODES = {"1": "AngryToHappy", "2": "HappyToAngry"}
 PULSE_SAMPLES = 10
-CONFIG_SCHEMA = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from mimicry import methods
-from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.package_data import STAN_PROGRAM
 from mimicry.report import write_report
 from mimicry.study import ConfigError, check_config, load_config
 
@@ -221,7 +222,7 @@ def test_other_config_changes_captions_and_names_its_contrast(workflow_copy):
 
 
 def test_the_stan_program_states_the_priors_the_methods_name():
-    program = (PROJECT_ROOT / "workflow/stan/asymptotic_regression.stan").read_text()
+    program = STAN_PROGRAM.read_text()
     code = " ".join(re.sub(r"//.*", "", program).split())
     for prior in (
         *methods.PRIORS,

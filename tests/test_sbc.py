@@ -11,7 +11,7 @@ for all 4 sigmas (p = 3e-7 each) and nothing else.
 
 import pytest
 from mimicry.bayes.sbc import RANKED_VARIABLES, main, run_sbc
-from mimicry.devtools import PROJECT_ROOT
+from helpers.devtools import PROJECT_ROOT
 from mimicry.study import load_config
 
 pytestmark = pytest.mark.workflow
@@ -69,6 +69,7 @@ def test_inflated_residuals_fail_the_check_for_sigma(inflated_residuals):
 
 def test_same_seed_gives_the_same_outputs(tmp_path):
     arguments = ["--replicates", "2", "--participants-per-group", "2", "--seed", "5"]
+    arguments += ["--configfile", str(PROJECT_ROOT / "config" / "config.yaml")]
     for run in ("first", "second"):
         main([*arguments, "--out", str(tmp_path / run)])
     names = sorted(path.name for path in (tmp_path / "first").iterdir())

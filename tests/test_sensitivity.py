@@ -12,7 +12,7 @@ from scipy import stats
 
 from mimicry import sensitivity
 from mimicry.bayes.synthetic import synthetic_cells
-from mimicry.devtools import run_snakemake
+from helpers.devtools import run_snakemake
 from mimicry.figures import power_figure
 from mimicry.simulate import counterbalanced_sessions
 

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from mimicry import aggregate, preprocess
+from mimicry.package_data import PARTICIPANTS_SCHEMA
 from mimicry.study import (
     RESERVED_COLUMNS,
-    SCHEMA_DIR,
     ConfigError,
     check_sample_sheet,
     read_sample_sheet,
@@ -276,7 +276,7 @@ def test_reserved_columns_are_the_tables_columns_and_documented():
     tables |= {*aggregate.CELL_KEYS, "y", "n_trials", *aggregate.QC_COLUMNS}
     # group is the sheet's own column, which the tables carry.
     assert tables - {"group"} <= set(RESERVED_COLUMNS)
-    schema = yaml.safe_load((SCHEMA_DIR / "participants.schema.yaml").read_text())
+    schema = yaml.safe_load(PARTICIPANTS_SCHEMA.read_text())
     (listed,) = re.findall(
         r"not a column of those tables \(([^)]*)\)", schema["description"]
     )

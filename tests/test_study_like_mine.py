@@ -15,7 +15,7 @@ from snakemake.utils import update_config
 
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
 from mimicry.simulate import counterbalanced_sessions
 from mimicry.study import load_config
 from mimicry.study_like_mine import (

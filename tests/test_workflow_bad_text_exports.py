@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mimicry.devtools import run_snakemake
+from helpers.devtools import run_snakemake
 
 pytestmark = pytest.mark.workflow
 

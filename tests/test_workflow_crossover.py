@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers.physio_text import N_BINS, expected_cells, write_study
 
-from mimicry.devtools import run_snakemake
+from helpers.devtools import run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -28,7 +28,7 @@ PULSES = 4
 
 @pytest.fixture(scope="module")
 def crossover_run(tmp_path_factory):
-    from mimicry.devtools import copy_workflow
+    from helpers.devtools import copy_workflow
 
     workdir = copy_workflow(tmp_path_factory.mktemp("crossover") / "workflow-copy")
     config, study = write_study(workdir, time_unit="min", pulses_per_trial=PULSES)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from helpers.http_server import Route, ScriptedHTTPServer
 
-from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
+from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
 from mimicry.report import write_report
 from mimicry.study import read_sample_sheet
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mimicry.devtools import copy_workflow, group_alive, job_counts, run_snakemake
+from helpers.devtools import copy_workflow, group_alive, job_counts, run_snakemake
 from helpers.reproduce import differences, manifest
 
 pytestmark = pytest.mark.workflow

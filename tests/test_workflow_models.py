@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mimicry.devtools import job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 from mimicry.report import write_report
 
 pytestmark = pytest.mark.workflow

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from helpers.http_server import Route, ScriptedHTTPServer
 
-from mimicry.devtools import job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 from mimicry.simulate import plan_participant, synthesize, write_edf
 
 pytestmark = pytest.mark.workflow

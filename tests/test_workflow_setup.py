@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from mimicry.devtools import job_counts, run_snakemake
+from helpers.devtools import job_counts, run_snakemake
 
 pytestmark = pytest.mark.workflow
 

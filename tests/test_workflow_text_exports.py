@@ -25,7 +25,7 @@ import pytest
 import yaml
 from scipy.signal import butter, sosfiltfilt
 
-from mimicry.devtools import run_snakemake
+from helpers.devtools import run_snakemake
 from mimicry.report import write_report
 
 pytestmark = pytest.mark.workflow

@@ -1,6 +1,9 @@
 """config/README.md, the configuration reference, generated from the JSON schemas.
 
 python -m mimicry.config_reference [output]    # default: config/README.md
+
+Run from the repository's root (as `make config-reference` does): the default output
+is relative to the working directory.
 """
 
 import argparse
@@ -8,12 +11,9 @@ import json
 from pathlib import Path
 
 from mimicry.config_schema import keys, load_schema
-from mimicry.devtools import PROJECT_ROOT
-from mimicry.study import SCHEMA_DIR
+from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
 
-CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
-SHEET_SCHEMA = SCHEMA_DIR / "participants.schema.yaml"
-REFERENCE = PROJECT_ROOT / "config" / "README.md"
+REFERENCE = Path("config") / "README.md"
 BOUNDS = (
     ("minimum", ">="),
     ("exclusiveMinimum", ">"),
@@ -24,8 +24,8 @@ BOUNDS = (
 INTRO = """\
 # Configuration reference
 
-Generated from `workflow/schemas/config.schema.yaml` and
-`workflow/schemas/participants.schema.yaml` by `make config-reference`
+Generated from `src/mimicry/schemas/config.schema.yaml` and
+`src/mimicry/schemas/participants.schema.yaml` by `make config-reference`
 (`python -m mimicry.config_reference`); edit the schemas, not this file.
 `tests/test_config_reference.py` fails when this file is out of date.
 
@@ -199,7 +199,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", nargs="?", type=Path, default=REFERENCE)
     args = parser.parse_args(argv)
-    text = render(load_schema(CONFIG_SCHEMA), load_schema(SHEET_SCHEMA))
+    text = render(load_schema(CONFIG_SCHEMA), load_schema(PARTICIPANTS_SCHEMA))
     args.output.write_text(text)
     print(f"wrote {args.output}")
 

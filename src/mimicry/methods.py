@@ -24,7 +24,7 @@ RESPONSE_UNITS = {
     "difference": "difference to baseline (uV)",
     "zscore": "z-scored log ratio to baseline",
 }
-# The priors of workflow/stan/asymptotic_regression.stan (fixed there, not config);
+# The priors of mimicry/bayes/stan/asymptotic_regression.stan (fixed there, not config);
 # tests/test_report.py checks that the program states each of them.
 PRIORS = (
     "a ~ normal(0, 0.5)",
@@ -270,7 +270,7 @@ def bayesian(config):
         f"{deviations}, a residual scale per cell and "
         f"{LIKELIHOODS[models['likelihood']]} (models.likelihood: "
         f"{models['likelihood']}); the pooled model ignores drug, the drug model has a "
-        "and c per drug group. Priors (workflow/stan/asymptotic_regression.stan): "
+        "and c per drug group. Priors (mimicry/bayes/stan/asymptotic_regression.stan): "
         f"{'; '.join(priors)}. Sampler ({stan['backend']} backend): {stan['chains']} "
         f"chains of {stan['warmup']} warm-up and {stan['draws']} kept draws, "
         f"adapt_delta {stan['adapt_delta']:g}, maximum tree depth "

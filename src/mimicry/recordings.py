@@ -8,7 +8,7 @@ names the participant, the file and, where there is one, the line, column and co
 key.
 
 The readers take the resolved config section `recording` (schema defaults filled in, see
-workflow/schemas/config.schema.yaml). MNE, bioread and pandas are imported inside the
+src/mimicry/schemas/config.schema.yaml). MNE, bioread and pandas are imported inside the
 functions that need them, so that importing this module costs nothing.
 """
 

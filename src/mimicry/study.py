@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 
 from mimicry import preprocess_checks
+from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
 from mimicry.simulate import export_rate_problem, file_rate_hz, simulation_problem
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
 
 class ConfigError(ValueError):
@@ -136,13 +135,13 @@ def _check_field_counts(path, separator, header_line, n_fields, rows):
 
 
 def validate_sample_sheet(sheet, path):
-    """Check every row against workflow/schemas/participants.schema.yaml; raise naming
+    """Check every row against the package's schemas/participants.schema.yaml; raise naming
     the sheet, the row's line (header = line 1) and its participant."""
     import jsonschema
 
     from mimicry import config_schema
 
-    schema = config_schema.load_schema(SCHEMA_DIR / "participants.schema.yaml")
+    schema = config_schema.load_schema(PARTICIPANTS_SCHEMA)
     validator = jsonschema.Draft202012Validator(schema)
     for position, record in enumerate(sheet.to_dict("records")):
         present = {key: value for key, value in record.items() if not pd.isna(value)}
@@ -758,7 +757,7 @@ def check_config(config, participant_ids):
 def _check_multiverse(config):
     from mimicry import config_schema, multiverse
 
-    schema = config_schema.load_schema(SCHEMA_DIR / "config.schema.yaml")
+    schema = config_schema.load_schema(CONFIG_SCHEMA)
     preprocess_schema = schema["properties"]["preprocess"]
     try:
         problems = list(multiverse.universe_problems(config, preprocess_schema))
@@ -939,7 +938,7 @@ def load_config(*paths, allow_yte=False):
     config = {}
     for path in paths:
         update_config(config, read_config_file(path, allow_yte))
-    validate_config(config, SCHEMA_DIR / "config.schema.yaml")
+    validate_config(config, CONFIG_SCHEMA)
     return config
 
 

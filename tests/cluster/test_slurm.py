@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from mimicry.devtools import copy_workflow, run_snakemake
+from helpers.devtools import copy_workflow, run_snakemake
 from helpers.slurm_cluster import SlurmCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workflow]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mimicry import key_numbers
 from mimicry import manifest as results_manifest
-from mimicry.devtools import copy_workflow, run_snakemake
+from .devtools import copy_workflow, run_snakemake
 from mimicry.report import write_report
 
 COMPARED_DIRS = ("results", "resources")

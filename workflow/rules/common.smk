@@ -12,6 +12,7 @@ from mimicry import (
     manifest,
     methods,
     multiverse,
+    package_data,
     raw_content,
     recordings,
     sensitivity,
@@ -19,7 +20,7 @@ from mimicry import (
     study,
 )
 
-study.validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+study.validate_config(config, package_data.CONFIG_SCHEMA)
 if config["source"]["kind"] == "bids":
     BIDS = bids.find_dataset(config)
     participants, SAMPLE_SHEET = BIDS.sheet, BIDS.participants_tsv
@@ -43,8 +44,9 @@ RECORDINGS = participants.index.tolist()
 # and by every universe of the multiverse.
 RECORDING_FIELDS = study.recording_fields(participants, config)
 SOURCE = config["source"]["kind"]
-# Relative to the working directory, so that no absolute path reaches the report.
-STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
+# Package data (mimicry.package_data), so that the workflow and the package sample the
+# same program wherever either is deployed.
+STAN_PROGRAM = str(package_data.STAN_PROGRAM)
 # The artifact rules' noise limits, calibrated once per sampling rate and setting and
 # shared by every preprocessing job (mimicry.noise_limits).
 NOISE_LIMITS_CACHE = "results/preprocessed/noise_limits"

@@ -48,6 +48,7 @@ from pathlib import Path
 import arviz as az
 from mimicry.bayes.inference_data import tidy_inference_data
 from mimicry.bayes.predictive import add_predictions
+from mimicry.package_data import STAN_PROGRAM
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,7 @@ DEFAULT_CMDSTAN_CACHE = Path.home() / ".cache" / "mimicry" / "cmdstan"
 CMDSTAN_CPP_OPTIONS = {}
 # The most CmdStan writes: draws as exact as a double's text form allows.
 CMDSTAN_SIG_FIGS = 18
-DEFAULT_STAN_FILE = (
-    Path(__file__).resolve().parents[3]
-    / "workflow"
-    / "stan"
-    / "asymptotic_regression.stan"
-)
+DEFAULT_STAN_FILE = STAN_PROGRAM
 
 
 class BackendError(RuntimeError):

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.stats
 import xarray as xr
 
-# Priors of workflow/stan/asymptotic_regression.stan, iid over the group x cell
+# Priors of mimicry/bayes/stan/asymptotic_regression.stan, iid over the group x cell
 # curves: a ~ normal(0, 0.5) and log_c ~ normal(log(0.5), 1), so c is lognormal.
 CURVE_PRIORS = {
     "a": {"mean": 0.0, "sd": 0.5},

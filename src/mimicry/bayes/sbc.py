@@ -60,7 +60,6 @@ from mimicry.bayes.synthetic import (  # noqa: E402
     synthetic_cells,
 )
 from mimicry.config_files import add_allow_yte_argument  # noqa: E402
-from mimicry.devtools import PROJECT_ROOT  # noqa: E402
 from mimicry.figures import STYLE, save_figure  # noqa: E402
 from mimicry.study import ConfigError, load_config  # noqa: E402
 
@@ -453,8 +452,9 @@ def main(argv=None):
     parser.add_argument("--bins", type=int, help="default: replicates / 5, 2 to 20")
     parser.add_argument(
         "--configfile",
-        default=PROJECT_ROOT / "config" / "config.yaml",
-        help="study (groups, muscles, conditions) and the simulator's bins",
+        default="config/config.yaml",
+        help="study (groups, muscles, conditions) and the simulator's bins; relative "
+        "to the working directory",
     )
     add_allow_yte_argument(parser)
     arguments = parser.parse_args(argv)

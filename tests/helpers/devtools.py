@@ -1,4 +1,7 @@
-"""Helpers for tests and benchmarks that run the real workflow in a scratch directory."""
+"""Helpers for tests and benchmarks that run the real workflow in a scratch directory.
+
+Benchmarks import them too, with tests/ put on sys.path by benchmarks/helpers_path.py.
+"""
 
 import re
 import shutil
@@ -7,7 +10,7 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles", "envs")
+WORKFLOW_PARTS = ("workflow", "config", "profiles", "envs")
 
 
 def copy_workflow(destination):
@@ -15,11 +18,7 @@ def copy_workflow(destination):
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     for part in WORKFLOW_PARTS:
-        source = PROJECT_ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, destination / part)
-        else:
-            shutil.copy2(source, destination / part)
+        shutil.copytree(PROJECT_ROOT / part, destination / part)
     return destination
 
 
