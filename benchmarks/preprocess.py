@@ -44,7 +44,7 @@ FLOOR_JOB = """
 import json, sys
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
-from mimicry.recordings import read_recording
+from mimicry.io.recordings import read_recording
 recording_path, settings_path = sys.argv[1:3]
 with open(settings_path) as handle:
     settings = json.load(handle)

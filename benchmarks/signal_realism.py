@@ -57,7 +57,7 @@ from mimicry.preprocess import (
     preprocess_recording,
     read_participant_recording,
 )
-from mimicry.recordings import Recording
+from mimicry.io.recording_types import Recording
 from mimicry.simulate import simulate_participant
 from mimicry.spectra import channel_spectra
 from mimicry.study import load_config

@@ -12,7 +12,7 @@ import yaml
 from mimicry import multiverse
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.preprocess import preprocess_universes, read_participant_recording
-from mimicry.recordings import RecordingError
+from mimicry.io.recording_types import RecordingError
 
 FMOV = "config/examples/fmov/config.yaml"
 TOO_HIGH = [20.0, 450.0]

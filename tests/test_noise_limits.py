@@ -13,7 +13,7 @@ from scipy.stats import binomtest
 
 from mimicry.noise_limits import exceeded_at_most, minimum_trials, noise_limits
 from mimicry.preprocess import preprocess_participant, preprocess_recording
-from mimicry.recordings import Recording
+from mimicry.io.recording_types import Recording
 
 # Three of benchmarks/false_alarms.py's points: the real study's rate and band, a
 # middle rate and the default's.

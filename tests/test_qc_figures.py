@@ -30,10 +30,10 @@ from mimicry.preprocess import (
     read_participant_recording,
     write_outputs,
 )
-from mimicry.recordings import read_recording
+from mimicry.io.recordings import read_recording
 from mimicry.simulate import simulate_participant
 from mimicry.spectra import channel_spectra, read_spectra, write_spectra
-from mimicry.tables import read_tsv
+from mimicry.io.tables import read_tsv
 
 PARTICIPANTS = {"sub-001": "placebo", "sub-011": "naltrexone", "sub-012": "amisulpride"}
 # The EMG level wanders (simulation.level_fluctuation: log-amplitude sd about 0.6, 5 dB

@@ -23,7 +23,8 @@ from mimicry.preprocess import (
     preprocess_recording,
 )
 from mimicry.qc_figures import participant_figure
-from mimicry.recordings import RecordingError, declared_sampling_rate, read_recording
+from mimicry.io.recording_types import RecordingError
+from mimicry.io.recordings import declared_sampling_rate, read_recording
 from mimicry.spectra import channel_spectra
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
 from mimicry.study import (

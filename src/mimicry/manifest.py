@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from mimicry.files import sha256_of, write_whole
+from mimicry.io.files import sha256_of, write_whole
 
 RESULTS = Path("results")
 MANIFEST = RESULTS / "manifest.tsv"

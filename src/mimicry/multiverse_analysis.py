@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from mimicry.aggregate import aggregate
 from mimicry.frequentist import fit_mixed_models
 from mimicry.multiverse import Universe
-from mimicry.result_files import read_json, read_result
+from mimicry.io.result_files import read_json, read_result
 from mimicry.study import mimicry_contrast
 
 CONTRAST_COLUMNS = [

@@ -30,7 +30,7 @@ from scipy.stats import binom
 
 from mimicry.epochs import TransientWindows, window_deviations
 from mimicry.filters import FILTER_KEYS, filter_sections
-from mimicry.files import write_whole
+from mimicry.io.files import write_whole
 
 # Bumped when the calibration's method changes, so cached limits are not reused.
 METHOD_VERSION = 1

@@ -31,7 +31,8 @@ from mimicry.epochs import EpochWindows, window_deviations
 from mimicry.filters import FILTER_KEYS, design_filter
 from mimicry.noise_limits import rule_limits
 from mimicry.preprocess_checks import window_problems
-from mimicry.recordings import RecordingError, read_recording
+from mimicry.io.recording_types import RecordingError
+from mimicry.io.recordings import read_recording
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def preprocess_participant(
     `mimicry.preprocess_checks`, run once by `study.check_config`). file_format
     (e.g. from the sample sheet) overrides the configured or extension-derived format.
     events_path, a BIDS events.tsv, makes recording_path an EMG-BIDS recording
-    (`mimicry.bids`). limits_cache is `preprocess_recording`'s. Returns (table, qc)
+    (`mimicry.io.bids`). limits_cache is `preprocess_recording`'s. Returns (table, qc)
     as `preprocess_recording` does.
     """
     recording = read_participant_recording(
@@ -92,7 +93,7 @@ def read_participant_recording(
     channels = {muscle: settings["channels"][muscle] for muscle in muscles}
     conditions = settings["study"]["conditions"]
     if events_path is not None:
-        from mimicry.bids import read_bids_recording
+        from mimicry.io.bids import read_bids_recording
 
         return read_bids_recording(
             recording_path,

@@ -457,7 +457,7 @@ def write_participant_figure(spectra_path, table_path, qc_path, png_path, settin
     """Read a participant's spectra, trial table and QC report; write its figure."""
     import pyarrow.parquet as pq
 
-    from mimicry.result_files import read_json, read_result
+    from mimicry.io.result_files import read_json, read_result
     from mimicry.spectra import read_spectra
 
     figure = participant_figure(
@@ -645,8 +645,8 @@ def group_figure(qc_table, qcs, settings):
 
 def write_group_figure(qc_table_path, qc_paths, png_path, settings):
     """Read results/aggregate/qc.tsv and the participants' QC reports; write the figure."""
-    from mimicry.result_files import read_json
-    from mimicry.tables import read_tsv
+    from mimicry.io.result_files import read_json
+    from mimicry.io.tables import read_tsv
 
     qcs = {}
     for path in qc_paths:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mimicry.result_files import read_result
+from mimicry.io.result_files import read_result
 
 # Welch with 1 s windows (1 Hz resolution) on SPECTRUM_SEGMENTS segments of
 # SPECTRUM_SEGMENT_S seconds spread evenly over the recording. Each segment is

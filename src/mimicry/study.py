@@ -202,7 +202,7 @@ def raw_formats(sheet, config):
     source.file_pattern; kind download: its url or member), else edf. The simulated
     study is always EDF. Returns a list in sheet order.
     """
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     source, recording = config["source"], config["recording"]
     formats = []
@@ -228,7 +228,7 @@ def raw_formats(sheet, config):
 def _local_raw_files(record, source):
     """The files in source.local_dir that source.file_pattern names for this
     participant with any extension of a known format (in any case), sorted."""
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     pattern = Path(raw_file_name(record, source, "*"))
     # An absolute pattern is globbed from the root (Path.glob takes relative ones).
@@ -241,7 +241,7 @@ def _local_raw_files(record, source):
 
 
 def _local_file_format(record, source, place):
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     found = _local_raw_files(record, source)
     if len(found) > 1:
@@ -262,7 +262,7 @@ def local_raw_paths(sheet, config):
     naming every missing file; under skip, the participants without a file are
     logged by the workflow and recorded in qc.tsv.
     """
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     source = config["source"]
     local_dir = Path(source["local_dir"])
@@ -291,7 +291,7 @@ def local_raw_paths(sheet, config):
         paths.append(str(found[0] if found else expected))
     missing = [path for path in paths if not Path(path).is_file()]
     if missing and source["missing_raw"] == "error":
-        from mimicry.recordings import absence
+        from mimicry.io.recording_types import absence
 
         where = "" if absolute else f" in source.local_dir {local_dir}"
         listed = [
@@ -322,7 +322,8 @@ def check_declared_rates(config, sheet, paths):
     simulation's, a text export's recording.text.sampling_rate_hz, and the rate an
     EDF/BDF, BrainVision or AcqKnowledge header gives the configured channels.
     """
-    from mimicry.recordings import TEXT_DELIMITERS, declared_sampling_rate
+    from mimicry.io.recordings import declared_sampling_rate
+    from mimicry.io.text_exports import TEXT_DELIMITERS
 
     declared = {}
     if config["source"]["kind"] == "simulated":
@@ -386,7 +387,7 @@ def check_shared_recording_files(sheet, paths):
     files would be analysed as that participant's data.
 
     paths: participant -> raw file, for the files that exist."""
-    from mimicry.recordings import brainvision_files
+    from mimicry.io.brainvision import brainvision_files
 
     owners = {}
     for participant, path in sorted(paths.items()):
@@ -421,7 +422,9 @@ def raw_file_name(record, source, file_format):
 
 def _check_recording_format(file_format, config, place):
     """Recording settings that this participant's file format cannot honour."""
-    from mimicry.recordings import MNE_FORMATS, TEXT_DELIMITERS, event_source
+    from mimicry.io.mne_formats import MNE_FORMATS
+    from mimicry.io.recordings import event_source
+    from mimicry.io.text_exports import TEXT_DELIMITERS
 
     recording = config["recording"]
     where = f"sample sheet {place}: format {file_format}"
@@ -948,7 +951,7 @@ def check_sources(config, sheet):
     source = config["source"]
     if source["kind"] != "download":
         return
-    from mimicry.download import scheme_problem
+    from mimicry.io.download import scheme_problem
 
     archive = source["archive_url"] is not None
     local = "; for files on this computer, use source.kind local"

@@ -3,7 +3,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.figures import figure1, save_figure
-from mimicry.result_files import read_parquet
+from mimicry.io.result_files import read_parquet
 
 figure, table = figure1(read_parquet(snakemake.input.cells), snakemake.params.study)
 save_figure(figure, snakemake.output.png, snakemake.output.pdf)

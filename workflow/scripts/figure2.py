@@ -6,7 +6,7 @@ import logging
 
 from mimicry.figures import figure2, save_figure
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_netcdf, read_parquet
+from mimicry.io.result_files import read_netcdf, read_parquet
 
 configure_logging()
 figure, table, n_outside = figure2(

@@ -3,8 +3,8 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.figures import figure3, save_figure
-from mimicry.result_files import read_netcdf
-from mimicry.tables import read_tsv
+from mimicry.io.result_files import read_netcdf
+from mimicry.io.tables import read_tsv
 
 figure, table = figure3(
     read_netcdf(snakemake.input.drug),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mimicry.frequentist import fit_mixed_models, write_tables
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_parquet
+from mimicry.io.result_files import read_parquet
 from mimicry.study import mimicry_contrast
 
 configure_logging()

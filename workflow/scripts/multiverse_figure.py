@@ -3,7 +3,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.figures import save_figure, specification_curve
-from mimicry.result_files import read_tsv
+from mimicry.io.result_files import read_tsv
 
 figure, _ = specification_curve(
     read_tsv(snakemake.input.contrasts),

@@ -3,7 +3,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.logs import configure_logging
-from mimicry.raw_content import write_stamp
+from mimicry.io.raw_content import write_stamp
 
 configure_logging()
 write_stamp(snakemake.output.stamp, snakemake.params.files)

@@ -5,7 +5,7 @@ sys.stderr = open(snakemake.log[0], "w")
 import json
 
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_parquet
+from mimicry.io.result_files import read_parquet
 from mimicry.sensitivity import analysed_design, bin_noise_sd, participant_columns
 
 configure_logging()

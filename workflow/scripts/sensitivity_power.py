@@ -11,7 +11,7 @@ from mimicry.sensitivity import (
     power_table,
     smallest_detectable,
 )
-from mimicry.result_files import read_tsv
+from mimicry.io.result_files import read_tsv
 
 configure_logging()
 config = snakemake.params.config

@@ -5,7 +5,7 @@ sys.stderr = open(snakemake.log[0], "w")
 import logging
 
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_json
+from mimicry.io.result_files import read_json
 from mimicry.sensitivity import (
     analyse_replicate,
     effects_by_id,

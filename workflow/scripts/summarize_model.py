@@ -6,7 +6,7 @@ import json
 
 from mimicry.bayes import check_diagnostics, diagnostics, summary_table
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_netcdf
+from mimicry.io.result_files import read_netcdf
 
 configure_logging()
 thresholds = snakemake.params.thresholds

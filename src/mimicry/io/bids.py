@@ -31,19 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
-from mimicry.recordings import (
+from mimicry.io.events import event_label_map, label_events, uses_event_ends
+from mimicry.io.mne_formats import (
     ANNOTATIONS_AFTER_DATA,
-    MICROVOLTS_PER_VOLT,
-    Recording,
-    Events,
-    RecordingError,
-    check_finite,
     check_raw_file,
-    event_label_map,
-    label_events,
-    load_channels,
+    MICROVOLTS_PER_VOLT,
     open_mne_raw,
-    uses_event_ends,
+)
+from mimicry.io.recording_types import (
+    check_finite,
+    Events,
+    load_channels,
+    Recording,
+    RecordingError,
 )
 from mimicry.study import ConfigError
 
