@@ -23,9 +23,9 @@ import numpy as np
 from scipy.stats import binomtest
 
 from mimicry.devtools import PROJECT_ROOT
-from mimicry.noise_limits import rule_limits
-from mimicry.preprocess import Rectified, epoch_and_screen
 from mimicry.io.recording_types import Recording
+from mimicry.preprocessing.noise_limits import rule_limits
+from mimicry.preprocessing.preprocess import epoch_and_screen, Rectified
 from mimicry.study import load_config
 
 # Band-pass edges valid at each rate: the fmov study's and its neighbours at 100 Hz,

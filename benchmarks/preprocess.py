@@ -32,7 +32,7 @@ PARTICIPANT = "sub-001"
 
 PREPROCESS_JOB = """
 import json, sys
-from mimicry.preprocess import preprocess_participant, write_outputs
+from mimicry.preprocessing.preprocess import preprocess_participant, write_outputs
 recording, settings_path, parquet_path, qc_path = sys.argv[1:]
 with open(settings_path) as handle:
     settings = json.load(handle)

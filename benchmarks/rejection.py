@@ -18,7 +18,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from mimicry.devtools import PROJECT_ROOT
-from mimicry.preprocess import preprocess_participant
+from mimicry.preprocessing.preprocess import preprocess_participant
 from mimicry.rejection_truth import rejection_accuracy
 from mimicry.simulate import simulate_participant, study_truth
 from mimicry.study import load_config, read_sample_sheet

@@ -1,5 +1,5 @@
 """The multiverse grid (mimicry.multiverse) and every universe's preprocessing of one
-recording (mimicry.preprocess.preprocess_universes), on a simulated quick-study
+recording (mimicry.robustness.multiverse_preprocess.preprocess_universes), on a simulated quick-study
 participant."""
 
 import copy
@@ -15,11 +15,11 @@ from mimicry import multiverse, study
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.figures import specification_curve
 from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
-from mimicry.preprocess import (
+from mimicry.preprocessing.preprocess import (
     preprocess_recording,
-    preprocess_universes,
     read_participant_recording,
 )
+from mimicry.robustness.multiverse_preprocess import preprocess_universes
 from mimicry.simulate import simulate_participant
 
 

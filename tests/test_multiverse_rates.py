@@ -11,8 +11,9 @@ import yaml
 
 from mimicry import multiverse
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
-from mimicry.preprocess import preprocess_universes, read_participant_recording
 from mimicry.io.recording_types import RecordingError
+from mimicry.preprocessing.preprocess import read_participant_recording
+from mimicry.robustness.multiverse_preprocess import preprocess_universes
 
 FMOV = "config/examples/fmov/config.yaml"
 TOO_HIGH = [20.0, 450.0]

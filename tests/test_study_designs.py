@@ -8,7 +8,8 @@ import re
 import pytest
 import yaml
 
-from mimicry import aggregate, preprocess
+from mimicry import aggregate
+from mimicry.preprocessing import preprocess
 from mimicry.study import (
     RESERVED_COLUMNS,
     SCHEMA_DIR,

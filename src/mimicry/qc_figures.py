@@ -16,7 +16,7 @@ figure shows the kept-trial share per participant and muscle, why participants w
 excluded and why trials were rejected.
 
 A participant job is one of ~130 in the default run, so it stays cheap: it draws the
-spectra the `preprocess` job wrote (`mimicry.spectra`) instead of reading and filtering
+spectra the `preprocess` job wrote (`mimicry.preprocessing.spectra`) instead of reading and filtering
 the raw file again, the figure is drawn without pyplot, seaborn, pandas or SciPy, with
 few tick labels (text is most of the drawing time), and the PNG has a modest
 resolution. Drawing and saving happen inside a fixed style and with fixed PNG
@@ -64,7 +64,7 @@ NOTCH_COLOUR = "C2"
 HEATMAP_CMAP = "RdBu_r"
 # Colour limits of the heatmaps: this quantile of |value| over kept trials.
 HEATMAP_QUANTILE = 0.99
-# One marker and colour per rejection reason (mimicry.preprocess), the same for every
+# One marker and colour per rejection reason (mimicry.preprocessing.preprocess), the same for every
 # participant and in every QC figure; C0-C3 mark muscles, notches and exclusions.
 REASON_STYLES = {
     "outside_recording": ("X", "0.45"),
@@ -376,7 +376,7 @@ def participant_title(qc):
 def participant_figure(spectra, table, qc, settings):
     """The QC figure of one participant.
 
-    spectra: its channel spectra (`mimicry.spectra.channel_spectra`); table: its
+    spectra: its channel spectra (`mimicry.preprocessing.spectra.channel_spectra`); table: its
     preprocessed trial table (pyarrow, as `preprocess_participant` returns and the
     rule writes); qc: its QC report (band edges and notches); settings: the config
     sections `study`, `channels` and `preprocess` as the validated config has them
@@ -458,7 +458,7 @@ def write_participant_figure(spectra_path, table_path, qc_path, png_path, settin
     import pyarrow.parquet as pq
 
     from mimicry.io.result_files import read_json, read_result
-    from mimicry.spectra import read_spectra
+    from mimicry.preprocessing.spectra import read_spectra
 
     figure = participant_figure(
         read_spectra(spectra_path),

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimicry import preprocess_checks
+from mimicry.preprocessing import checks
 from mimicry.simulate import export_rate_problem, file_rate_hz, simulation_problem
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
@@ -342,9 +342,7 @@ def check_declared_rates(config, sheet, paths):
         rate = declared_sampling_rate(path, file_format, channels)
         if rate is not None:
             declared[participant] = (rate, f"{path}'s header")
-    problems = list(
-        preprocess_checks.rate_problems(config["preprocess"]["band_hz"], declared)
-    )
+    problems = list(checks.rate_problems(config["preprocess"]["band_hz"], declared))
     settings = [("preprocess", config["preprocess"])]
     if config["multiverse"]["enabled"]:
         from mimicry import multiverse
@@ -377,7 +375,7 @@ def _window_problems(settings, declared):
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
         listed = f"{', '.join(names[:3])}{more}{suffix}"
         for prefix, preprocess in settings:
-            for problem in preprocess_checks.window_problems(preprocess, rate, prefix):
+            for problem in checks.window_problems(preprocess, rate, prefix):
                 yield f"{problem}; the rate of {listed}"
 
 
@@ -748,7 +746,7 @@ def check_config(config, participant_ids):
             )
     _check_recording(config["recording"], study["conditions"])
     simulated = config["source"]["kind"] == "simulated"
-    for problem in preprocess_checks.setting_problems(
+    for problem in checks.setting_problems(
         config["preprocess"], config["simulation"] if simulated else None
     ):
         raise ConfigError(problem)

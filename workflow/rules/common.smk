@@ -36,7 +36,7 @@ SOURCE = config["source"]["kind"]
 # Relative to the working directory, so that no absolute path reaches the report.
 STAN_PROGRAM = "workflow/stan/asymptotic_regression.stan"
 # The artifact rules' noise limits, calibrated once per sampling rate and setting and
-# shared by every preprocessing job (mimicry.noise_limits).
+# shared by every preprocessing job (mimicry.preprocessing.noise_limits).
 NOISE_LIMITS_CACHE = "results/preprocessed/noise_limits"
 # A recording's raw content stamp, and the stat signatures of the files last found to
 # match their stamps (mimicry.io.raw_content; a cache of this machine, not a result).

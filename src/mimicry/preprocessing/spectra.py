@@ -54,7 +54,7 @@ def channel_spectra(recording, options):
     """
     from scipy.signal import sosfiltfilt, welch
 
-    from mimicry.filters import design_filter
+    from mimicry.preprocessing.filters import design_filter
 
     fs = recording.sampling_rate_hz
     sos, _, _ = design_filter(recording, options)
