@@ -69,7 +69,7 @@ bench-simulate: install
 # Simulation settings estimated from a cells table (CELLS: a cells.parquet or CSV) of
 # the study CONFIG describes, written to results/study_like_mine with the command to run.
 study-like-mine: install
-	$(BIN)/python -m mimicry.study_like_mine $(CELLS) --out results/study_like_mine $(CONFIG_ARGS)
+	$(BIN)/python -m mimicry.robustness.study_like_mine $(CELLS) --out results/study_like_mine $(CONFIG_ARGS)
 
 # R, brms and rstan from Debian's packages, for benchmarks only (run as root).
 bench-brms-setup:

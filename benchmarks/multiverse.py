@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mimicry import multiverse
 from mimicry.devtools import PROJECT_ROOT, copy_workflow, run_snakemake
+from mimicry.robustness import multiverse
 from mimicry.study import load_config, read_sample_sheet
 
 RULE_BENCHMARKS = {

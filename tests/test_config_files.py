@@ -35,7 +35,7 @@ def run_module(module, *args, cwd):
     [
         ("mimicry.report", ["{out}/report.html", "--configfile", "{config}"]),
         (
-            "mimicry.study_like_mine",
+            "mimicry.robustness.study_like_mine",
             ["{out}/cells.csv", "--out", "{out}/like", "--configfile", "{config}"],
         ),
         (

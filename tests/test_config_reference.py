@@ -19,7 +19,7 @@ from mimicry.config_reference import (
 )
 from mimicry.config_schema import Key, keys, load_schema
 from mimicry.devtools import PROJECT_ROOT
-from mimicry.multiverse import derived_bands
+from mimicry.robustness.multiverse import derived_bands
 
 SCHEMAS = {"config": CONFIG_SCHEMA, "sample sheet": SHEET_SCHEMA}
 ANNOTATIONS = {"$schema", "$comment", "title", "description", "default", "examples"}

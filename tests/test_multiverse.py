@@ -1,4 +1,4 @@
-"""The multiverse grid (mimicry.multiverse) and every universe's preprocessing of one
+"""The multiverse grid (mimicry.robustness.multiverse) and every universe's preprocessing of one
 recording (mimicry.robustness.multiverse_preprocess.preprocess_universes), on a simulated quick-study
 participant."""
 
@@ -11,14 +11,15 @@ import pytest
 import yaml
 from helpers import physio_text
 
-from mimicry import multiverse, study
+from mimicry import study
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.figures import specification_curve
-from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
 from mimicry.preprocessing.preprocess import (
     preprocess_recording,
     read_participant_recording,
 )
+from mimicry.robustness import multiverse
+from mimicry.robustness.multiverse_analysis import robustness_summary, variance_by_axis
 from mimicry.robustness.multiverse_preprocess import preprocess_universes
 from mimicry.simulate import simulate_participant
 

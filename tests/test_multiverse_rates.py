@@ -9,10 +9,10 @@ import copy
 import pytest
 import yaml
 
-from mimicry import multiverse
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.io.recording_types import RecordingError
 from mimicry.preprocessing.preprocess import read_participant_recording
+from mimicry.robustness import multiverse
 from mimicry.robustness.multiverse_preprocess import preprocess_universes
 
 FMOV = "config/examples/fmov/config.yaml"

@@ -811,7 +811,7 @@ SENSITIVITY_EFFECT_LABELS = {
 
 @_styled
 def power_figure(power, power_target):
-    """Power curves of the design sensitivity sweep (mimicry.sensitivity): per
+    """Power curves of the design sensitivity sweep (mimicry.robustness.sensitivity): per
     parameter a panel, per decision rule a line of the detection rate against the
     injected effect with its 95% binomial interval, and the power target dashed.
 

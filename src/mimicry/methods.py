@@ -16,7 +16,7 @@ Imported while Snakemake builds the DAG, so it imports nothing heavy.
 
 import unicodedata
 
-from mimicry.sensitivity import effect_target
+from mimicry.robustness.sensitivity import effect_target
 from mimicry.study import contrast_label, mimicry_contrast
 
 RESPONSE_UNITS = {

@@ -345,7 +345,7 @@ def check_declared_rates(config, sheet, paths):
     problems = list(checks.rate_problems(config["preprocess"]["band_hz"], declared))
     settings = [("preprocess", config["preprocess"])]
     if config["multiverse"]["enabled"]:
-        from mimicry import multiverse
+        from mimicry.robustness import multiverse
 
         problems += multiverse.band_rate_problems(config, declared)
         settings += [
@@ -757,7 +757,8 @@ def check_config(config, participant_ids):
 
 
 def _check_multiverse(config):
-    from mimicry import config_schema, multiverse
+    from mimicry import config_schema
+    from mimicry.robustness import multiverse
 
     schema = config_schema.load_schema(SCHEMA_DIR / "config.schema.yaml")
     preprocess_schema = schema["properties"]["preprocess"]

@@ -6,8 +6,9 @@ import pandas as pd
 
 from snakemake.logging import logger
 
-from mimicry import manifest, methods, multiverse, sensitivity, simulate, study
+from mimicry import manifest, methods, simulate, study
 from mimicry.io import bids, download, raw_content, recordings
+from mimicry.robustness import multiverse, sensitivity
 
 study.validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 if config["source"]["kind"] == "bids":

@@ -1,4 +1,4 @@
-# The multiverse (mimicry.multiverse): every universe of the declared preprocessing
+# The multiverse (mimicry.robustness.multiverse): every universe of the declared preprocessing
 # grid, one preprocessing job per recording for all of them, then one analysis job
 # per universe (and, with multiverse.bayesian, one drug-model fit per universe on the
 # model's scale).

@@ -1,4 +1,4 @@
-# Design sensitivity by simulation (mimicry.sensitivity): drug effects of known size
+# Design sensitivity by simulation (mimicry.robustness.sensitivity): drug effects of known size
 # injected into replicate studies of the analysed design, one job per replicate.
 
 

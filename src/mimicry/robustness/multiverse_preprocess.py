@@ -14,7 +14,7 @@ def preprocess_universes(recording, conditions, grid, limits_cache=None):
     """{universe id: (table, qc)} as `preprocess_recording` gives them, for each
     universe of grid, filtering once per distinct filter setting."""
     # Imported here: the single pipeline's jobs need not import the multiverse.
-    from mimicry.multiverse import BAND_AXIS
+    from mimicry.robustness.multiverse import BAND_AXIS
 
     results = {}
     for members in _by_filter(grid).values():

@@ -24,7 +24,7 @@ import jsonschema
 from mimicry.preprocessing.checks import rate_problems, setting_problems
 
 # The response scale the drug model's priors and ROPE are stated on: the Bayesian
-# arm (mimicry.multiverse_bayes) fits only universes with it.
+# arm (mimicry.robustness.multiverse_bayes) fits only universes with it.
 MODEL_SCALE = "log_ratio"
 # Units dropped from an axis's last key component in its id token.
 UNIT_SUFFIXES = ("_hz", "_s", "_uv")

@@ -2,7 +2,7 @@
 
 Run from the workflow's folder as
 
-    python -m mimicry.study_like_mine CELLS --configfile MY_CONFIG.yaml --out DIR
+    python -m mimicry.robustness.study_like_mine CELLS --configfile MY_CONFIG.yaml --out DIR
 
 (``make study-like-mine CELLS=... CONFIG=...``). CELLS is an aggregated cells table: the
 workflow's ``results/aggregate/cells.parquet`` or a CSV with the same columns, one row
@@ -92,7 +92,7 @@ from mimicry.simulate import ONSET_JITTER_S
 from mimicry.config_files import add_allow_yte_argument
 from mimicry.study import ConfigError, load_config
 
-log = logging.getLogger("mimicry.study_like_mine")
+log = logging.getLogger("mimicry.robustness.study_like_mine")
 
 # Config the workflow always reads first (the Snakefile's configfile).
 DEFAULT_CONFIG = "config/config.yaml"
@@ -453,7 +453,7 @@ def write_study_like_mine(cells, config, out_dir):
     notes = "".join(f"#   {message}\n" for message in estimate.bounded)
     make, snakemake = simulate_commands(config_path)
     header = (
-        "# A simulated study like the one in the cells table (mimicry.study_like_mine),\n"
+        "# A simulated study like the one in the cells table (mimicry.robustness.study_like_mine),\n"
         "# on top of config/config.yaml; run from the workflow's folder:\n"
         f"#   {make}\n#   {snakemake}\n"
         + (f"# Curves the data do not identify:\n{notes}" if notes else "")
