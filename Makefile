@@ -25,13 +25,13 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)
-	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS)
-	$(BIN)/python -m mimicry.manifest add results/report.html
+	$(BIN)/python -m mimicry.reporting.report results/report.html $(CONFIG_ARGS)
+	$(BIN)/python -m mimicry.reporting.manifest add results/report.html
 
 # Every file under results/ against results/manifest.tsv, written when the last run
 # ended well: names each changed, missing or extra file; exits 1 on any.
 verify: install
-	$(BIN)/python -m mimicry.manifest verify
+	$(BIN)/python -m mimicry.reporting.manifest verify
 
 lint: install
 	$(BIN)/snakemake --lint
@@ -95,16 +95,16 @@ bench-end-to-end: install
 .PHONY: sensitivity
 sensitivity: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
-	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
-	$(BIN)/python -m mimicry.manifest add results/report.html
+	$(BIN)/python -m mimicry.reporting.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
+	$(BIN)/python -m mimicry.reporting.manifest add results/report.html
 
 # Multiverse of preprocessing pipelines (docs/null.md, "Multiverse"): the whole workflow plus
 # every universe of config multiverse.axes.
 .PHONY: multiverse bench-multiverse
 multiverse: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
-	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
-	$(BIN)/python -m mimicry.manifest add results/report.html
+	$(BIN)/python -m mimicry.reporting.report results/report.html $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
+	$(BIN)/python -m mimicry.reporting.manifest add results/report.html
 
 # The multiverse's preprocessing against the single pipeline's (target: at most 3x).
 bench-multiverse: install

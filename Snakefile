@@ -34,7 +34,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/benchmarks.smk"
 
 
-# The results as this run left them, for `make verify` (mimicry.manifest). Not a rule:
+# The results as this run left them, for `make verify` (mimicry.reporting.manifest). Not a rule:
 # the manifest describes the finished run, and no job reads it.
 onsuccess:
     manifest.write()

@@ -28,9 +28,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mimicry.benchmarks import SUMMARY_COLUMNS
 from mimicry.devtools import PROJECT_ROOT, copy_workflow, job_counts, seconds_listing
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
+from mimicry.reporting.rule_benchmarks import SUMMARY_COLUMNS
 from mimicry.study import load_config
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

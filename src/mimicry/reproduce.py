@@ -5,7 +5,7 @@
 Prints a manifest (path, sha256) of every file under results/ and resources/ except
 results/benchmarks/ (timings are measurements, not results), and the paths whose bytes
 differ between the runs; exits 1 if any differ or exist in only one run, or if a run's
-results differ from the results/manifest.tsv it wrote (mimicry.manifest).
+results differ from the results/manifest.tsv it wrote (mimicry.reporting.manifest).
 """
 
 import argparse
@@ -14,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mimicry import manifest as results_manifest
 from mimicry.devtools import copy_workflow, run_snakemake
-from mimicry.report import write_report
+from mimicry.reporting import manifest as results_manifest
+from mimicry.reporting.report import write_report
 
 COMPARED_DIRS = ("results", "resources")
 EXCLUDED_DIRS = (Path("results") / "benchmarks",)

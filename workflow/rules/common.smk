@@ -6,8 +6,9 @@ import pandas as pd
 
 from snakemake.logging import logger
 
-from mimicry import manifest, methods, simulate, study
+from mimicry import simulate, study
 from mimicry.io import bids, download, raw_content, recordings
+from mimicry.reporting import manifest, methods
 from mimicry.robustness import multiverse, sensitivity
 
 study.validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
