@@ -13,7 +13,7 @@ from helpers import physio_text
 
 from mimicry import study
 from mimicry.devtools import job_counts, run_snakemake
-from mimicry.figures import specification_curve
+from mimicry.plots.figures import specification_curve
 from mimicry.preprocessing.preprocess import (
     preprocess_recording,
     read_participant_recording,

@@ -21,17 +21,17 @@ import yaml
 from matplotlib.colors import to_rgba
 from scipy.signal import sosfiltfilt, welch
 
-from mimicry import qc_figures
 from mimicry.aggregate import aggregate
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.io.recordings import read_recording
+from mimicry.io.tables import read_tsv
+from mimicry.plots import qc_figures
 from mimicry.preprocessing.filters import design_filter
 from mimicry.preprocessing.preprocess import (
     preprocess_recording,
     read_participant_recording,
     write_outputs,
 )
-from mimicry.io.recordings import read_recording
-from mimicry.io.tables import read_tsv
 from mimicry.preprocessing.spectra import channel_spectra, read_spectra, write_spectra
 from mimicry.simulate import simulate_participant
 

@@ -17,15 +17,15 @@ from snakemake.utils import update_config, validate
 from helpers.acq_file import write_acq
 
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.io.recording_types import RecordingError
+from mimicry.io.recordings import declared_sampling_rate, read_recording
+from mimicry.plots.qc_figures import participant_figure
 from mimicry.preprocessing.preprocess import (
     preprocess_participant,
     preprocess_recording,
     TABLE_SCHEMA,
 )
-from mimicry.io.recording_types import RecordingError
-from mimicry.io.recordings import declared_sampling_rate, read_recording
 from mimicry.preprocessing.spectra import channel_spectra
-from mimicry.qc_figures import participant_figure
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
 from mimicry.study import (
     ConfigError,

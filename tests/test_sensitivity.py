@@ -12,7 +12,7 @@ from scipy import stats
 
 from mimicry.bayes.synthetic import synthetic_cells
 from mimicry.devtools import run_snakemake
-from mimicry.figures import power_figure
+from mimicry.plots.figures import power_figure
 from mimicry.robustness import sensitivity
 from mimicry.simulate import counterbalanced_sessions
 
