@@ -34,8 +34,8 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/benchmarks.smk"
 
 
-# The results as this run left them, for `make verify` (mimicry.reporting.manifest). Not a rule:
-# the manifest describes the finished run, and no job reads it.
+# The results as this run left them, for `make verify` (mimicry.reporting.manifest). Not
+# a rule: the manifest describes the finished run, and no job reads it.
 onsuccess:
     manifest.write()
 

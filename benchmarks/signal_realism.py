@@ -12,9 +12,9 @@ study under --config (by default the quick study exported at 100 Hz with the sam
 config/lowrate.yaml), synthesised into a scratch directory and read back by the
 workflow's reader; participants given a flaw are left out. Noise: stationary Gaussian
 white noise at the real rate, the floor of every statistic. All three go through the
-workflow's own filter (mimicry.preprocessing.preprocess.Rectified), windows and transient statistic
-(mimicry.preprocessing.epochs: EpochWindows, window_deviations) and spectra
-(mimicry.preprocessing.spectra.channel_spectra).
+workflow's own filter (mimicry.preprocessing.preprocess.Rectified), windows and
+transient statistic (mimicry.preprocessing.epochs: EpochWindows, window_deviations) and
+spectra (mimicry.preprocessing.spectra.channel_spectra).
 
 Prints one row per statistic:
 - window ratios up / down: each transient_window_s window's mean rectified amplitude
@@ -37,8 +37,8 @@ Prints one row per statistic:
   power from 1 Hz to Nyquist within 1 Hz of the mains frequency (median and quartiles
   over channels).
 - rejected: share of trial x muscle rejected by each artifact rule of this checkout
-  (mimicry.preprocessing.preprocess.preprocess_recording with each side's preprocess settings), and
-  of participants excluded.
+  (mimicry.preprocessing.preprocess.preprocess_recording with each side's preprocess
+  settings), and of participants excluded.
 """
 
 import argparse

@@ -1,6 +1,7 @@
-"""The multiverse grid (mimicry.robustness.multiverse) and every universe's preprocessing of one
-recording (mimicry.robustness.multiverse_preprocess.preprocess_universes), on a simulated quick-study
-participant."""
+"""The multiverse grid (mimicry.robustness.multiverse) and every universe's
+preprocessing of one recording
+(mimicry.robustness.multiverse_preprocess.preprocess_universes), on a simulated
+quick-study participant."""
 
 import copy
 import json

@@ -1,8 +1,8 @@
 """The report's methods text and captions follow the run's config.
 
 The captions are rendered by the real ``snakemake --report`` (through
-``mimicry.reporting.report``) on finished tiny runs, so Jinja, the rule params and docutils all
-take part; expected phrases are derived here from the config.
+``mimicry.reporting.report``) on finished tiny runs, so Jinja, the rule params and
+docutils all take part; expected phrases are derived here from the config.
 """
 
 import html

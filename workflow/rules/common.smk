@@ -214,7 +214,8 @@ def recording_format(wildcards):
 
 
 def preprocess_mem_mb(wildcards, input):
-    """From the recording's header and size (mimicry.io.recordings.preprocess_mem_mb)."""
+    """From the recording's header and size
+    (mimicry.io.recordings.preprocess_mem_mb)."""
     stim = config["recording"]["event_source"] == "stim_channel"
     return recordings.preprocess_mem_mb(
         input.recording,

@@ -1,13 +1,13 @@
 """Turn a participant's raw file into EMG signals and stimulus events: picks the reader.
 
 EDF, BDF and BrainVision files are read through MNE-Python (mimicry.io.mne_formats),
-BIOPAC AcqKnowledge files (.acq) through bioread (mimicry.io.acq), delimited text exports
-(csv, tsv, txt) by column references (mimicry.io.text_exports), with stimulus onsets
-found on analog trigger columns or channels (mimicry.io.triggers). Every reader returns
-the same small `Recording`, and every problem with a file raises a `RecordingError` that
-names the participant, the file and, where there is one, the line, column and config
-key (mimicry.io.recording_types). This module also estimates a preprocessing job's memory
-and reads the sampling rate a file declares.
+BIOPAC AcqKnowledge files (.acq) through bioread (mimicry.io.acq), delimited text
+exports (csv, tsv, txt) by column references (mimicry.io.text_exports), with stimulus
+onsets found on analog trigger columns or channels (mimicry.io.triggers). Every reader
+returns the same small `Recording`, and every problem with a file raises a
+`RecordingError` that names the participant, the file and, where there is one, the line,
+column and config key (mimicry.io.recording_types). This module also estimates a
+preprocessing job's memory and reads the sampling rate a file declares.
 
 The readers take the resolved config section `recording` (schema defaults filled in, see
 workflow/schemas/config.schema.yaml). MNE, bioread and pandas are imported inside the

@@ -33,9 +33,9 @@ TIME_LABEL = "time after stimulus onset (s)"
 PARAMETER_NAMES = {"a": "asymptote a", "c": "rate c"}
 PARAMETER_UNITS = {"a": RESPONSE_UNIT, "c": "1/s"}
 PNG_DPI = 300
-# Applied on top of matplotlib's defaults around drawing and saving (mimicry.plots.style),
-# instead of sns.set_theme, so that neither a matplotlibrc nor a figure drawn before in
-# the same process changes a figure's bytes.
+# Applied on top of matplotlib's defaults around drawing and saving
+# (mimicry.plots.style), instead of sns.set_theme, so that neither a matplotlibrc nor a
+# figure drawn before in the same process changes a figure's bytes.
 STYLE = {
     **sns.axes_style("ticks"),
     **sns.plotting_context("paper"),
@@ -789,8 +789,8 @@ SENSITIVITY_EFFECT_LABELS = {
 
 @styled(STYLE)
 def power_figure(power, power_target):
-    """Power curves of the design sensitivity sweep (mimicry.robustness.sensitivity): per
-    parameter a panel, per decision rule a line of the detection rate against the
+    """Power curves of the design sensitivity sweep (mimicry.robustness.sensitivity):
+    per parameter a panel, per decision rule a line of the detection rate against the
     injected effect with its 95% binomial interval, and the power target dashed.
 
     Returns the figure and the plotted table (power.tsv's rows, in drawing order).

@@ -64,8 +64,9 @@ NOTCH_COLOUR = "C2"
 HEATMAP_CMAP = "RdBu_r"
 # Colour limits of the heatmaps: this quantile of |value| over kept trials.
 HEATMAP_QUANTILE = 0.99
-# One marker and colour per rejection reason (mimicry.preprocessing.preprocess), the same for every
-# participant and in every QC figure; C0-C3 mark muscles, notches and exclusions.
+# One marker and colour per rejection reason (mimicry.preprocessing.preprocess), the
+# same for every participant and in every QC figure; C0-C3 mark muscles, notches and
+# exclusions.
 REASON_STYLES = {
     "outside_recording": ("X", "0.45"),
     "flat_channel": ("v", "C6"),
@@ -361,11 +362,11 @@ def participant_title(qc):
 def participant_figure(spectra, table, qc, settings):
     """The QC figure of one participant.
 
-    spectra: its channel spectra (`mimicry.preprocessing.spectra.channel_spectra`); table: its
-    preprocessed trial table (pyarrow, as `preprocess_participant` returns and the
-    rule writes); qc: its QC report (band edges and notches); settings: the config
-    sections `study`, `channels` and `preprocess` as the validated config has them
-    (every default filled in).
+    spectra: its channel spectra (`mimicry.preprocessing.spectra.channel_spectra`);
+    table: its preprocessed trial table (pyarrow, as `preprocess_participant` returns
+    and the rule writes); qc: its QC report (band edges and notches); settings: the
+    config sections `study`, `channels` and `preprocess` as the validated config has
+    them (every default filled in).
     Returns the figure.
     """
     study = settings["study"]

@@ -1,9 +1,10 @@
 """Cross-key checks of the `preprocess` settings that a JSON schema cannot express.
 
 `study.check_config` runs them once before any job, so an inconsistent setting stops
-the run with a message naming the keys. They live apart from `mimicry.preprocessing.preprocess`
-because every Snakemake start (and every cluster job) runs them, and importing the
-preprocessing module would add SciPy's and pyarrow's import time to each.
+the run with a message naming the keys. They live apart from
+`mimicry.preprocessing.preprocess` because every Snakemake start (and every cluster job)
+runs them, and importing the preprocessing module would add SciPy's and pyarrow's import
+time to each.
 """
 
 from mimicry.preprocessing.epochs import EpochWindows

@@ -6,11 +6,11 @@ is then read off prefix sums by fancy indexing, with no loop over samples or tri
 
 Artifact rejection (`rejection_reasons`) judges each trial x muscle only on what a
 facial response does not change: short transients against the running median around
-them (`mimicry.preprocessing.epochs.window_deviations`) and the pre-stimulus baseline level, each
-beyond a limit that stationary noise at the recording's rate and band crosses with a
-known probability (`mimicry.preprocessing.noise_limits`). A rule comparing a trial with the
-participant's trials of all conditions reads one condition's strong response as an
-outlier; the opt-in same-condition rule needs large cells.
+them (`mimicry.preprocessing.epochs.window_deviations`) and the pre-stimulus baseline
+level, each beyond a limit that stationary noise at the recording's rate and band
+crosses with a known probability (`mimicry.preprocessing.noise_limits`). A rule
+comparing a trial with the participant's trials of all conditions reads one condition's
+strong response as an outlier; the opt-in same-condition rule needs large cells.
 
 The per-participant table is a pyarrow Table (``table.to_pandas()`` gives the
 DataFrame): building and writing it needs no pandas import, which would cost a quarter

@@ -9,10 +9,10 @@ are the config's preprocess section with its axis values set. Its id is made fro
 its axes and their values alone, so it stays the same when values are added to an
 axis or the axes reordered, and it names the choices it stands for.
 
-Per participant, `mimicry.robustness.multiverse_preprocess.preprocess_universes` filters the recording once
-per distinct filter setting and derives each universe's epochs, bins and rejections
-from the shared filtered signal. This module stays light (no SciPy or pyarrow): every
-Snakemake start expands the grid.
+Per participant, `mimicry.robustness.multiverse_preprocess.preprocess_universes` filters
+the recording once per distinct filter setting and derives each universe's epochs, bins
+and rejections from the shared filtered signal. This module stays light (no SciPy or
+pyarrow): every Snakemake start expands the grid.
 """
 
 import copy

@@ -1,7 +1,8 @@
 """One universe's group analysis: its participants' tables aggregated into cells as
 the main pipeline aggregates them, and the frequentist mimicry and drug contrasts of
-the mixed models (`mimicry.stats.frequentist`), one row per contrast; then their robustness
-over the universes. (The drug model per universe: `mimicry.robustness.multiverse_bayes`.)
+the mixed models (`mimicry.stats.frequentist`), one row per contrast; then their
+robustness over the universes. (The drug model per universe:
+`mimicry.robustness.multiverse_bayes`.)
 """
 
 import json

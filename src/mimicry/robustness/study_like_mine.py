@@ -453,8 +453,9 @@ def write_study_like_mine(cells, config, out_dir):
     notes = "".join(f"#   {message}\n" for message in estimate.bounded)
     make, snakemake = simulate_commands(config_path)
     header = (
-        "# A simulated study like the one in the cells table (mimicry.robustness.study_like_mine),\n"
-        "# on top of config/config.yaml; run from the workflow's folder:\n"
+        "# A simulated study like the one in the cells table\n"
+        "# (mimicry.robustness.study_like_mine), on top of config/config.yaml; run from\n"
+        "# the workflow's folder:\n"
         f"#   {make}\n#   {snakemake}\n"
         + (f"# Curves the data do not identify:\n{notes}" if notes else "")
     )
