@@ -25,7 +25,7 @@ from scipy.stats import binomtest
 from mimicry.devtools import PROJECT_ROOT
 from mimicry.io.recording_types import Recording
 from mimicry.preprocessing.noise_limits import rule_limits
-from mimicry.preprocessing.preprocess import epoch_and_screen, Rectified
+from mimicry.preprocessing.preprocess import Rectified, epoch_and_screen
 from mimicry.study import load_config
 
 # Band-pass edges valid at each rate: the fmov study's and its neighbours at 100 Hz,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from mimicry.io import raw_content
 from mimicry.devtools import copy_workflow, run_snakemake, seconds_listing
+from mimicry.io import raw_content
 from mimicry.simulate import plan_participant, synthesize, write_edf
 from mimicry.study import load_config
 

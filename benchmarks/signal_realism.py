@@ -51,13 +51,13 @@ import pandas as pd
 
 from mimicry.bayes.synthetic import balanced_participants
 from mimicry.devtools import PROJECT_ROOT
+from mimicry.io.recording_types import Recording
 from mimicry.preprocessing.epochs import EpochWindows, window_deviations
 from mimicry.preprocessing.preprocess import (
+    Rectified,
     preprocess_recording,
     read_participant_recording,
-    Rectified,
 )
-from mimicry.io.recording_types import Recording
 from mimicry.preprocessing.spectra import channel_spectra
 from mimicry.simulate import simulate_participant
 from mimicry.study import load_config

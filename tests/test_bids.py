@@ -13,8 +13,8 @@ import yaml
 from scipy.signal import butter, sosfiltfilt
 from snakemake.exceptions import WorkflowError
 
-from mimicry.io import bids
 from mimicry.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.io import bids
 from mimicry.io.recording_types import RecordingError
 from mimicry.simulate import plan_participant, synthesize, write_edf
 from mimicry.study import (

@@ -17,11 +17,11 @@ from helpers.http_server import Route, ScriptedHTTPServer
 
 from mimicry.devtools import job_counts, run_snakemake
 from mimicry.io.download import (
-    download,
+    PROGRESS_INTERVAL_BYTES,
     DownloadError,
+    download,
     extract_member,
     marker_path,
-    PROGRESS_INTERVAL_BYTES,
     redact_url,
     sha256_of,
 )

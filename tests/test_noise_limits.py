@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
+from mimicry.io.recording_types import Recording
 from mimicry.preprocessing.noise_limits import (
     exceeded_at_most,
     minimum_trials,
@@ -20,7 +21,6 @@ from mimicry.preprocessing.preprocess import (
     preprocess_participant,
     preprocess_recording,
 )
-from mimicry.io.recording_types import Recording
 
 # Three of benchmarks/false_alarms.py's points: the real study's rate and band, a
 # middle rate and the default's.

@@ -21,9 +21,9 @@ from mimicry.io.recording_types import RecordingError
 from mimicry.io.recordings import declared_sampling_rate, read_recording
 from mimicry.plots.qc_figures import participant_figure
 from mimicry.preprocessing.preprocess import (
+    TABLE_SCHEMA,
     preprocess_participant,
     preprocess_recording,
-    TABLE_SCHEMA,
 )
 from mimicry.preprocessing.spectra import channel_spectra
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf

@@ -34,16 +34,16 @@ import numpy as np
 from mimicry.io.events import event_label_map, label_events, uses_event_ends
 from mimicry.io.mne_formats import (
     ANNOTATIONS_AFTER_DATA,
-    check_raw_file,
     MICROVOLTS_PER_VOLT,
+    check_raw_file,
     open_mne_raw,
 )
 from mimicry.io.recording_types import (
-    check_finite,
     Events,
-    load_channels,
     Recording,
     RecordingError,
+    check_finite,
+    load_channels,
 )
 from mimicry.study import ConfigError
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from mimicry.io.bids import tsv_events
 from mimicry.io.events import event_label_map, label_events
-from mimicry.io.recording_types import check_finite, Recording, RecordingError
+from mimicry.io.recording_types import Recording, RecordingError, check_finite
 from mimicry.io.text_exports import MICROVOLTS_PER_UNIT
 
 PHYSIO_SUFFIX = re.compile(r"(_recording-[A-Za-z0-9]+)?_physio\.tsv(\.gz)?$")
