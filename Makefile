@@ -37,13 +37,13 @@ install-cmdstan: install
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS)
-	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS)
-	$(BIN)/python -m mimicry.manifest add results/report.html
+	$(BIN)/python -m mimicry.reporting.report results/report.html $(CONFIG_ARGS)
+	$(BIN)/python -m mimicry.reporting.manifest add results/report.html
 
 # Every file under results/ against results/manifest.tsv, written when the last run
 # ended well: names each changed, missing or extra file; exits 1 on any.
 verify: install
-	$(BIN)/python -m mimicry.manifest verify
+	$(BIN)/python -m mimicry.reporting.manifest verify
 
 lint: install
 	$(BIN)/snakemake --lint
@@ -90,7 +90,7 @@ bench-simulate: install
 # Simulation settings estimated from a cells table (CELLS: a cells.parquet or CSV) of
 # the study CONFIG describes, written to results/study_like_mine with the command to run.
 study-like-mine: install
-	$(BIN)/python -m mimicry.study_like_mine $(CELLS) --out results/study_like_mine $(CONFIG_ARGS)
+	$(BIN)/python -m mimicry.robustness.study_like_mine $(CELLS) --out results/study_like_mine $(CONFIG_ARGS)
 
 # R, brms and rstan from Debian's packages, for benchmarks only (run as root).
 bench-brms-setup:
@@ -116,16 +116,16 @@ bench-end-to-end: install
 .PHONY: sensitivity
 sensitivity: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
-	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
-	$(BIN)/python -m mimicry.manifest add results/report.html
+	$(BIN)/python -m mimicry.reporting.report results/report.html $(CONFIG_ARGS) --config 'sensitivity={enabled: true}'
+	$(BIN)/python -m mimicry.reporting.manifest add results/report.html
 
 # Multiverse of preprocessing pipelines (docs/null.md, "Multiverse"): the whole workflow plus
 # every universe of config multiverse.axes.
 .PHONY: multiverse bench-multiverse
 multiverse: install
 	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
-	$(BIN)/python -m mimicry.report results/report.html $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
-	$(BIN)/python -m mimicry.manifest add results/report.html
+	$(BIN)/python -m mimicry.reporting.report results/report.html $(CONFIG_ARGS) --config 'multiverse={enabled: true}'
+	$(BIN)/python -m mimicry.reporting.manifest add results/report.html
 
 # The multiverse's preprocessing against the single pipeline's (target: at most 3x).
 bench-multiverse: install

@@ -9,7 +9,7 @@ seed); the raw route adds what recording, preprocessing and averaging trials add
 difference per row (raw minus noise-free) is split into a per-series shift (its mean
 over the series' bins) and the bin noise within the series. Prints their sds and
 kurtosis per muscle x condition and overall, and the single Gaussian sd the sweep
-uses instead (mimicry.sensitivity.bin_noise_sd).
+uses instead (mimicry.robustness.sensitivity.bin_noise_sd).
 """
 
 import argparse
@@ -19,7 +19,7 @@ import pandas as pd
 from mimicry.bayes.synthetic import synthetic_cells
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT
-from mimicry.sensitivity import analysed_design, bin_noise_sd
+from mimicry.robustness.sensitivity import analysed_design, bin_noise_sd
 from mimicry.study import load_config
 
 SERIES = ["participant", "muscle", "condition"]

@@ -9,7 +9,7 @@ cells parameters with two groups (placebo, naltrexone): --participants participa
 each recorded under both groups in a counterbalanced order, its own deviations shared
 by its sessions, a period effect on every cell of the second session, a shift common
 to all cells of each session (--session-shift-sd) and the noise and baseline shifts
-of tests/test_frequentist.py. Each study is fitted by mimicry.frequentist with the
+of tests/test_frequentist.py. Each study is fitted by mimicry.stats.frequentist with the
 default random effects (condition_shape) and design crossover.
 
 1. Null (no drug effect), seeds 1, 2, ... until --seconds have passed: for each of
@@ -50,15 +50,15 @@ from mimicry.bayes.synthetic_crossover import (  # noqa: E402
     crossover_cells,
     population_mimicry,
 )
-from mimicry.frequentist import (  # noqa: E402
+from mimicry.simulate import counterbalanced_sessions  # noqa: E402
+from mimicry.stats.frequentist import fit_mixed_models  # noqa: E402
+from mimicry.stats.mixed_model_fit import (  # noqa: E402
     CONDITION_BIN_INTERCEPT,
     CONDITION_INTERCEPT,
     SESSION_CONDITION_INTERCEPT,
     SESSION_CONDITION_SHAPE,
     SESSION_INTERCEPT,
-    fit_mixed_models,
 )
-from mimicry.simulate import counterbalanced_sessions  # noqa: E402
 from mimicry.study import load_config  # noqa: E402
 
 GROUPS = ["placebo", "naltrexone"]

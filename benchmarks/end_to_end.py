@@ -28,10 +28,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mimicry.benchmarks import SUMMARY_COLUMNS
+from mimicry.reporting.rule_benchmarks import SUMMARY_COLUMNS
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, seconds_listing
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
 from mimicry.study import load_config
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

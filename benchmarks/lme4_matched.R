@@ -1,6 +1,6 @@
 #!/usr/bin/env Rscript
 # lme4 model matched to the project's default frequentist model
-# (src/mimicry/frequentist.py, random_effects "condition_shape"), fitted by maximum
+# (src/mimicry/stats/frequentist.py, random_effects "condition_shape"), fitted by maximum
 # likelihood for every muscle:
 #
 #   full:                      y ~ group * condition * bin

@@ -6,8 +6,8 @@
 
 Fits every model of every muscle, the full model and each likelihood-ratio test's
 reduced model with the default random effects (condition_shape), with
-mimicry.frequentist.fit_mixed_model (reduced models starting from the full model's
-covariance parameters, as the workflow fits them) and with lme4
+mimicry.stats.mixed_model_fit.fit_mixed_model (reduced models starting from the full
+model's covariance parameters, as the workflow fits them) and with lme4
 (benchmarks/lme4_matched.R: the same model in lme4 notation, REML = FALSE, lme4's
 default optimiser and checks). Prints one row per fit: seconds of ours (around
 fit_mixed_model, design matrices included) and of lme4 (inside R, around the lmer call:
@@ -39,13 +39,15 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mimicry.frequentist import (  # noqa: E402
+from mimicry.stats.frequentist import (  # noqa: E402
     FACTORS,
     FULL_MODEL_TERMS,
     LIKELIHOOD_RATIO_TESTS,
+    reduced_terms,
+)
+from mimicry.stats.mixed_model_fit import (  # noqa: E402
     SHAPE_TIME_CONSTANT_S,
     fit_mixed_model,
-    reduced_terms,
 )
 from mimicry.study import load_config  # noqa: E402
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mimicry import multiverse
+from mimicry.robustness import multiverse
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT, copy_workflow, run_snakemake
 from mimicry.study import load_config, read_sample_sheet

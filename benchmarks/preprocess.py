@@ -33,7 +33,7 @@ PARTICIPANT = "sub-001"
 
 PREPROCESS_JOB = """
 import json, sys
-from mimicry.preprocess import preprocess_participant, write_outputs
+from mimicry.preprocessing.preprocess import preprocess_participant, write_outputs
 recording, settings_path, parquet_path, qc_path = sys.argv[1:]
 with open(settings_path) as handle:
     settings = json.load(handle)
@@ -45,7 +45,7 @@ FLOOR_JOB = """
 import json, sys
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
-from mimicry.recordings import read_recording
+from mimicry.io.recordings import read_recording
 recording_path, settings_path = sys.argv[1:3]
 with open(settings_path) as handle:
     settings = json.load(handle)

@@ -5,7 +5,7 @@
 For each study size: that many local raw files of the default study's size (one
 simulated 1000 Hz EDF, copied), their content stamps written as rule raw_content
 writes them, then the time of
-- the check alone (mimicry.raw_content.update_changed_stamps): cold, with no recorded
+- the check alone (mimicry.io.raw_content.update_changed_stamps): cold, with no recorded
   signatures (every file hashed), and warm (one stat per file);
 - `snakemake -n` of the whole workflow with the check (warm) and without it (the same
   workflow with the check's block switched off).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from mimicry import raw_content
+from mimicry.io import raw_content
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import copy_workflow, run_snakemake, seconds_listing
 from mimicry.simulate import plan_participant, synthesize, write_edf

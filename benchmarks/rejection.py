@@ -19,7 +19,7 @@ from pathlib import Path
 
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT
-from mimicry.preprocess import preprocess_participant
+from mimicry.preprocessing.preprocess import preprocess_participant
 from helpers.rejection_truth import rejection_accuracy
 from mimicry.simulate import simulate_participant, study_truth
 from mimicry.study import load_config, read_sample_sheet

@@ -12,9 +12,9 @@ study under --config (by default the quick study exported at 100 Hz with the sam
 config/lowrate.yaml), synthesised into a scratch directory and read back by the
 workflow's reader; participants given a flaw are left out. Noise: stationary Gaussian
 white noise at the real rate, the floor of every statistic. All three go through the
-workflow's own filter (mimicry.preprocess.Rectified), windows and transient statistic
-(mimicry.epochs: EpochWindows, window_deviations) and spectra
-(mimicry.spectra.channel_spectra).
+workflow's own filter (mimicry.preprocessing.preprocess.Rectified), windows and transient statistic
+(mimicry.preprocessing.epochs: EpochWindows, window_deviations) and spectra
+(mimicry.preprocessing.spectra.channel_spectra).
 
 Prints one row per statistic:
 - window ratios up / down: each transient_window_s window's mean rectified amplitude
@@ -37,7 +37,7 @@ Prints one row per statistic:
   power from 1 Hz to Nyquist within 1 Hz of the mains frequency (median and quartiles
   over channels).
 - rejected: share of trial x muscle rejected by each artifact rule of this checkout
-  (mimicry.preprocess.preprocess_recording with each side's preprocess settings), and
+  (mimicry.preprocessing.preprocess.preprocess_recording with each side's preprocess settings), and
   of participants excluded.
 """
 
@@ -52,15 +52,15 @@ import pandas as pd
 from mimicry.bayes.synthetic import balanced_participants
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT
-from mimicry.epochs import EpochWindows, window_deviations
-from mimicry.preprocess import (
+from mimicry.io.recording_types import Recording
+from mimicry.preprocessing.epochs import EpochWindows, window_deviations
+from mimicry.preprocessing.preprocess import (
     Rectified,
     preprocess_recording,
     read_participant_recording,
 )
-from mimicry.recordings import Recording
+from mimicry.preprocessing.spectra import channel_spectra
 from mimicry.simulate import simulate_participant
-from mimicry.spectra import channel_spectra
 from mimicry.study import load_config
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)

@@ -17,7 +17,7 @@ from mimicry.aggregate import (
     read_participant_outputs,
 )
 from helpers.devtools import run_snakemake
-from mimicry.preprocess import preprocess_participant, write_outputs
+from mimicry.preprocessing.preprocess import preprocess_participant, write_outputs
 from mimicry.simulate import (
     plan_participant,
     simulate_participant,

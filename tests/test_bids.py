@@ -13,9 +13,9 @@ import yaml
 from scipy.signal import butter, sosfiltfilt
 from snakemake.exceptions import WorkflowError
 
-from mimicry import bids
+from mimicry.io import bids
 from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
-from mimicry.recordings import RecordingError
+from mimicry.io.recording_types import RecordingError
 from mimicry.simulate import plan_participant, synthesize, write_edf
 from mimicry.study import (
     ConfigError,

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mimicry.raw_content import source_files
-from mimicry.recordings import RecordingError, format_from_extension, read_recording
+from mimicry.io.raw_content import source_files
+from mimicry.io.recording_types import RecordingError
+from mimicry.io.recordings import format_from_extension, read_recording
 
 FS = 250.0
 START_S = -2.0

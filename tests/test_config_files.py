@@ -33,9 +33,9 @@ def run_module(module, *args, cwd):
 @pytest.mark.parametrize(
     "module, args",
     [
-        ("mimicry.report", ["{out}/report.html", "--configfile", "{config}"]),
+        ("mimicry.reporting.report", ["{out}/report.html", "--configfile", "{config}"]),
         (
-            "mimicry.study_like_mine",
+            "mimicry.robustness.study_like_mine",
             ["{out}/cells.csv", "--out", "{out}/like", "--configfile", "{config}"],
         ),
         (

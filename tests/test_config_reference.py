@@ -18,8 +18,8 @@ from mimicry.config_reference import (
 )
 from mimicry.config_schema import Key, keys, load_schema
 from helpers.devtools import PROJECT_ROOT
-from mimicry.multiverse import derived_bands
 from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
+from mimicry.robustness.multiverse import derived_bands
 
 SCHEMAS = {"config": CONFIG_SCHEMA, "sample sheet": PARTICIPANTS_SCHEMA}
 ANNOTATIONS = {"$schema", "$comment", "title", "description", "default", "examples"}

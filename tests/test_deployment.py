@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
 
 # What `snakedeploy deploy-workflow <repo> <dest>` writes to <dest>/workflow/Snakefile
 # (its template use_module.smk.jinja), with the snakefile a path into this checkout

@@ -16,7 +16,7 @@ import pytest
 from helpers.http_server import Route, ScriptedHTTPServer
 
 from helpers.devtools import job_counts, run_snakemake
-from mimicry.download import (
+from mimicry.io.download import (
     PROGRESS_INTERVAL_BYTES,
     DownloadError,
     download,
@@ -276,7 +276,7 @@ def test_progress_is_logged_with_bytes_and_rate(server, destination, caplog):
     large_body = os.urandom(PROGRESS_INTERVAL_BYTES * 5 // 2)
     server.routes["/sub-007.edf"] = Route(large_body)
 
-    with caplog.at_level(logging.INFO, logger="mimicry.download"):
+    with caplog.at_level(logging.INFO, logger="mimicry.io.download"):
         download(
             server.url("/sub-007.edf"),
             destination,
@@ -701,7 +701,7 @@ def test_credentials_and_token_reach_the_server_but_nothing_written(
     )
     port = server.server_port
     url = f"http://ann:pw-S3CRET@127.0.0.1:{port}/sub-007.edf?token=S3CRET-TOKEN"
-    caplog.set_level(logging.INFO, logger="mimicry.download")
+    caplog.set_level(logging.INFO, logger="mimicry.io.download")
 
     download(url, destination, sha256=digest(body), participant=PARTICIPANT, **FAST)
     with pytest.raises(DownloadError, match="sha256 mismatch") as raised:

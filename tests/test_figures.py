@@ -1,7 +1,7 @@
 """Figures 1-3 drawn from synthetic cells and hand-made posteriors.
 
 Every check reads the matplotlib objects the figure functions build and compares
-them with numbers computed here, independently of mimicry.figures.
+them with numbers computed here, independently of mimicry.plots.figures.
 """
 
 import arviz as az
@@ -13,10 +13,11 @@ from matplotlib.colors import to_rgb
 from matplotlib.container import ErrorbarContainer
 from matplotlib.patches import PathPatch, Rectangle
 
-from mimicry import figures
 from mimicry.asymptotic import asymptotic_curve
 from mimicry.bayes.summaries import contrasts_table
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.plots import figures
+from mimicry.plots.style import save_figure
 from mimicry.study import mimicry_contrast
 
 CHAINS, DRAWS = 2, 100
@@ -634,7 +635,7 @@ def test_same_inputs_give_the_same_png_and_pdf_bytes(
         with plt.rc_context(style):
             figure = getattr(figures, name)(*arguments)[0]
             png, pdf = tmp_path / f"{run}.png", tmp_path / f"{run}.pdf"
-            figures.save_figure(figure, png, pdf)
+            save_figure(figure, figures.STYLE, png, pdf)
         assert not plt.fignum_exists(figure.number)  # save_figure frees its memory
         outputs.append((png.read_bytes(), pdf.read_bytes()))
     assert outputs[0] == outputs[1]

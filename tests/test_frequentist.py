@@ -1,6 +1,6 @@
 """Frequentist mixed models: exact checks on balanced data, recovery on simulated studies.
 
-Every test fits real models (mimicry.frequentist's profiled-deviance ML fit) on
+Every test fits real models (mimicry.stats.frequentist's profiled-deviance ML fit) on
 synthetic cells tables drawn from the simulator's ground truth; the independent
 references are closed forms, a likelihood maximised here with numpy and scipy, and
 statsmodels' MixedLM.
@@ -26,24 +26,26 @@ from mimicry.bayes.synthetic_crossover import (
     crossover_cells,
     population_mimicry,
 )
-from mimicry.frequentist import (
+from mimicry.stats.frequentist import (
+    FULL_MODEL_TERMS,
+    RANDOM_EFFECTS,
+    TABLE_NAMES,
+    fit_mixed_models,
+    model_terms,
+    reduced_terms,
+    write_tables,
+)
+from mimicry.stats.mixed_model_fit import (
     CONDITION_BIN_INTERCEPT,
     CONDITION_INTERCEPT,
     SESSION_CONDITION_INTERCEPT,
     SESSION_CONDITION_SHAPE,
     SESSION_INTERCEPT,
-    FULL_MODEL_TERMS,
-    RANDOM_EFFECTS,
     SHAPE_TIME_CONSTANT_S,
-    TABLE_NAMES,
     ProfiledDeviance,
     design_matrix,
     fit_mixed_model,
-    fit_mixed_models,
-    model_terms,
     random_effects_design,
-    reduced_terms,
-    write_tables,
 )
 from helpers.devtools import PROJECT_ROOT
 from mimicry.study import read_sample_sheet
@@ -643,7 +645,7 @@ def test_tables_are_deterministic_and_written(
     small_cells, quick_config, tmp_path, caplog
 ):
     arguments = study_arguments(quick_config)
-    with caplog.at_level(logging.INFO, logger="mimicry.frequentist"):
+    with caplog.at_level(logging.INFO, logger="mimicry.stats.frequentist"):
         tables = fit_mixed_models(small_cells, **arguments)
     fit_lines = [
         r.getMessage() for r in caplog.records if "fixed effects" in r.getMessage()
@@ -807,7 +809,7 @@ def test_structure_the_data_cannot_support_falls_back_to_a_simpler_one(
         },
     )
     cells = simulated_cells(config, 1, 8, muscles=["CS"], baseline_shift_sd=0.0)
-    with caplog.at_level(logging.WARNING, logger="mimicry.frequentist"):
+    with caplog.at_level(logging.WARNING, logger="mimicry.stats.frequentist"):
         tables = fit_mixed_models(cells, **study_arguments(config))
     assert np.isfinite(tables["fits"]["loglik"]).all()
     assert np.isfinite(tables["lrt"]["chi2"]).all()
@@ -927,7 +929,7 @@ def test_crossover_null_is_not_significant_and_period_is_recovered(
     """Observed: the drug x condition and drug LRTs' and the drug contrast's p >
     0.05 in these 3 seeds x 2 muscles but one (drug LRT, CS, seed 2: 0.027); the
     condition LRT p <= 0.014. The benchmark's many-seed rejection rates are in
-    mimicry.frequentist's docstring."""
+    mimicry.stats.frequentist's docstring."""
     below = 0
     for tables in crossover_null_fits.values():
         lrt = tables["lrt"]
@@ -1101,7 +1103,7 @@ def test_crossover_participant_without_a_session_is_kept_with_a_warning(
             & (small_crossover["period"] == 2)
         )
     ]
-    with caplog.at_level(logging.WARNING, logger="mimicry.frequentist"):
+    with caplog.at_level(logging.WARNING, logger="mimicry.stats.frequentist"):
         tables = fit_mixed_models(
             cells, **study_arguments(crossover_config(quick_config)), design="crossover"
         )

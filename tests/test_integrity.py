@@ -1,6 +1,6 @@
 """Real Snakemake runs on the quick study read from local files: raw content, not
 modification times, decides what re-runs; a damaged result is named, with its remake
-command, by its consumer and by `python -m mimicry.manifest verify`."""
+command, by its consumer and by `python -m mimicry.reporting.manifest verify`."""
 
 import os
 import shutil
@@ -47,7 +47,7 @@ def planned(workdir):
 
 def verify(workdir):
     return subprocess.run(
-        [sys.executable, "-m", "mimicry.manifest", "verify"],
+        [sys.executable, "-m", "mimicry.reporting.manifest", "verify"],
         cwd=workdir,
         capture_output=True,
         text=True,

@@ -1,5 +1,5 @@
-"""The multiverse grid (mimicry.multiverse) and every universe's preprocessing of one
-recording (mimicry.preprocess.preprocess_universes), on a simulated quick-study
+"""The multiverse grid (mimicry.robustness.multiverse) and every universe's preprocessing of one
+recording (mimicry.robustness.multiverse_preprocess.preprocess_universes), on a simulated quick-study
 participant."""
 
 import copy
@@ -11,15 +11,16 @@ import pytest
 import yaml
 from helpers import physio_text
 
-from mimicry import multiverse, study
+from mimicry import study
+from mimicry.robustness import multiverse
 from helpers.devtools import job_counts, run_snakemake
-from mimicry.figures import specification_curve
-from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
-from mimicry.preprocess import (
+from mimicry.plots.figures import specification_curve
+from mimicry.preprocessing.preprocess import (
     preprocess_recording,
-    preprocess_universes,
     read_participant_recording,
 )
+from mimicry.robustness.multiverse_analysis import robustness_summary, variance_by_axis
+from mimicry.robustness.multiverse_preprocess import preprocess_universes
 from mimicry.simulate import simulate_participant
 
 

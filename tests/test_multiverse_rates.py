@@ -9,11 +9,12 @@ import copy
 import pytest
 import yaml
 
-from mimicry import multiverse
+from mimicry.robustness import multiverse
 from helpers.devtools import job_counts, run_snakemake
+from mimicry.io.recording_types import RecordingError
 from mimicry.package_data import CONFIG_SCHEMA
-from mimicry.preprocess import preprocess_universes, read_participant_recording
-from mimicry.recordings import RecordingError
+from mimicry.preprocessing.preprocess import read_participant_recording
+from mimicry.robustness.multiverse_preprocess import preprocess_universes
 
 FMOV = "config/examples/fmov/config.yaml"
 TOO_HIGH = [20.0, 450.0]

@@ -11,9 +11,16 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from mimicry.noise_limits import exceeded_at_most, minimum_trials, noise_limits
-from mimicry.preprocess import preprocess_participant, preprocess_recording
-from mimicry.recordings import Recording
+from mimicry.io.recording_types import Recording
+from mimicry.preprocessing.noise_limits import (
+    exceeded_at_most,
+    minimum_trials,
+    noise_limits,
+)
+from mimicry.preprocessing.preprocess import (
+    preprocess_participant,
+    preprocess_recording,
+)
 
 # Three of benchmarks/false_alarms.py's points: the real study's rate and band, a
 # middle rate and the default's.
@@ -97,7 +104,7 @@ def test_limits_are_cached_on_disk_once_per_setting(default_config, tmp_path):
     options = default_config["preprocess"] | {"band_hz": [20, 45], "mains_hz": None}
     script = (
         "import json, sys\n"
-        "from mimicry.noise_limits import noise_limits\n"
+        "from mimicry.preprocessing.noise_limits import noise_limits\n"
         "options = json.loads(sys.argv[1])\n"
         "print(json.dumps(noise_limits(100, options, sys.argv[2])))\n"
     )

@@ -19,8 +19,8 @@ import yaml
 
 from mimicry.asymptotic import binned_log_ratio
 from helpers.devtools import PROJECT_ROOT, run_snakemake, write_long_edf
-from mimicry.preprocess import preprocess_participant, write_outputs
-from mimicry.recordings import RecordingError
+from mimicry.io.recording_types import RecordingError
+from mimicry.preprocessing.preprocess import preprocess_participant, write_outputs
 from helpers.rejection_truth import ARTIFACT_REASONS, rejection_accuracy
 from mimicry.simulate import (
     background_log_ratios,

@@ -21,20 +21,20 @@ import yaml
 from matplotlib.colors import to_rgba
 from scipy.signal import sosfiltfilt, welch
 
-from mimicry import qc_figures
 from mimicry.aggregate import aggregate
+from mimicry.plots import qc_figures
 from helpers.devtools import job_counts, run_snakemake
-from mimicry.filters import design_filter
+from mimicry.io.recordings import read_recording
+from mimicry.io.tables import read_tsv
 from mimicry.package_data import CONFIG_SCHEMA
-from mimicry.preprocess import (
+from mimicry.preprocessing.filters import design_filter
+from mimicry.preprocessing.preprocess import (
     preprocess_recording,
     read_participant_recording,
     write_outputs,
 )
-from mimicry.recordings import read_recording
+from mimicry.preprocessing.spectra import channel_spectra, read_spectra, write_spectra
 from mimicry.simulate import simulate_participant
-from mimicry.spectra import channel_spectra, read_spectra, write_spectra
-from mimicry.tables import read_tsv
 
 PARTICIPANTS = {"sub-001": "placebo", "sub-011": "naltrexone", "sub-012": "amisulpride"}
 # The EMG level wanders (simulation.level_fluctuation: log-amplitude sd about 0.6, 5 dB

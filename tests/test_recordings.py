@@ -17,15 +17,16 @@ from snakemake.utils import update_config, validate
 from helpers.acq_file import write_acq
 
 from helpers.devtools import job_counts, run_snakemake
+from mimicry.io.recording_types import RecordingError
+from mimicry.io.recordings import declared_sampling_rate, read_recording
 from mimicry.package_data import CONFIG_SCHEMA
-from mimicry.preprocess import (
+from mimicry.plots.qc_figures import participant_figure
+from mimicry.preprocessing.preprocess import (
     TABLE_SCHEMA,
     preprocess_participant,
     preprocess_recording,
 )
-from mimicry.qc_figures import participant_figure
-from mimicry.recordings import RecordingError, declared_sampling_rate, read_recording
-from mimicry.spectra import channel_spectra
+from mimicry.preprocessing.spectra import channel_spectra
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
 from mimicry.study import (
     ConfigError,

@@ -1,7 +1,7 @@
 """The report's methods text and captions follow the run's config.
 
 The captions are rendered by the real ``snakemake --report`` (through
-``mimicry.report``) on finished tiny runs, so Jinja, the rule params and docutils all
+``mimicry.reporting.report``) on finished tiny runs, so Jinja, the rule params and docutils all
 take part; expected phrases are derived here from the config.
 """
 
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from mimicry import methods
+from mimicry.reporting import methods
 from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
 from mimicry.package_data import STAN_PROGRAM
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
 from mimicry.study import ConfigError, check_config, load_config
 
 QUICK = "config/quick.yaml"

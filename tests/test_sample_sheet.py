@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from mimicry.download import DownloadError, extract_member
+from mimicry.io.download import DownloadError, extract_member
 from mimicry.study import (
     ConfigError,
     check_sources,

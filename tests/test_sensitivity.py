@@ -10,10 +10,10 @@ import pytest
 import yaml
 from scipy import stats
 
-from mimicry import sensitivity
 from mimicry.bayes.synthetic import synthetic_cells
+from mimicry.robustness import sensitivity
 from helpers.devtools import run_snakemake
-from mimicry.figures import power_figure
+from mimicry.plots.figures import power_figure
 from mimicry.simulate import counterbalanced_sessions
 
 

@@ -14,7 +14,7 @@ from scipy import signal
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
 from helpers.devtools import PROJECT_ROOT, run_snakemake
-from mimicry.recordings import read_recording
+from mimicry.io.recordings import read_recording
 from mimicry.simulate import (
     TRIGGER_LABEL,
     background_log_ratios,

@@ -8,8 +8,9 @@ import re
 import pytest
 import yaml
 
-from mimicry import aggregate, preprocess
+from mimicry import aggregate
 from mimicry.package_data import PARTICIPANTS_SCHEMA
+from mimicry.preprocessing import preprocess
 from mimicry.study import (
     RESERVED_COLUMNS,
     ConfigError,

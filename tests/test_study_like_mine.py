@@ -16,15 +16,15 @@ from snakemake.utils import update_config
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
-from mimicry.simulate import counterbalanced_sessions
-from mimicry.study import load_config
-from mimicry.study_like_mine import (
+from mimicry.robustness.study_like_mine import (
     LEVEL_RANGE_MULTIPLE,
     CellsMismatchError,
     check_design,
     estimate_simulation,
     read_cells,
 )
+from mimicry.simulate import counterbalanced_sessions
+from mimicry.study import load_config
 
 FMOV_CONFIG = "config/examples/fmov/config.yaml"
 
@@ -89,7 +89,7 @@ def test_command_writes_a_config_the_workflow_accepts(
     cells_path = tmp_path / "cells.parquet"
     study_cells(truth, default_participants).to_parquet(cells_path)
     subprocess.run(
-        [sys.executable, "-m", "mimicry.study_like_mine", str(cells_path)]
+        [sys.executable, "-m", "mimicry.robustness.study_like_mine", str(cells_path)]
         + ["--out", str(tmp_path / "mine")],
         check=True,
         cwd=PROJECT_ROOT,
@@ -114,7 +114,7 @@ def like_fmov(fmov_study, tmp_path_factory):
     copy of the workflow, as `make study-like-mine CELLS=... CONFIG=...` runs it."""
     workdir = copy_workflow(tmp_path_factory.mktemp("like-fmov") / "workflow")
     result = subprocess.run(
-        [sys.executable, "-m", "mimicry.study_like_mine"]
+        [sys.executable, "-m", "mimicry.robustness.study_like_mine"]
         + [str(fmov_study / "reference_cells.csv"), "--configfile", FMOV_CONFIG]
         + ["--out", "results/study_like_mine"],
         cwd=workdir,
@@ -234,7 +234,7 @@ def test_a_config_of_another_study_is_refused_naming_the_differences(
 ):
     out = tmp_path / "mine"
     result = subprocess.run(
-        [sys.executable, "-m", "mimicry.study_like_mine"]
+        [sys.executable, "-m", "mimicry.robustness.study_like_mine"]
         + [str(fmov_study / "reference_cells.csv"), "--out", str(out)],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -387,7 +387,7 @@ def test_crossover_config_runs_through_a_snakemake_dry_run(crossover_truth, tmp_
         yaml.safe_dump({"study": crossover_truth["study"]})
     )
     subprocess.run(
-        [sys.executable, "-m", "mimicry.study_like_mine", str(cells_path)]
+        [sys.executable, "-m", "mimicry.robustness.study_like_mine", str(cells_path)]
         + ["--configfile", "config/clean.yaml", "crossover.yaml", "--out", "mine"],
         check=True,
         cwd=workdir,

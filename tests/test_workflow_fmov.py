@@ -18,7 +18,7 @@ import yaml
 from helpers.http_server import Route, ScriptedHTTPServer
 
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
 from mimicry.study import read_sample_sheet
 
 EXAMPLE = "config/examples/fmov"

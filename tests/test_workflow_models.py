@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from helpers.devtools import job_counts, run_snakemake
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
 
 pytestmark = pytest.mark.workflow
 

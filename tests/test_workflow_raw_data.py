@@ -71,8 +71,8 @@ def test_quick_study_aggregates_and_a_changed_file_reruns_only_its_participant(
     again = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)
     assert job_counts(again.stdout) == {}, again.stdout
 
-    # Content decides (mimicry.raw_content): a touch alone changes nothing, new content
-    # (here: the recording of another session) re-runs what depends on it.
+    # Content decides (mimicry.io.raw_content): a touch alone changes nothing, new
+    # content (here: the recording of another session) re-runs what depends on it.
     raw = workflow_copy / "resources/raw/sub-003.edf"
     os.utime(raw)
     touched = run_snakemake(workflow_copy, "--cores", "2", CELLS, "-n", *keep)

@@ -26,7 +26,7 @@ import yaml
 from scipy.signal import butter, sosfiltfilt
 
 from helpers.devtools import run_snakemake
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
 
 pytestmark = pytest.mark.workflow
 

@@ -4,7 +4,7 @@ import logging
 
 import pandas as pd
 
-from mimicry.result_files import read_json, read_parquet
+from mimicry.io.result_files import read_json, read_parquet
 
 log = logging.getLogger(__name__)
 

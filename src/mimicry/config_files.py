@@ -3,8 +3,9 @@
 Snakemake reads a config file that starts with ``__use_yte__: true`` as a YTE template
 and runs the Python inside it while it loads the file: such a file is code, like the
 Snakefile. The project's own commands that read config files themselves
-(``mimicry.report``, ``mimicry.study_like_mine``, ``mimicry.bayes.sbc``) read them as
-data and refuse a template unless ``--allow-yte`` says its author is trusted.
+(``mimicry.reporting.report``, ``mimicry.robustness.study_like_mine``,
+``mimicry.bayes.sbc``) read them as data and refuse a template unless ``--allow-yte``
+says its author is trusted.
 """
 
 import json

@@ -21,7 +21,7 @@ import arviz as az
 import pandas as pd
 
 from mimicry.bayes.summaries import CONTRASTS
-from mimicry.result_files import read_netcdf, read_parquet, read_tsv
+from mimicry.io.result_files import read_netcdf, read_parquet, read_tsv
 
 CELLS = Path("aggregate") / "cells.parquet"
 STATS = Path("stats")

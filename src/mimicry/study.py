@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimicry import preprocess_checks
 from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
+from mimicry.preprocessing import checks
 from mimicry.simulate import export_rate_problem, file_rate_hz, simulation_problem
 
 
@@ -201,7 +201,7 @@ def raw_formats(sheet, config):
     source.file_pattern; kind download: its url or member), else edf. The simulated
     study is always EDF. Returns a list in sheet order.
     """
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     source, recording = config["source"], config["recording"]
     formats = []
@@ -227,7 +227,7 @@ def raw_formats(sheet, config):
 def _local_raw_files(record, source):
     """The files in source.local_dir that source.file_pattern names for this
     participant with any extension of a known format (in any case), sorted."""
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     pattern = Path(raw_file_name(record, source, "*"))
     # An absolute pattern is globbed from the root (Path.glob takes relative ones).
@@ -240,7 +240,7 @@ def _local_raw_files(record, source):
 
 
 def _local_file_format(record, source, place):
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     found = _local_raw_files(record, source)
     if len(found) > 1:
@@ -261,7 +261,7 @@ def local_raw_paths(sheet, config):
     naming every missing file; under skip, the participants without a file are
     logged by the workflow and recorded in qc.tsv.
     """
-    from mimicry.recordings import format_from_extension
+    from mimicry.io.recordings import format_from_extension
 
     source = config["source"]
     local_dir = Path(source["local_dir"])
@@ -290,7 +290,7 @@ def local_raw_paths(sheet, config):
         paths.append(str(found[0] if found else expected))
     missing = [path for path in paths if not Path(path).is_file()]
     if missing and source["missing_raw"] == "error":
-        from mimicry.recordings import absence
+        from mimicry.io.recording_types import absence
 
         where = "" if absolute else f" in source.local_dir {local_dir}"
         listed = [
@@ -321,7 +321,8 @@ def check_declared_rates(config, sheet, paths):
     simulation's, a text export's recording.text.sampling_rate_hz, and the rate an
     EDF/BDF, BrainVision or AcqKnowledge header gives the configured channels.
     """
-    from mimicry.recordings import TEXT_DELIMITERS, declared_sampling_rate
+    from mimicry.io.recordings import declared_sampling_rate
+    from mimicry.io.text_exports import TEXT_DELIMITERS
 
     declared = {}
     if config["source"]["kind"] == "simulated":
@@ -340,12 +341,10 @@ def check_declared_rates(config, sheet, paths):
         rate = declared_sampling_rate(path, file_format, channels)
         if rate is not None:
             declared[participant] = (rate, f"{path}'s header")
-    problems = list(
-        preprocess_checks.rate_problems(config["preprocess"]["band_hz"], declared)
-    )
+    problems = list(checks.rate_problems(config["preprocess"]["band_hz"], declared))
     settings = [("preprocess", config["preprocess"])]
     if config["multiverse"]["enabled"]:
-        from mimicry import multiverse
+        from mimicry.robustness import multiverse
 
         problems += multiverse.band_rate_problems(config, declared)
         settings += [
@@ -375,7 +374,7 @@ def _window_problems(settings, declared):
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
         listed = f"{', '.join(names[:3])}{more}{suffix}"
         for prefix, preprocess in settings:
-            for problem in preprocess_checks.window_problems(preprocess, rate, prefix):
+            for problem in checks.window_problems(preprocess, rate, prefix):
                 yield f"{problem}; the rate of {listed}"
 
 
@@ -385,7 +384,7 @@ def check_shared_recording_files(sheet, paths):
     files would be analysed as that participant's data.
 
     paths: participant -> raw file, for the files that exist."""
-    from mimicry.recordings import brainvision_files
+    from mimicry.io.brainvision import brainvision_files
 
     owners = {}
     for participant, path in sorted(paths.items()):
@@ -420,7 +419,9 @@ def raw_file_name(record, source, file_format):
 
 def _check_recording_format(file_format, config, place):
     """Recording settings that this participant's file format cannot honour."""
-    from mimicry.recordings import MNE_FORMATS, TEXT_DELIMITERS, event_source
+    from mimicry.io.mne_formats import MNE_FORMATS
+    from mimicry.io.recordings import event_source
+    from mimicry.io.text_exports import TEXT_DELIMITERS
 
     recording = config["recording"]
     where = f"sample sheet {place}: format {file_format}"
@@ -744,7 +745,7 @@ def check_config(config, participant_ids):
             )
     _check_recording(config["recording"], study["conditions"])
     simulated = config["source"]["kind"] == "simulated"
-    for problem in preprocess_checks.setting_problems(
+    for problem in checks.setting_problems(
         config["preprocess"], config["simulation"] if simulated else None
     ):
         raise ConfigError(problem)
@@ -755,7 +756,8 @@ def check_config(config, participant_ids):
 
 
 def _check_multiverse(config):
-    from mimicry import config_schema, multiverse
+    from mimicry import config_schema
+    from mimicry.robustness import multiverse
 
     schema = config_schema.load_schema(CONFIG_SCHEMA)
     preprocess_schema = schema["properties"]["preprocess"]
@@ -947,7 +949,7 @@ def check_sources(config, sheet):
     source = config["source"]
     if source["kind"] != "download":
         return
-    from mimicry.download import scheme_problem
+    from mimicry.io.download import scheme_problem
 
     archive = source["archive_url"] is not None
     local = "; for files on this computer, use source.kind local"

@@ -8,7 +8,7 @@
 Prints a manifest (path, sha256) of every file under results/ and resources/ except
 results/benchmarks/ (timings are measurements, not results), and the paths whose bytes
 differ between the runs; exits 1 if any differ or exist in only one run, or if a run's
-results differ from the results/manifest.tsv it wrote (mimicry.manifest). With
+results differ from the results/manifest.tsv it wrote (mimicry.reporting.manifest). With
 --expected it also compares the first run's key numbers with that file
 (mimicry.key_numbers) and exits 1 on any difference. --write-expected runs once and
 writes that run's key numbers instead.
@@ -23,9 +23,9 @@ import tempfile
 from pathlib import Path
 
 from mimicry import key_numbers
-from mimicry import manifest as results_manifest
+from mimicry.reporting import manifest as results_manifest
 from .devtools import copy_workflow, run_snakemake
-from mimicry.report import write_report
+from mimicry.reporting.report import write_report
 
 COMPARED_DIRS = ("results", "resources")
 EXCLUDED_DIRS = (Path("results") / "benchmarks",)

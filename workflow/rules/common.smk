@@ -6,19 +6,10 @@ import pandas as pd
 
 from snakemake.logging import logger
 
-from mimicry import (
-    bids,
-    download,
-    manifest,
-    methods,
-    multiverse,
-    package_data,
-    raw_content,
-    recordings,
-    sensitivity,
-    simulate,
-    study,
-)
+from mimicry import package_data, simulate, study
+from mimicry.io import bids, download, raw_content, recordings
+from mimicry.reporting import manifest, methods
+from mimicry.robustness import multiverse, sensitivity
 
 study.validate_config(config, package_data.CONFIG_SCHEMA)
 if config["source"]["kind"] == "bids":
@@ -48,10 +39,10 @@ SOURCE = config["source"]["kind"]
 # same program wherever either is deployed.
 STAN_PROGRAM = str(package_data.STAN_PROGRAM)
 # The artifact rules' noise limits, calibrated once per sampling rate and setting and
-# shared by every preprocessing job (mimicry.noise_limits).
+# shared by every preprocessing job (mimicry.preprocessing.noise_limits).
 NOISE_LIMITS_CACHE = "results/preprocessed/noise_limits"
 # A recording's raw content stamp, and the stat signatures of the files last found to
-# match their stamps (mimicry.raw_content; a cache of this machine, not a result).
+# match their stamps (mimicry.io.raw_content; a cache of this machine, not a result).
 RAW_CONTENT_STAMP = "resources/raw_content/{recording}.sha256"
 RAW_CONTENT_CACHE = ".snakemake/mimicry/raw_content.json"
 MODELS = ["pooled", "drug"]
@@ -195,7 +186,7 @@ def study_archive(wildcards):
     if config["source"]["archive_url"] is None:
         return {}
     # The marker too: Snakemake checks only the outputs a consumer asks for, and an
-    # archive without its marker was never verified (src/mimicry/download.py).
+    # archive without its marker was never verified (src/mimicry/io/download.py).
     return {
         "archive": rules.download_archive.output.archive,
         "archive_verified": rules.download_archive.output.verified,
@@ -224,7 +215,7 @@ def recording_format(wildcards):
 
 
 def preprocess_mem_mb(wildcards, input):
-    """From the recording's header and size (mimicry.recordings.preprocess_mem_mb)."""
+    """From the recording's header and size (mimicry.io.recordings.preprocess_mem_mb)."""
     stim = config["recording"]["event_source"] == "stim_channel"
     return recordings.preprocess_mem_mb(
         input.recording,

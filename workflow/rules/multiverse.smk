@@ -1,7 +1,7 @@
-# The multiverse (mimicry.multiverse): every universe of the declared preprocessing
-# grid, one preprocessing job per recording for all of them, then one analysis job
-# per universe (and, with multiverse.bayesian, one drug-model fit per universe on the
-# model's scale).
+# The multiverse (mimicry.robustness.multiverse): every universe of the declared
+# preprocessing grid, one preprocessing job per recording for all of them, then one
+# analysis job per universe (and, with multiverse.bayesian, one drug-model fit per
+# universe on the model's scale).
 
 
 rule multiverse_preprocess:

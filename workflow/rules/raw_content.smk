@@ -1,4 +1,4 @@
-# A recording's raw content stamp (mimicry.raw_content): preprocessing re-runs when
+# A recording's raw content stamp (mimicry.io.raw_content): preprocessing re-runs when
 # it changes, whatever the raw files' modification times. Local: a few reads per
 # recording are not worth a cluster job.
 localrules:

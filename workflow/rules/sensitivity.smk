@@ -1,5 +1,6 @@
-# Design sensitivity by simulation (mimicry.sensitivity): drug effects of known size
-# injected into replicate studies of the analysed design, one job per replicate.
+# Design sensitivity by simulation (mimicry.robustness.sensitivity): drug effects of
+# known size injected into replicate studies of the analysed design, one job per
+# replicate.
 
 
 rule sensitivity_design:

@@ -4,7 +4,7 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from pathlib import Path
 
-from mimicry.benchmarks import read_benchmarks, summarize
+from mimicry.reporting.rule_benchmarks import read_benchmarks, summarize
 
 # The summary sits in the folder of the benchmark files it reads.
 directory = Path(snakemake.output.summary).parent

@@ -2,7 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from mimicry.download import RETRY_KEYS, download
+from mimicry.io.download import RETRY_KEYS, download
 from mimicry.logs import configure_logging
 
 configure_logging()

@@ -2,7 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from mimicry.download import RETRY_KEYS, download, extract_member
+from mimicry.io.download import RETRY_KEYS, download, extract_member
 from mimicry.logs import configure_logging
 from mimicry.study import sheet_url
 

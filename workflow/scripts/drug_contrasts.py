@@ -3,8 +3,8 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.bayes import contrasts_table
+from mimicry.io.result_files import read_netcdf
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_netcdf
 
 configure_logging()
 inference_data = read_netcdf(snakemake.input.posterior)

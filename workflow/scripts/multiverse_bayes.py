@@ -3,8 +3,8 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.logs import configure_logging
-from mimicry.multiverse_analysis import read_universe_job
-from mimicry.multiverse_bayes import universe_bayes_contrasts
+from mimicry.robustness.multiverse_analysis import read_universe_job
+from mimicry.robustness.multiverse_bayes import universe_bayes_contrasts
 
 configure_logging()
 universe, settings, cells = read_universe_job(

@@ -4,8 +4,8 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
-from mimicry.multiverse_bayes import bayes_robustness_summary
-from mimicry.result_files import read_tsv
+from mimicry.io.result_files import read_tsv
+from mimicry.robustness.multiverse_bayes import bayes_robustness_summary
 
 contrasts = pd.concat(
     [read_tsv(path) for path in snakemake.input.universes],

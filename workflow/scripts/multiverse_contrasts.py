@@ -4,8 +4,8 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
-from mimicry.multiverse_analysis import robustness_summary, variance_by_axis
-from mimicry.result_files import read_tsv
+from mimicry.io.result_files import read_tsv
+from mimicry.robustness.multiverse_analysis import robustness_summary, variance_by_axis
 
 contrasts = pd.concat(
     [read_tsv(path) for path in snakemake.input.universes],

@@ -2,8 +2,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from mimicry.figures import save_figure, specification_curve
-from mimicry.result_files import read_tsv
+from mimicry.io.result_files import read_tsv
+from mimicry.plots.figures import STYLE, specification_curve
+from mimicry.plots.style import save_figure
 
 figure, _ = specification_curve(
     read_tsv(snakemake.input.contrasts),
@@ -12,4 +13,4 @@ figure, _ = specification_curve(
     snakemake.wildcards.group,
     snakemake.params.alpha,
 )
-save_figure(figure, snakemake.output.png, snakemake.output.pdf)
+save_figure(figure, STYLE, snakemake.output.png, snakemake.output.pdf)

@@ -3,12 +3,11 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.logs import configure_logging
-from mimicry.multiverse import Universe
-from mimicry.preprocess import (
+from mimicry.preprocessing.preprocess import read_job_recording, write_outputs
+from mimicry.robustness.multiverse import Universe
+from mimicry.robustness.multiverse_preprocess import (
     combined_universe_outputs,
     preprocess_universes,
-    read_job_recording,
-    write_outputs,
 )
 
 configure_logging()

@@ -3,7 +3,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.logs import configure_logging
-from mimicry.multiverse_analysis import read_universe_job, universe_contrasts
+from mimicry.robustness.multiverse_analysis import read_universe_job, universe_contrasts
 
 configure_logging()
 universe, settings, cells = read_universe_job(

@@ -3,8 +3,12 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.logs import configure_logging
-from mimicry.preprocess import preprocess_recording, read_job_recording, write_outputs
-from mimicry.spectra import channel_spectra, write_spectra
+from mimicry.preprocessing.preprocess import (
+    preprocess_recording,
+    read_job_recording,
+    write_outputs,
+)
+from mimicry.preprocessing.spectra import channel_spectra, write_spectra
 
 configure_logging()
 settings = snakemake.params.settings

@@ -3,7 +3,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.logs import configure_logging
-from mimicry.qc_figures import write_group_figure
+from mimicry.plots.qc_figures import write_group_figure
 
 configure_logging()
 write_group_figure(

@@ -3,8 +3,8 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.bayes import build_model_input, sample, write_netcdf
+from mimicry.io.result_files import read_parquet
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_parquet
 
 configure_logging()
 model_input = build_model_input(

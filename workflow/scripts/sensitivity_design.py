@@ -4,9 +4,13 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import json
 
+from mimicry.io.result_files import read_parquet
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_parquet
-from mimicry.sensitivity import analysed_design, bin_noise_sd, participant_columns
+from mimicry.robustness.sensitivity import (
+    analysed_design,
+    bin_noise_sd,
+    participant_columns,
+)
 
 configure_logging()
 cells = read_parquet(snakemake.input.cells)

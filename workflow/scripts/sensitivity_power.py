@@ -4,14 +4,14 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import pandas as pd
 
+from mimicry.io.result_files import read_tsv
 from mimicry.logs import configure_logging
-from mimicry.sensitivity import (
+from mimicry.robustness.sensitivity import (
     conclusions,
     effect_grid,
     power_table,
     smallest_detectable,
 )
-from mimicry.result_files import read_tsv
 
 configure_logging()
 config = snakemake.params.config

@@ -4,9 +4,9 @@ sys.stderr = open(snakemake.log[0], "w")
 
 import logging
 
+from mimicry.io.result_files import read_json
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_json
-from mimicry.sensitivity import (
+from mimicry.robustness.sensitivity import (
     analyse_replicate,
     effects_by_id,
     fits_drug_model,

@@ -5,8 +5,8 @@ sys.stderr = open(snakemake.log[0], "w")
 import json
 
 from mimicry.bayes import check_diagnostics, diagnostics, summary_table
+from mimicry.io.result_files import read_netcdf
 from mimicry.logs import configure_logging
-from mimicry.result_files import read_netcdf
 
 configure_logging()
 thresholds = snakemake.params.thresholds

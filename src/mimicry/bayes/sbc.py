@@ -60,7 +60,8 @@ from mimicry.bayes.synthetic import (  # noqa: E402
     synthetic_cells,
 )
 from mimicry.config_files import add_allow_yte_argument  # noqa: E402
-from mimicry.figures import STYLE, save_figure  # noqa: E402
+from mimicry.plots.figures import STYLE  # noqa: E402
+from mimicry.plots.style import save_figure  # noqa: E402
 from mimicry.study import ConfigError, load_config  # noqa: E402
 
 # Named, not __name__: run as `python -m` the module is __main__.
@@ -428,6 +429,7 @@ def write_outputs(result, out):
     (out / "summary.json").write_text(json.dumps(result["check"], indent=2) + "\n")
     save_figure(
         rank_figure(result["ranks"], result["uniformity"], result["check"]),
+        STYLE,
         out / "sbc.png",
         out / "sbc.pdf",
     )

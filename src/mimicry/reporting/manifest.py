@@ -1,8 +1,8 @@
 """The results' manifest: what a successful run left under results/, and a check of it.
 
-    python -m mimicry.manifest verify         # make verify
-    python -m mimicry.manifest add results/report.html
-    python -m mimicry.manifest write          # accept the results as they are now
+    python -m mimicry.reporting.manifest verify      # make verify
+    python -m mimicry.reporting.manifest add results/report.html
+    python -m mimicry.reporting.manifest write       # accept the results as they are
 
 The Snakefile's onsuccess handler writes results/manifest.tsv (path, size in bytes,
 sha256) when a run ends well, outside the DAG: it is the state the run left, not a
@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from mimicry.files import sha256_of, write_whole
+from mimicry.io.files import sha256_of, write_whole
 
 RESULTS = Path("results")
 MANIFEST = RESULTS / "manifest.tsv"

@@ -6,11 +6,11 @@ is then read off prefix sums by fancy indexing, with no loop over samples or tri
 
 Artifact rejection (`rejection_reasons`) judges each trial x muscle only on what a
 facial response does not change: short transients against the running median around
-them (`mimicry.epochs.window_deviations`) and the pre-stimulus baseline level, each
-beyond a limit that stationary noise at the recording's rate and band crosses with a
-known probability (`mimicry.noise_limits`). A rule comparing a trial with the
-participant's trials of all conditions reads one condition's strong response as an
-outlier; the opt-in same-condition rule needs large cells.
+them (`mimicry.preprocessing.epochs.window_deviations`) and the pre-stimulus baseline
+level, each beyond a limit that stationary noise at the recording's rate and band
+crosses with a known probability (`mimicry.preprocessing.noise_limits`). A rule
+comparing a trial with the participant's trials of all conditions reads one condition's
+strong response as an outlier; the opt-in same-condition rule needs large cells.
 
 The per-participant table is a pyarrow Table (``table.to_pandas()`` gives the
 DataFrame): building and writing it needs no pandas import, which would cost a quarter
@@ -27,11 +27,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import sosfiltfilt
 
-from mimicry.epochs import EpochWindows, window_deviations
-from mimicry.filters import FILTER_KEYS, design_filter
-from mimicry.noise_limits import rule_limits
-from mimicry.preprocess_checks import window_problems
-from mimicry.recordings import RecordingError, read_recording
+from mimicry.io.recording_types import RecordingError
+from mimicry.io.recordings import read_recording
+from mimicry.preprocessing.checks import window_problems
+from mimicry.preprocessing.epochs import EpochWindows, window_deviations
+from mimicry.preprocessing.filters import design_filter
+from mimicry.preprocessing.noise_limits import rule_limits
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,10 @@ def preprocess_participant(
     settings holds the config sections `study` (muscles, conditions), `channels`
     (muscle -> channel name), `recording` and `preprocess`, as the validated config
     has them (defaults filled in by the schema; cross-key checks in
-    `mimicry.preprocess_checks`, run once by `study.check_config`). file_format
+    `mimicry.preprocessing.checks`, run once by `study.check_config`). file_format
     (e.g. from the sample sheet) overrides the configured or extension-derived format.
     events_path, a BIDS events.tsv, makes recording_path an EMG-BIDS recording
-    (`mimicry.bids`). limits_cache is `preprocess_recording`'s. Returns (table, qc)
+    (`mimicry.io.bids`). limits_cache is `preprocess_recording`'s. Returns (table, qc)
     as `preprocess_recording` does.
     """
     recording = read_participant_recording(
@@ -92,7 +93,7 @@ def read_participant_recording(
     channels = {muscle: settings["channels"][muscle] for muscle in muscles}
     conditions = settings["study"]["conditions"]
     if events_path is not None:
-        from mimicry.bids import read_bids_recording
+        from mimicry.io.bids import read_bids_recording
 
         return read_bids_recording(
             recording_path,
@@ -132,7 +133,7 @@ def preprocess_recording(recording, conditions, options, limits_cache=None):
     conditions lists the study's conditions (a condition without trials leaves its
     cells empty, which excludes the participant); options is the validated config's
     `preprocess` section; limits_cache, a folder where the rules' noise limits are
-    kept for other jobs (`mimicry.noise_limits`; None: this process only).
+    kept for other jobs (`mimicry.preprocessing.noise_limits`; None: this process only).
 
     Returns (table, qc): a pyarrow Table with one row per trial x muscle x bin
     (participant, trial, condition, muscle, bin, t, value, rejected, reason) and a
@@ -246,57 +247,6 @@ def epoch_and_screen(recording, conditions, options, rectified, limits_cache=Non
     return table, qc
 
 
-def preprocess_universes(recording, conditions, grid, limits_cache=None):
-    """{universe id: (table, qc)} as `preprocess_recording` gives them, for each
-    universe of grid, filtering once per distinct filter setting."""
-    # Imported here: the single pipeline's jobs need not import the multiverse.
-    from mimicry.multiverse import BAND_AXIS
-
-    results = {}
-    for members in _by_filter(grid).values():
-        band_key = (
-            f"multiverse.axes.{BAND_AXIS}"
-            if BAND_AXIS in members[0].choices
-            else "preprocess.band_hz"
-        )
-        rectified = Rectified(recording, members[0].preprocess, band_key)
-        for universe in members:
-            results[universe.id] = epoch_and_screen(
-                recording, conditions, universe.preprocess, rectified, limits_cache
-            )
-    return {universe.id: results[universe.id] for universe in grid}
-
-
-# What aggregation reads of a universe's QC (the rest repeats per universe).
-UNIVERSE_QC_KEYS = (
-    "participant",
-    "excluded",
-    "exclusion_reasons",
-    "trials_per_condition",
-    "dropped_trigger_pulses",
-)
-
-
-def combined_universe_outputs(results):
-    """`preprocess_universes`' results as one table, its first column the universe
-    id, and {universe id: the QC that aggregation reads}."""
-    tables, qcs = [], {}
-    for universe_id, (table, qc) in results.items():
-        ids = arrow_array(np.full(table.num_rows, universe_id), pa.string())
-        tables.append(table.add_column(0, "universe", ids))
-        qcs[universe_id] = {key: qc[key] for key in UNIVERSE_QC_KEYS}
-    return pa.concat_tables(tables), qcs
-
-
-def _by_filter(grid):
-    """Universes grouped by their filter settings (FILTER_KEYS)."""
-    groups = {}
-    for universe in grid:
-        key = repr([universe.preprocess[name] for name in FILTER_KEYS])
-        groups.setdefault(key, []).append(universe)
-    return groups
-
-
 def saturated_sample_share(signals):
     """Per channel, the share of samples sitting at that channel's minimum or maximum."""
     at_extreme = (signals == signals.min(axis=1, keepdims=True)) | (
@@ -397,7 +347,7 @@ def rejection_reasons(
     only in cells with at least rejection.condition_min_trials of them: a response is
     shared by its condition's trials, and a MAD of a handful of trials is noise).
     transients is `window_deviations`' result, or None without the transient rule;
-    limits is `mimicry.noise_limits.rule_limits`' result (log ratios).
+    limits is `mimicry.preprocessing.noise_limits.rule_limits`' result (log ratios).
     """
     reasons = np.full(baseline.shape, "", dtype=object)
     details = np.full(baseline.shape, "", dtype=object)

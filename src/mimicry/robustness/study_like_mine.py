@@ -2,7 +2,7 @@
 
 Run from the workflow's folder as
 
-    python -m mimicry.study_like_mine CELLS --configfile MY_CONFIG.yaml --out DIR
+    python -m mimicry.robustness.study_like_mine CELLS --configfile MY_CONFIG.yaml --out DIR
 
 (``make study-like-mine CELLS=... CONFIG=...``). CELLS is an aggregated cells table: the
 workflow's ``results/aggregate/cells.parquet`` or a CSV with the same columns, one row
@@ -87,12 +87,12 @@ from scipy import optimize
 
 from mimicry.asymptotic import bin_sample_times, binned_log_ratio
 from mimicry.bayes.data import SERIES_KEYS
+from mimicry.config_files import add_allow_yte_argument
 from mimicry.logs import configure_logging
 from mimicry.simulate import ONSET_JITTER_S
-from mimicry.config_files import add_allow_yte_argument
 from mimicry.study import ConfigError, load_config
 
-log = logging.getLogger("mimicry.study_like_mine")
+log = logging.getLogger("mimicry.robustness.study_like_mine")
 
 # Config the workflow always reads first (the Snakefile's configfile).
 DEFAULT_CONFIG = "config/config.yaml"
@@ -453,8 +453,9 @@ def write_study_like_mine(cells, config, out_dir):
     notes = "".join(f"#   {message}\n" for message in estimate.bounded)
     make, snakemake = simulate_commands(config_path)
     header = (
-        "# A simulated study like the one in the cells table (mimicry.study_like_mine),\n"
-        "# on top of config/config.yaml; run from the workflow's folder:\n"
+        "# A simulated study like the one in the cells table\n"
+        "# (mimicry.robustness.study_like_mine), on top of config/config.yaml; run from\n"
+        "# the workflow's folder:\n"
         f"#   {make}\n#   {snakemake}\n"
         + (f"# Curves the data do not identify:\n{notes}" if notes else "")
     )

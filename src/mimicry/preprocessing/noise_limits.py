@@ -28,9 +28,9 @@ import numpy as np
 from scipy.signal import sosfiltfilt
 from scipy.stats import binom
 
-from mimicry.epochs import TransientWindows, window_deviations
-from mimicry.filters import FILTER_KEYS, filter_sections
-from mimicry.files import write_whole
+from mimicry.io.files import write_whole
+from mimicry.preprocessing.epochs import TransientWindows, window_deviations
+from mimicry.preprocessing.filters import FILTER_KEYS, filter_sections
 
 # Bumped when the calibration's method changes, so cached limits are not reused.
 METHOD_VERSION = 1

@@ -7,8 +7,6 @@ Groups, muscles and conditions come from the study configuration (``study``) and
 data, never from this module.
 """
 
-import functools
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -25,6 +23,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from mimicry.asymptotic import asymptotic_curve  # noqa: E402
 from mimicry.bayes.summaries import CONTRASTS, HDI_PROB  # noqa: E402
+from mimicry.plots.style import styled  # noqa: E402
 
 MUSCLE_NAMES = {"ZM": "zygomaticus major (ZM)", "CS": "corrugator supercilii (CS)"}
 RESPONSE_UNIT = "log ratio to baseline"
@@ -34,18 +33,16 @@ TIME_LABEL = "time after stimulus onset (s)"
 PARAMETER_NAMES = {"a": "asymptote a", "c": "rate c"}
 PARAMETER_UNITS = {"a": RESPONSE_UNIT, "c": "1/s"}
 PNG_DPI = 300
-# Fixed metadata so that the same inputs give the same bytes.
-PNG_METADATA = {"Software": None}
-PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
-# Applied on top of matplotlib's defaults around drawing and saving, instead of
-# sns.set_theme, so that neither a matplotlibrc nor a figure drawn before in the same
-# process changes a figure's bytes.
+# Applied on top of matplotlib's defaults around drawing and saving
+# (mimicry.plots.style), instead of sns.set_theme, so that neither a matplotlibrc nor a
+# figure drawn before in the same process changes a figure's bytes.
 STYLE = {
     **sns.axes_style("ticks"),
     **sns.plotting_context("paper"),
     "axes.spines.top": False,
     "axes.spines.right": False,
     "pdf.fonttype": 42,  # TrueType text, editable in vector editors
+    "savefig.dpi": PNG_DPI,
 }
 NEUTRAL_COLOUR = "0.35"
 MODEL_COLOUR = sns.color_palette("colorblind")[4]
@@ -67,25 +64,6 @@ def muscle_label(muscle):
 def parameter_label(parameter, prefix=""):
     """Axis label of a model parameter with its unit, e.g. "rate c (1/s)"."""
     return f"{prefix}{PARAMETER_NAMES[parameter]} ({PARAMETER_UNITS[parameter]})"
-
-
-def _styled(plot):
-    """Draw inside the module's style so that rcParams set elsewhere do not leak in."""
-
-    @functools.wraps(plot)
-    def styled(*args, **kwargs):
-        with matplotlib.style.context(["default", STYLE]):
-            return plot(*args, **kwargs)
-
-    return styled
-
-
-def save_figure(figure, png_path, pdf_path):
-    """Write the figure as a 300 dpi PNG and a vector PDF, byte-identical on re-runs."""
-    with matplotlib.style.context(["default", STYLE]):
-        figure.savefig(png_path, dpi=PNG_DPI, metadata=PNG_METADATA)
-        figure.savefig(pdf_path, metadata=PDF_METADATA)
-    plt.close(figure)
 
 
 def _in_study_order(table, study):
@@ -222,7 +200,7 @@ def group_sizes(counts, study):
     return {group: labels[group] for group in study["groups"]}, texts
 
 
-@_styled
+@styled(STYLE)
 def figure1(cells, study):
     """Facial EMG by muscle (rows), condition (columns), time and drug (lines); with
     study.participant_factor one such grid per level, side by side.
@@ -400,7 +378,7 @@ def pooled_curve_band(pooled, t):
     )
 
 
-@_styled
+@styled(STYLE)
 def figure2(cells, prior, pooled, study, n_prior_curves):
     """The model (A), its prior predictive check (B) and the pooled fit (C).
 
@@ -620,7 +598,7 @@ def figure3_table(drug, contrasts, study, window_end_s):
     return table[columns + [name for name in table.columns if name not in columns]]
 
 
-@_styled
+@styled(STYLE)
 def figure3(drug, contrasts, study, window_end_s):
     """Drug model fixed effects (top) and drug - reference contrasts (bottom).
 
@@ -809,10 +787,10 @@ SENSITIVITY_EFFECT_LABELS = {
 }
 
 
-@_styled
+@styled(STYLE)
 def power_figure(power, power_target):
-    """Power curves of the design sensitivity sweep (mimicry.sensitivity): per
-    parameter a panel, per decision rule a line of the detection rate against the
+    """Power curves of the design sensitivity sweep (mimicry.robustness.sensitivity):
+    per parameter a panel, per decision rule a line of the detection rate against the
     injected effect with its 95% binomial interval, and the power target dashed.
 
     Returns the figure and the plotted table (power.tsv's rows, in drawing order).
@@ -856,7 +834,7 @@ def power_figure(power, power_target):
     return figure, pd.concat(plotted, ignore_index=True)
 
 
-@_styled
+@styled(STYLE)
 def specification_curve(contrasts, axes, contrast, group, alpha):
     """Specification curve of one contrast over the multiverse: per muscle a column,
     above the universes' estimates sorted with their 95% intervals (filled where p <

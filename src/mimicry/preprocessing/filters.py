@@ -6,7 +6,7 @@ import logging
 import numpy as np
 from scipy.signal import butter
 
-from mimicry.recordings import RecordingError
+from mimicry.io.recording_types import RecordingError
 
 log = logging.getLogger(__name__)
 

@@ -23,16 +23,16 @@ import json
 import os
 from pathlib import Path
 
-from mimicry.files import sha256_of, write_whole
+from mimicry.io.files import sha256_of, write_whole
 
 
 def source_files(recording, events=None):
     """Every file whose content a recording's preprocessing reads: the recording,
     a BrainVision header's data and marker files, a BIDS physio file's sidecar and
     events.tsv, and a BIDS events.tsv."""
-    from mimicry.recordings import brainvision_files
+    from mimicry.io.brainvision import brainvision_files
 
-    from mimicry.bids_physio import companion_files, is_physio
+    from mimicry.io.bids_physio import companion_files, is_physio
 
     files = [str(recording)]
     if is_physio(recording):

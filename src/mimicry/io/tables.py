@@ -11,7 +11,7 @@ Imported by the QC figures' jobs, so it imports nothing heavier than pandas.
 
 import pandas as pd
 
-from mimicry.result_files import read_result
+from mimicry.io.result_files import read_result
 
 LABEL_COLUMNS = ("participant", "group", "muscle", "condition")
 

@@ -18,15 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mimicry.bids import tsv_events
-from mimicry.recordings import (
-    MICROVOLTS_PER_UNIT,
-    Recording,
-    RecordingError,
-    check_finite,
-    event_label_map,
-    label_events,
-)
+from mimicry.io.bids import tsv_events
+from mimicry.io.events import event_label_map, label_events
+from mimicry.io.recording_types import Recording, RecordingError, check_finite
+from mimicry.io.text_exports import MICROVOLTS_PER_UNIT
 
 PHYSIO_SUFFIX = re.compile(r"(_recording-[A-Za-z0-9]+)?_physio\.tsv(\.gz)?$")
 
@@ -86,7 +81,7 @@ def read_physio(path, participant, channels, conditions, settings):
     muscle -> sidecar column name; settings is the config section `recording`."""
     import pandas as pd
 
-    from mimicry.bids import read_events
+    from mimicry.io.bids import read_events
 
     path = Path(path)
     where = f"{participant}: {path}"

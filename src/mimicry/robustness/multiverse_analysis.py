@@ -1,7 +1,9 @@
 """One universe's group analysis: its participants' tables aggregated into cells as
 the main pipeline aggregates them, and the frequentist mimicry and drug contrasts of
-the mixed models (`mimicry.frequentist`), one row per contrast; then their robustness
-over the universes. (The drug model per universe: `mimicry.multiverse_bayes`.)"""
+the mixed models (`mimicry.stats.frequentist`), one row per contrast; then their
+robustness over the universes. (The drug model per universe:
+`mimicry.robustness.multiverse_bayes`.)
+"""
 
 import json
 
@@ -9,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mimicry.aggregate import aggregate
-from mimicry.frequentist import fit_mixed_models
-from mimicry.multiverse import Universe
-from mimicry.result_files import read_json, read_result
+from mimicry.io.result_files import read_json, read_result
+from mimicry.robustness.multiverse import Universe
+from mimicry.stats.frequentist import fit_mixed_models
 from mimicry.study import mimicry_contrast
 
 CONTRAST_COLUMNS = [

@@ -9,8 +9,8 @@ import pandas as pd
 from mimicry.bayes import diagnostics, summary_table
 from mimicry.bayes.drug_fit import fit_drug_contrasts
 from mimicry.bayes.summaries import CONTRASTS
-from mimicry.decision_rules import hdi_excludes_zero, hdi_in_rope
-from mimicry.multiverse_analysis import with_universe_columns
+from mimicry.robustness.multiverse_analysis import with_universe_columns
+from mimicry.stats.decision_rules import hdi_excludes_zero, hdi_in_rope
 
 BAYES_KEYS = ["parameter", "contrast", "muscle", "condition"]
 BAYES_COLUMNS = [

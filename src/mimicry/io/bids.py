@@ -31,19 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
-from mimicry.recordings import (
+from mimicry.io.events import event_label_map, label_events, uses_event_ends
+from mimicry.io.mne_formats import (
     ANNOTATIONS_AFTER_DATA,
     MICROVOLTS_PER_VOLT,
-    Recording,
+    check_raw_file,
+    open_mne_raw,
+)
+from mimicry.io.recording_types import (
     Events,
+    Recording,
     RecordingError,
     check_finite,
-    check_raw_file,
-    event_label_map,
-    label_events,
     load_channels,
-    open_mne_raw,
-    uses_event_ends,
 )
 from mimicry.study import ConfigError
 

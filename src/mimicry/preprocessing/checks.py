@@ -1,12 +1,13 @@
 """Cross-key checks of the `preprocess` settings that a JSON schema cannot express.
 
 `study.check_config` runs them once before any job, so an inconsistent setting stops
-the run with a message naming the keys. They live apart from `mimicry.preprocess`
-because every Snakemake start (and every cluster job) runs them, and importing the
-preprocessing module would add SciPy's and pyarrow's import time to each.
+the run with a message naming the keys. They live apart from
+`mimicry.preprocessing.preprocess` because every Snakemake start (and every cluster job)
+runs them, and importing the preprocessing module would add SciPy's and pyarrow's import
+time to each.
 """
 
-from mimicry.epochs import EpochWindows
+from mimicry.preprocessing.epochs import EpochWindows
 from mimicry.simulate import ONSET_JITTER_S
 
 

@@ -44,8 +44,8 @@ from difflib import get_close_matches
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from mimicry import edf_header
-from mimicry.files import sha256_of, write_whole
+from mimicry.io import edf_header
+from mimicry.io.files import sha256_of, write_whole
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ are the config's preprocess section with its axis values set. Its id is made fro
 its axes and their values alone, so it stays the same when values are added to an
 axis or the axes reordered, and it names the choices it stands for.
 
-Per participant, `mimicry.preprocess.preprocess_universes` filters the recording once
-per distinct filter setting and derives each universe's epochs, bins and rejections
-from the shared filtered signal. This module stays light (no SciPy or pyarrow): every
-Snakemake start expands the grid.
+Per participant, `mimicry.robustness.multiverse_preprocess.preprocess_universes` filters
+the recording once per distinct filter setting and derives each universe's epochs, bins
+and rejections from the shared filtered signal. This module stays light (no SciPy or
+pyarrow): every Snakemake start expands the grid.
 """
 
 import copy
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import jsonschema
 
-from mimicry.preprocess_checks import rate_problems, setting_problems
+from mimicry.preprocessing.checks import rate_problems, setting_problems
 
 # The response scale the drug model's priors and ROPE are stated on: the Bayesian
-# arm (mimicry.multiverse_bayes) fits only universes with it.
+# arm (mimicry.robustness.multiverse_bayes) fits only universes with it.
 MODEL_SCALE = "log_ratio"
 # Units dropped from an axis's last key component in its id token.
 UNIT_SUFFIXES = ("_hz", "_s", "_uv")
@@ -171,7 +171,7 @@ def _is_number(value):
 def band_rate_problems(config, declared_rates):
     """Messages for the multiverse.axes.band_hz values whose upper edge is at or above
     the Nyquist frequency of a recording's declared sampling rate (see
-    `mimicry.preprocess_checks.rate_problems`)."""
+    `mimicry.preprocessing.checks.rate_problems`)."""
     key = f"multiverse.axes.{BAND_AXIS}"
     if config["multiverse"]["axes"].get(BAND_AXIS, []) is None:
         key += f" (derived from preprocess.{BAND_AXIS})"

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mimicry.decision_rules import hdi_excludes_zero, hdi_in_rope
+from mimicry.stats.decision_rules import hdi_excludes_zero, hdi_in_rope
 from mimicry.study import mimicry_contrast
 
 # Snakemake imports this module to build the DAG (the effect grid), so the modelling
@@ -287,7 +287,7 @@ def analyse_replicate(cells, config, effect, sampler=None):
     sampler: the drug model's sampler settings, or None for the frequentist rules
     alone.
     """
-    from mimicry.frequentist import fit_mixed_models
+    from mimicry.stats.frequentist import fit_mixed_models
 
     study = config["study"]
     tables = fit_mixed_models(

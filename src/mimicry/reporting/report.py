@@ -4,7 +4,7 @@ The report's timeline and runtime charts record when each job ran, so two runs w
 identical results would give different reports. The timings are measurements, kept in
 results/benchmarks/; the report is written without them:
 
-    python -m mimicry.report results/report.html [snakemake options ...]
+    python -m mimicry.reporting.report results/report.html [snakemake options ...]
 
 Snakemake renders the captions from the config it is given (and the rule params
 derived from it), so pass the run's config files, e.g. ``--configfile
@@ -56,13 +56,13 @@ def write_report(path, snakemake_args=(), cwd=None):
 
 
 def main(argv):
-    """python -m mimicry.report OUT [--allow-yte] [snakemake options ...]"""
+    """python -m mimicry.reporting.report OUT [--allow-yte] [snakemake options ...]"""
     out, snakemake_args = argv[0], [arg for arg in argv[1:] if arg != ALLOW_YTE_FLAG]
     if ALLOW_YTE_FLAG not in argv:
         try:
-            refuse_yte(configfiles_in_args(snakemake_args), "mimicry.report")
+            refuse_yte(configfiles_in_args(snakemake_args), "mimicry.reporting.report")
         except YteRefused as error:
-            sys.exit(f"mimicry.report: {error}")
+            sys.exit(f"mimicry.reporting.report: {error}")
     write_report(out, snakemake_args)
 
 

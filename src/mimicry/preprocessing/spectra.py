@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mimicry.result_files import read_result
+from mimicry.io.result_files import read_result
 
 # Welch with 1 s windows (1 Hz resolution) on SPECTRUM_SEGMENTS segments of
 # SPECTRUM_SEGMENT_S seconds spread evenly over the recording. Each segment is
@@ -54,7 +54,7 @@ def channel_spectra(recording, options):
     """
     from scipy.signal import sosfiltfilt, welch
 
-    from mimicry.filters import design_filter
+    from mimicry.preprocessing.filters import design_filter
 
     fs = recording.sampling_rate_hz
     sos, _, _ = design_filter(recording, options)

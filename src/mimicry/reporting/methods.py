@@ -16,7 +16,7 @@ Imported while Snakemake builds the DAG, so it imports nothing heavy.
 
 import unicodedata
 
-from mimicry.sensitivity import effect_target
+from mimicry.robustness.sensitivity import effect_target
 from mimicry.study import contrast_label, mimicry_contrast
 
 RESPONSE_UNITS = {
@@ -45,7 +45,8 @@ RANDOM_EFFECTS = {
     "condition": "a random intercept per participant and condition",
     "intercept": "one random intercept per participant",
 }
-# What a crossover study's structures add (mimicry.frequentist.random_effects_design).
+# What a crossover study's structures add
+# (mimicry.stats.mixed_model_fit.random_effects_design).
 CROSSOVER_RANDOM_EFFECTS = {
     "condition_shape": (
         "random intercepts per participant and session, per participant, session and "

@@ -16,13 +16,13 @@ figure shows the kept-trial share per participant and muscle, why participants w
 excluded and why trials were rejected.
 
 A participant job is one of ~130 in the default run, so it stays cheap: it draws the
-spectra the `preprocess` job wrote (`mimicry.spectra`) instead of reading and filtering
-the raw file again, the figure is drawn without pyplot, seaborn, pandas or SciPy, with
-few tick labels (text is most of the drawing time), and the PNG has a modest
-resolution. Drawing and saving happen inside a fixed style and with fixed PNG
-metadata, so the same inputs give the same bytes: the method of
-`mimicry.figures.save_figure`, which is not imported because importing
-`mimicry.figures` loads ArviZ, xarray and seaborn, more than a second per job.
+spectra the `preprocess` job wrote (`mimicry.preprocessing.spectra`) instead of reading
+and filtering the raw file again, the figure is drawn without pyplot, seaborn, pandas or
+SciPy, with few tick labels (text is most of the drawing time), and the PNG has a modest
+resolution. Drawing and saving happen inside a fixed style and with fixed PNG metadata
+(mimicry.plots.style, as for the paper's figures), so the same inputs give the same
+bytes; mimicry.plots.figures is not imported: it loads ArviZ, xarray and seaborn, more
+than a second per job.
 """
 
 import logging
@@ -32,20 +32,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.style  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import offset_copy  # noqa: E402
 
+from mimicry.plots.style import save_figure, styled  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 PNG_DPI = 90
-# Fixed metadata so that the same inputs give the same bytes (as mimicry.figures).
-PNG_METADATA = {"Software": None}
-# Applied over matplotlib's defaults while drawing and saving, so that neither a
-# matplotlibrc nor an earlier figure changes a QC figure's bytes.
+# Applied over matplotlib's defaults while drawing and saving (mimicry.plots.style), so
+# that neither a matplotlibrc nor an earlier figure changes a QC figure's bytes.
 STYLE = {
     "font.size": 7.5,
     "axes.titlesize": 8,
@@ -56,6 +55,7 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "figure.facecolor": "white",
+    "savefig.dpi": PNG_DPI,
 }
 RAW_COLOUR = "0.6"
 FILTERED_COLOUR = "C0"
@@ -64,8 +64,9 @@ NOTCH_COLOUR = "C2"
 HEATMAP_CMAP = "RdBu_r"
 # Colour limits of the heatmaps: this quantile of |value| over kept trials.
 HEATMAP_QUANTILE = 0.99
-# One marker and colour per rejection reason (mimicry.preprocess), the same for every
-# participant and in every QC figure; C0-C3 mark muscles, notches and exclusions.
+# One marker and colour per rejection reason (mimicry.preprocessing.preprocess), the
+# same for every participant and in every QC figure; C0-C3 mark muscles, notches and
+# exclusions.
 REASON_STYLES = {
     "outside_recording": ("X", "0.45"),
     "flat_channel": ("v", "C6"),
@@ -89,15 +90,6 @@ MAX_TICKS = 4
 MAX_IDS_SHOWN = 6
 
 
-def _styled(draw):
-    def styled(*args, **kwargs):
-        with matplotlib.style.context(["default", STYLE]):
-            return draw(*args, **kwargs)
-
-    styled.__doc__, styled.__name__ = draw.__doc__, draw.__name__
-    return styled
-
-
 def _few_ticks(ax, x=True, y=True):
     if x:
         ax.xaxis.set_major_locator(MaxNLocator(MAX_TICKS))
@@ -112,7 +104,7 @@ def reason_styles(reasons):
     unknown = [reason for reason in reasons if reason not in REASON_STYLES]
     if unknown:
         log.warning(
-            "rejection reasons %s have no style in mimicry.qc_figures.REASON_STYLES: "
+            "rejection reasons %s have no style in mimicry.plots.qc_figures.REASON_STYLES: "
             "drawn as %s",
             unknown,
             UNKNOWN_REASON_STYLE,
@@ -126,12 +118,6 @@ def reason_order(reason):
     """Sort key: REASON_STYLES' order, then reasons it lacks alphabetically."""
     known = list(REASON_STYLES)
     return (known.index(reason), "") if reason in known else (len(known), reason)
-
-
-def save_png(figure, png_path, dpi=PNG_DPI):
-    """Write the figure as a PNG, byte-identical for identical figures."""
-    with matplotlib.style.context(["default", STYLE]):
-        figure.savefig(png_path, dpi=dpi, metadata=PNG_METADATA)
 
 
 # Reading
@@ -372,15 +358,15 @@ def participant_title(qc):
     )
 
 
-@_styled
+@styled(STYLE)
 def participant_figure(spectra, table, qc, settings):
     """The QC figure of one participant.
 
-    spectra: its channel spectra (`mimicry.spectra.channel_spectra`); table: its
-    preprocessed trial table (pyarrow, as `preprocess_participant` returns and the
-    rule writes); qc: its QC report (band edges and notches); settings: the config
-    sections `study`, `channels` and `preprocess` as the validated config has them
-    (every default filled in).
+    spectra: its channel spectra (`mimicry.preprocessing.spectra.channel_spectra`);
+    table: its preprocessed trial table (pyarrow, as `preprocess_participant` returns
+    and the rule writes); qc: its QC report (band edges and notches); settings: the
+    config sections `study`, `channels` and `preprocess` as the validated config has
+    them (every default filled in).
     Returns the figure.
     """
     study = settings["study"]
@@ -457,8 +443,8 @@ def write_participant_figure(spectra_path, table_path, qc_path, png_path, settin
     """Read a participant's spectra, trial table and QC report; write its figure."""
     import pyarrow.parquet as pq
 
-    from mimicry.result_files import read_json, read_result
-    from mimicry.spectra import read_spectra
+    from mimicry.io.result_files import read_json, read_result
+    from mimicry.preprocessing.spectra import read_spectra
 
     figure = participant_figure(
         read_spectra(spectra_path),
@@ -466,7 +452,7 @@ def write_participant_figure(spectra_path, table_path, qc_path, png_path, settin
         read_json(qc_path),
         settings,
     )
-    save_png(figure, png_path)
+    save_figure(figure, STYLE, png_path)
 
 
 # The group figure
@@ -512,7 +498,7 @@ def rejection_counts(qc_table, muscles):
     }
 
 
-@_styled
+@styled(STYLE)
 def group_figure(qc_table, qcs, settings):
     """Kept-trial share per participant and muscle (top), participants per exclusion
     reason and rejected trials per reason (bottom).
@@ -645,12 +631,12 @@ def group_figure(qc_table, qcs, settings):
 
 def write_group_figure(qc_table_path, qc_paths, png_path, settings):
     """Read results/aggregate/qc.tsv and the participants' QC reports; write the figure."""
-    from mimicry.result_files import read_json
-    from mimicry.tables import read_tsv
+    from mimicry.io.result_files import read_json
+    from mimicry.io.tables import read_tsv
 
     qcs = {}
     for path in qc_paths:
         qc = read_json(path)
         qcs[qc["participant"]] = qc
     qc_table = read_tsv(qc_table_path)
-    save_png(group_figure(qc_table, qcs, settings), png_path)
+    save_figure(group_figure(qc_table, qcs, settings), STYLE, png_path)
