@@ -10,8 +10,8 @@ column and config key (mimicry.io.recording_types). This module also estimates a
 preprocessing job's memory and reads the sampling rate a file declares.
 
 The readers take the resolved config section `recording` (schema defaults filled in, see
-src/mimicry/schemas/config.schema.yaml). MNE, bioread and pandas are imported inside the
-functions that need them, so that importing this module costs nothing.
+src/mimicry/config/schemas/config.schema.yaml). MNE, bioread and pandas are imported
+inside the functions that need them, so that importing this module costs nothing.
 """
 
 import re
