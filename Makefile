@@ -65,7 +65,7 @@ test-cluster: install
 
 # config/README.md from the JSON schemas; run it after changing a schema.
 config-reference: install
-	$(BIN)/python -m mimicry.config_reference
+	$(BIN)/python -m mimicry.config.reference
 
 lock: install
 	{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --all --exclude-editable; } > requirements.lock.new

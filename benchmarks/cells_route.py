@@ -19,8 +19,8 @@ import pandas as pd
 from mimicry.bayes.synthetic import synthetic_cells
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT
+from mimicry.config.validation import load_config
 from mimicry.robustness.sensitivity import analysed_design, bin_noise_sd
-from mimicry.study import load_config
 
 SERIES = ["participant", "muscle", "condition"]
 

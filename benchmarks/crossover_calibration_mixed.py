@@ -50,6 +50,7 @@ from mimicry.bayes.synthetic_crossover import (  # noqa: E402
     crossover_cells,
     population_mimicry,
 )
+from mimicry.config.validation import load_config  # noqa: E402
 from mimicry.simulate import counterbalanced_sessions  # noqa: E402
 from mimicry.stats.frequentist import fit_mixed_models  # noqa: E402
 from mimicry.stats.mixed_model_fit import (  # noqa: E402
@@ -59,7 +60,6 @@ from mimicry.stats.mixed_model_fit import (  # noqa: E402
     SESSION_CONDITION_SHAPE,
     SESSION_INTERCEPT,
 )
-from mimicry.study import load_config  # noqa: E402
 
 GROUPS = ["placebo", "naltrexone"]
 # As tests/test_frequentist.py: the default study's per-bin and per-cell noise.

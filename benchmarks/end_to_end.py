@@ -31,8 +31,8 @@ import yaml
 from mimicry.reporting.rule_benchmarks import SUMMARY_COLUMNS
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, seconds_listing
+from mimicry.config.validation import load_config
 from mimicry.reporting.report import write_report
-from mimicry.study import load_config
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 RUN_OUTPUTS = ("results", "logs", "resources/raw", "resources/simulated")

@@ -24,10 +24,10 @@ from scipy.stats import binomtest
 
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT
+from mimicry.config.validation import load_config
 from mimicry.io.recording_types import Recording
 from mimicry.preprocessing.noise_limits import rule_limits
 from mimicry.preprocessing.preprocess import Rectified, epoch_and_screen
-from mimicry.study import load_config
 
 # Band-pass edges valid at each rate: the fmov study's and its neighbours at 100 Hz,
 # the default and the multiverse's bands where the rate allows.

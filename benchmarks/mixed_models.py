@@ -39,6 +39,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from mimicry.config.validation import load_config  # noqa: E402
 from mimicry.stats.frequentist import (  # noqa: E402
     FACTORS,
     FULL_MODEL_TERMS,
@@ -49,7 +50,6 @@ from mimicry.stats.mixed_model_fit import (  # noqa: E402
     SHAPE_TIME_CONSTANT_S,
     fit_mixed_model,
 )
-from mimicry.study import load_config  # noqa: E402
 
 LME4_SCRIPT = ROOT / "benchmarks" / "lme4_matched.R"
 DEFAULT_CELLS = ROOT.parent / "shared" / "benchmarks" / "cells_N130.csv"

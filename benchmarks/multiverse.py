@@ -28,7 +28,8 @@ import yaml
 from mimicry.robustness import multiverse
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT, copy_workflow, run_snakemake
-from mimicry.study import load_config, read_sample_sheet
+from mimicry.config.sample_sheet import read_sample_sheet
+from mimicry.config.validation import load_config
 
 RULE_BENCHMARKS = {
     "preprocess": "results/benchmarks/preprocess",

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT, copy_workflow, run_snakemake, seconds_listing
+from mimicry.config.validation import load_config
 from mimicry.simulate import simulate_participant
-from mimicry.study import load_config
 
 PARTICIPANT = "sub-001"
 

@@ -27,8 +27,8 @@ import yaml
 from mimicry.io import raw_content
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import copy_workflow, run_snakemake, seconds_listing
+from mimicry.config.validation import load_config
 from mimicry.simulate import plan_participant, synthesize, write_edf
-from mimicry.study import load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHECK_BLOCK = "if workflow.is_main_process:\n    RAW_CONTENT_CHANGED"

@@ -21,8 +21,9 @@ import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT
 from mimicry.preprocessing.preprocess import preprocess_participant
 from helpers.rejection_truth import rejection_accuracy
+from mimicry.config.sample_sheet import read_sample_sheet
+from mimicry.config.validation import load_config
 from mimicry.simulate import simulate_participant, study_truth
-from mimicry.study import load_config, read_sample_sheet
 
 
 def simulate_and_preprocess(config, raw_dir, row):

@@ -52,6 +52,7 @@ import pandas as pd
 from mimicry.bayes.synthetic import balanced_participants
 import helpers_path  # noqa: F401 (tests/ on sys.path)
 from helpers.devtools import PROJECT_ROOT
+from mimicry.config.validation import load_config
 from mimicry.io.recording_types import Recording
 from mimicry.preprocessing.epochs import EpochWindows, window_deviations
 from mimicry.preprocessing.preprocess import (
@@ -61,7 +62,6 @@ from mimicry.preprocessing.preprocess import (
 )
 from mimicry.preprocessing.spectra import channel_spectra
 from mimicry.simulate import simulate_participant
-from mimicry.study import load_config
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 BURST_RATIO = 3.0

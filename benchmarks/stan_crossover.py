@@ -54,7 +54,7 @@ from mimicry.bayes.synthetic import (  # noqa: E402
     crossover_study_config,
     synthetic_crossover_cells,
 )
-from mimicry.study import load_config  # noqa: E402
+from mimicry.config.validation import load_config  # noqa: E402
 from stan_drug import cpu_seconds  # noqa: E402
 
 KEY_PARAMETERS = [

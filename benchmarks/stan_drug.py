@@ -61,7 +61,8 @@ from mimicry.bayes.backend import (  # noqa: E402
     pystan_model_name,
 )
 from mimicry.bayes.synthetic import synthetic_cells  # noqa: E402
-from mimicry.study import load_config, read_sample_sheet  # noqa: E402
+from mimicry.config.sample_sheet import read_sample_sheet  # noqa: E402
+from mimicry.config.validation import load_config  # noqa: E402
 
 BRMS_SCRIPT = ROOT / "benchmarks" / "brms_matched.R"
 BRMS_FAMILY = {"student_t": "student", "normal": "gaussian"}

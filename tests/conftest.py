@@ -5,7 +5,8 @@ import copy
 import pytest
 
 from helpers.devtools import PROJECT_ROOT, copy_workflow
-from mimicry.study import load_config, read_sample_sheet
+from mimicry.config.sample_sheet import read_sample_sheet
+from mimicry.config.validation import load_config
 
 # Material shared with the developers and CI beside the checkout, absent on a user's clone.
 SHARED = PROJECT_ROOT.parent / "shared"

@@ -20,7 +20,7 @@ from mimicry.bayes.synthetic import (
     synthetic_crossover_cells,
 )
 from helpers.devtools import PROJECT_ROOT
-from mimicry.study import load_config
+from mimicry.config.validation import load_config
 
 CONFIG = load_config(PROJECT_ROOT / "config" / "config.yaml")
 STUDY = CONFIG["study"]

@@ -54,7 +54,8 @@ from mimicry.bayes.synthetic import (
     synthetic_crossover_cells,
 )
 from helpers.devtools import PROJECT_ROOT, group_alive
-from mimicry.study import load_config, mimicry_contrast
+from mimicry.config.study_section import mimicry_contrast
+from mimicry.config.validation import load_config
 from mimicry.simulate import group_cell_parameters
 
 pytestmark = pytest.mark.workflow

@@ -15,14 +15,10 @@ from snakemake.exceptions import WorkflowError
 
 from mimicry.io import bids
 from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.config.sample_sheet import check_sample_sheet, with_design_columns
+from mimicry.config.validation import ConfigError, load_config
 from mimicry.io.recording_types import RecordingError
 from mimicry.simulate import plan_participant, synthesize, write_edf
-from mimicry.study import (
-    ConfigError,
-    check_sample_sheet,
-    load_config,
-    with_design_columns,
-)
 
 CELLS = "results/aggregate/cells.parquet"
 GROUPS = {

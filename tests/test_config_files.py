@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from mimicry.config_files import YteRefused, configfiles_in_args, read_config_file
+from mimicry.config.files import YteRefused, configfiles_in_args, read_config_file
 from helpers.devtools import PROJECT_ROOT, run_snakemake
-from mimicry.study import load_config
+from mimicry.config.validation import load_config
 
 
 def yte_config(directory, marker):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from mimicry.config_reference import (
+from mimicry.config.reference import (
     REFERENCE,
     allowed_text,
     key_table,
@@ -16,7 +16,7 @@ from mimicry.config_reference import (
     render,
     type_text,
 )
-from mimicry.config_schema import Key, keys, load_schema
+from mimicry.config.schema import Key, keys, load_schema
 from helpers.devtools import PROJECT_ROOT
 from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
 from mimicry.robustness.multiverse import derived_bands
@@ -103,7 +103,7 @@ def test_committed_reference_is_what_the_generator_writes_now():
 def test_command_line_writes_the_reference(tmp_path):
     output = tmp_path / "README.md"
     subprocess.run(
-        [sys.executable, "-m", "mimicry.config_reference", str(output)], check=True
+        [sys.executable, "-m", "mimicry.config.reference", str(output)], check=True
     )
     assert output.read_text() == current_reference()
 

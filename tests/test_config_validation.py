@@ -12,10 +12,10 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
 
-from mimicry.config_schema import load_schema
+from mimicry.config.schema import load_schema
 from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.config.validation import ConfigError, load_config, validate_config
 from mimicry.package_data import CONFIG_SCHEMA
-from mimicry.study import ConfigError, load_config, validate_config
 
 SCHEMA = load_schema(CONFIG_SCHEMA)
 CELL = {"a": 0.1, "b": 0.0, "c": 0.5}

@@ -17,7 +17,7 @@ from helpers.devtools import PROJECT_ROOT
 README = PROJECT_ROOT / "README.md"
 # The Citation File Format 1.2.0 schema, as cffconvert 2.0.0 ships it (PyPI). cffconvert
 # itself (`cffconvert --validate`) needs jsonschema < 4, which has no Draft 2020-12
-# validator, the draft of the workflow's own schemas (mimicry.config_schema).
+# validator, the draft of the workflow's own schemas (mimicry.config.schema).
 CFF_SCHEMA = PROJECT_ROOT / "tests" / "data" / "citation-file-format-1.2.0.schema.json"
 KORB_2023_DOI = "10.1007/s00213-023-06426-3"
 

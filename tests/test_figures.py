@@ -16,9 +16,9 @@ from matplotlib.patches import PathPatch, Rectangle
 from mimicry.asymptotic import asymptotic_curve
 from mimicry.bayes.summaries import contrasts_table
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.config.study_section import mimicry_contrast
 from mimicry.plots import figures
 from mimicry.plots.style import save_figure
-from mimicry.study import mimicry_contrast
 
 CHAINS, DRAWS = 2, 100
 N_PARTICIPANTS = 9

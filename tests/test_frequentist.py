@@ -48,7 +48,7 @@ from mimicry.stats.mixed_model_fit import (
     random_effects_design,
 )
 from helpers.devtools import PROJECT_ROOT
-from mimicry.study import read_sample_sheet
+from mimicry.config.sample_sheet import read_sample_sheet
 
 BIN_WIDTH_S = 0.5  # synthetic_cells' default
 # Noise of a participant's mean over ~40 trials, as the default study gives it through

@@ -14,8 +14,8 @@ from mimicry.bayes.inference_data import write_netcdf
 from mimicry.bayes.summaries import CONTRASTS
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from helpers.devtools import PROJECT_ROOT
+from mimicry.config.study_section import mimicry_contrast
 from mimicry.stats.frequentist import fit_mixed_models, write_tables
-from mimicry.study import mimicry_contrast
 
 COMMITTED = PROJECT_ROOT / "config" / "expected" / "quick.tsv"
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from helpers import physio_text
 
-from mimicry import study
+from mimicry.config import validation
 from mimicry.robustness import multiverse
 from helpers.devtools import job_counts, run_snakemake
 from mimicry.plots.figures import specification_curve
@@ -292,8 +292,8 @@ def test_the_bayesian_arm_needs_a_universe_on_the_log_ratio_scale(
     config = with_axes(default_config, {"value": ["difference", "zscore"]})
     config["multiverse"]["bayesian"]["enabled"] = True
     participants = [participant for participant, _ in default_participants]
-    with pytest.raises(study.ConfigError) as raised:
-        study.check_config(config, participants)
+    with pytest.raises(validation.ConfigError) as raised:
+        validation.check_config(config, participants)
     assert str(raised.value) == (
         "multiverse.bayesian.enabled: no universe has the response on the drug "
         "model's scale (preprocess.value log_ratio)"
@@ -420,8 +420,8 @@ def test_a_universe_the_preprocess_section_would_refuse_is_named(
 ):
     config = with_axes(default_config, axes)
     participants = [participant for participant, _ in default_participants]
-    with pytest.raises(study.ConfigError, match=re.escape(message)):
-        study.check_config(config, participants)
+    with pytest.raises(validation.ConfigError, match=re.escape(message)):
+        validation.check_config(config, participants)
 
 
 @pytest.mark.workflow
@@ -435,7 +435,7 @@ def test_a_crossover_multiverse_follows_the_design(workflow_copy):
     axes = {"baseline_s": [list(physio_text.BASELINE_S), [-0.5, 0.0]]}
     config["multiverse"] = {"enabled": True, "axes": axes}
     (workflow_copy / "physio" / "config.yaml").write_text(yaml.safe_dump(config))
-    full = study.load_config(
+    full = validation.load_config(
         workflow_copy / "config" / "config.yaml",
         workflow_copy / "physio" / "config.yaml",
     )

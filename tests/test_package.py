@@ -108,8 +108,8 @@ def test_wheel_ships_the_stan_program_and_the_schemas(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {
         "mimicry/bayes/stan/asymptotic_regression.stan",
-        "mimicry/schemas/config.schema.yaml",
-        "mimicry/schemas/participants.schema.yaml",
+        "mimicry/config/schemas/config.schema.yaml",
+        "mimicry/config/schemas/participants.schema.yaml",
     } <= names
 
 

@@ -22,6 +22,8 @@ from helpers.devtools import PROJECT_ROOT, run_snakemake, write_long_edf
 from mimicry.io.recording_types import RecordingError
 from mimicry.preprocessing.preprocess import preprocess_participant, write_outputs
 from helpers.rejection_truth import ARTIFACT_REASONS, rejection_accuracy
+from mimicry.config.sample_sheet import read_sample_sheet
+from mimicry.config.validation import ConfigError, check_config
 from mimicry.simulate import (
     background_log_ratios,
     emg_noise,
@@ -31,7 +33,6 @@ from mimicry.simulate import (
     synthesize,
     write_edf,
 )
-from mimicry.study import ConfigError, check_config, read_sample_sheet
 
 BIN_EDGES_S = np.arange(0.0, 6.01, 0.5)
 # Mean over about 10 participants x 11 kept trials of log(bin mean / baseline mean),

@@ -17,6 +17,9 @@ from snakemake.utils import update_config, validate
 from helpers.acq_file import write_acq
 
 from helpers.devtools import job_counts, run_snakemake
+from mimicry.config.raw_files import raw_file_name, raw_formats
+from mimicry.config.sample_sheet import read_sample_sheet, with_design_columns
+from mimicry.config.validation import ConfigError, check_config
 from mimicry.io.recording_types import RecordingError
 from mimicry.io.recordings import declared_sampling_rate, read_recording
 from mimicry.package_data import CONFIG_SCHEMA
@@ -28,14 +31,6 @@ from mimicry.preprocessing.preprocess import (
 )
 from mimicry.preprocessing.spectra import channel_spectra
 from mimicry.simulate import PHYSICAL_RANGE_UV, plan_participant, synthesize, write_edf
-from mimicry.study import (
-    ConfigError,
-    check_config,
-    raw_file_name,
-    raw_formats,
-    read_sample_sheet,
-    with_design_columns,
-)
 
 PARTICIPANT = "sub-001"
 # EDF stores 16-bit integers over +-4000 uV: one step is 0.12 uV, rounding half of it.

@@ -16,9 +16,9 @@ import yaml
 
 from mimicry.reporting import methods
 from helpers.devtools import PROJECT_ROOT, job_counts, run_snakemake
+from mimicry.config.validation import ConfigError, check_config, load_config
 from mimicry.package_data import STAN_PROGRAM
 from mimicry.reporting.report import write_report
-from mimicry.study import ConfigError, check_config, load_config
 
 QUICK = "config/quick.yaml"
 PARTICIPANTS = ["placebo", "naltrexone", "amisulpride"] * 2

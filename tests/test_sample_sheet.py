@@ -4,15 +4,14 @@ import zipfile
 
 import pytest
 
-from mimicry.io.download import DownloadError, extract_member
-from mimicry.study import (
-    ConfigError,
-    check_sources,
-    raw_formats,
+from mimicry.config.raw_files import check_sources, raw_formats
+from mimicry.config.sample_sheet import (
     read_sample_sheet,
     validate_sample_sheet,
     with_design_columns,
 )
+from mimicry.config.validation import ConfigError
+from mimicry.io.download import DownloadError, extract_member
 
 CHECKSUM = "ab" * 32
 DOWNLOAD = {"source": {"kind": "download", "archive_url": None}}

@@ -12,7 +12,7 @@ for all 4 sigmas (p = 3e-7 each) and nothing else.
 import pytest
 from mimicry.bayes.sbc import RANKED_VARIABLES, main, run_sbc
 from helpers.devtools import PROJECT_ROOT
-from mimicry.study import load_config
+from mimicry.config.validation import load_config
 
 pytestmark = pytest.mark.workflow
 

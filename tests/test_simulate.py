@@ -14,6 +14,7 @@ from scipy import signal
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
 from helpers.devtools import PROJECT_ROOT, run_snakemake
+from mimicry.config.sample_sheet import read_sample_sheet
 from mimicry.io.recordings import read_recording
 from mimicry.simulate import (
     TRIGGER_LABEL,
@@ -27,7 +28,6 @@ from mimicry.simulate import (
     stimulus_onsets_s,
     study_truth,
 )
-from mimicry.study import read_sample_sheet
 
 BIN_EDGES_S = np.arange(0.0, 6.01, 0.5)
 # Mean of ~40 trials of log(bin mean / baseline mean): sampling noise of each trial's

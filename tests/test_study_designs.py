@@ -9,17 +9,17 @@ import pytest
 import yaml
 
 from mimicry import aggregate
-from mimicry.package_data import PARTICIPANTS_SCHEMA
-from mimicry.preprocessing import preprocess
-from mimicry.study import (
+from mimicry.config.sample_sheet import (
     RESERVED_COLUMNS,
-    ConfigError,
     check_sample_sheet,
     read_sample_sheet,
     recording_fields,
     validate_sample_sheet,
     with_design_columns,
 )
+from mimicry.config.validation import ConfigError
+from mimicry.package_data import PARTICIPANTS_SCHEMA
+from mimicry.preprocessing import preprocess
 
 
 def write(path, lines):

@@ -16,6 +16,7 @@ from snakemake.utils import update_config
 from mimicry.asymptotic import binned_log_ratio
 from mimicry.bayes.synthetic import synthetic_cells
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
+from mimicry.config.validation import load_config
 from mimicry.robustness.study_like_mine import (
     LEVEL_RANGE_MULTIPLE,
     CellsMismatchError,
@@ -24,7 +25,6 @@ from mimicry.robustness.study_like_mine import (
     read_cells,
 )
 from mimicry.simulate import counterbalanced_sessions
-from mimicry.study import load_config
 
 FMOV_CONFIG = "config/examples/fmov/config.yaml"
 

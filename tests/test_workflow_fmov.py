@@ -18,8 +18,8 @@ import yaml
 from helpers.http_server import Route, ScriptedHTTPServer
 
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
+from mimicry.config.sample_sheet import read_sample_sheet
 from mimicry.reporting.report import write_report
-from mimicry.study import read_sample_sheet
 
 EXAMPLE = "config/examples/fmov"
 SHEET = PROJECT_ROOT / EXAMPLE / "participants.tsv"

@@ -41,8 +41,9 @@ def aggregate(trials, qcs, groups, missing=(), warn_excluded_share=1.0, fields=N
     ``trials_per_condition`` over the configured conditions, ``warnings``).
     groups: recording -> drug group. missing: recordings skipped for lack of a raw file.
     fields: what each recording adds to the cells and trials (column -> recording ->
-    value; mimicry.study.recording_fields), its participant_id replacing the
-    recording id in their participant column; the QC table names recordings.
+    value; mimicry.config.sample_sheet.recording_fields), its participant_id
+    replacing the recording id in their participant column; the QC table names
+    recordings.
     The QC table holds every rejection, exclusion and warning: each participant's
     (a rule rejecting too many of its trials) and the study's (more than
     warn_excluded_share of the participants excluded; also logged).

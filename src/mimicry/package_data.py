@@ -11,5 +11,6 @@ from pathlib import Path
 # Paths on disk: the package is installed as files (never imported from a zip), and
 # Stan, jsonschema and Snakemake's validate all read a file by its path.
 STAN_PROGRAM = Path(files("mimicry") / "bayes" / "stan" / "asymptotic_regression.stan")
-CONFIG_SCHEMA = Path(files("mimicry") / "schemas" / "config.schema.yaml")
-PARTICIPANTS_SCHEMA = Path(files("mimicry") / "schemas" / "participants.schema.yaml")
+SCHEMAS = Path(files("mimicry.config") / "schemas")
+CONFIG_SCHEMA = SCHEMAS / "config.schema.yaml"
+PARTICIPANTS_SCHEMA = SCHEMAS / "participants.schema.yaml"

@@ -210,7 +210,7 @@ def _apply_effect(cell, effect):
 
 def simulation_problem(simulation, study):
     """What in simulation.period_effects or simulation.block cannot be simulated, or
-    None (the rest is checked by the config schema and mimicry.study)."""
+    None (the rest is checked by the config schema and mimicry.config.validation)."""
     for i, effect in enumerate(simulation["period_effects"]):
         for key, allowed in (
             ("muscle", study["muscles"]),

@@ -6,34 +6,35 @@ import pandas as pd
 
 from snakemake.logging import logger
 
-from mimicry import package_data, simulate, study
+from mimicry import package_data, simulate
+from mimicry.config import raw_files, sample_sheet, study_section, validation
 from mimicry.io import bids, download, raw_content, recordings
 from mimicry.reporting import manifest, methods
 from mimicry.robustness import multiverse, sensitivity
 
-study.validate_config(config, package_data.CONFIG_SCHEMA)
+validation.validate_config(config, package_data.CONFIG_SCHEMA)
 if config["source"]["kind"] == "bids":
     BIDS = bids.find_dataset(config)
     participants, SAMPLE_SHEET = BIDS.sheet, BIDS.participants_tsv
 else:
     SAMPLE_SHEET = config["participants"]
-    participants = study.read_sample_sheet(SAMPLE_SHEET)
-study.validate_sample_sheet(participants, SAMPLE_SHEET)
-study.check_sample_sheet(participants, config, SAMPLE_SHEET)
+    participants = sample_sheet.read_sample_sheet(SAMPLE_SHEET)
+sample_sheet.validate_sample_sheet(participants, SAMPLE_SHEET)
+sample_sheet.check_sample_sheet(participants, config, SAMPLE_SHEET)
 # One row per recording, indexed by its id (the participant_id, or with sessions
 # <participant_id>_ses-<session>), which names its preprocessing jobs and results.
-participants = study.with_design_columns(participants, config)
+participants = sample_sheet.with_design_columns(participants, config)
 participants = participants.set_index("recording", drop=False).sort_index()
 if config["source"]["kind"] != "bids":
-    participants["format"] = study.raw_formats(participants, config)
-study.check_config(config, participants["participant_id"].unique())
-study.check_sources(config, participants)
+    participants["format"] = raw_files.raw_formats(participants, config)
+validation.check_config(config, participants["participant_id"].unique())
+raw_files.check_sources(config, participants)
 if config["source"]["kind"] == "local":
-    participants["raw_path"] = study.local_raw_paths(participants, config)
+    participants["raw_path"] = raw_files.local_raw_paths(participants, config)
 RECORDINGS = participants.index.tolist()
 # What each recording adds to the trials and cells tables, read by the aggregation
 # and by every universe of the multiverse.
-RECORDING_FIELDS = study.recording_fields(participants, config)
+RECORDING_FIELDS = sample_sheet.recording_fields(participants, config)
 SOURCE = config["source"]["kind"]
 # Package data (mimicry.package_data), so that the workflow and the package sample the
 # same program wherever either is deployed.
@@ -134,12 +135,12 @@ def multiverse_curves():
 
 def study_design():
     """config's study for the steps that never read the mimicry contrast."""
-    return study.study_design(config["study"])
+    return study_section.study_design(config["study"])
 
 
 def study_settings():
     """config's study without what only the report's front page reads."""
-    return study.study_settings(config["study"])
+    return study_section.study_settings(config["study"])
 
 
 def simulation_config():
@@ -325,8 +326,8 @@ READABLE_RAW_FILES = {
     for r in recordings_with_raw_files()
     if raw_file_readable(r)
 }
-study.check_declared_rates(config, participants, READABLE_RAW_FILES)
-study.check_shared_recording_files(participants, READABLE_RAW_FILES)
+raw_files.check_declared_rates(config, participants, READABLE_RAW_FILES)
+raw_files.check_shared_recording_files(participants, READABLE_RAW_FILES)
 SKIPPED = recordings_without_raw_files()
 if SKIPPED:
     logger.warning(

@@ -112,7 +112,7 @@ rule drug_contrasts:
     params:
         rope=config["models"]["rope"],
         reference_group=config["study"]["reference_group"],
-        mimicry_conditions=study.mimicry_contrast(config["study"]),
+        mimicry_conditions=study_section.mimicry_contrast(config["study"]),
         methods=methods.caption_terms(config, "contrasts"),
     script:
         "../scripts/drug_contrasts.py"

@@ -2,9 +2,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
+from mimicry.config.sample_sheet import sheet_url
 from mimicry.io.download import RETRY_KEYS, download, extract_member
 from mimicry.logs import configure_logging
-from mimicry.study import sheet_url
 
 configure_logging()
 source = snakemake.params.source

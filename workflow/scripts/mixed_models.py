@@ -4,10 +4,10 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from pathlib import Path
 
+from mimicry.config.study_section import mimicry_contrast
 from mimicry.io.result_files import read_parquet
 from mimicry.logs import configure_logging
 from mimicry.stats.frequentist import fit_mixed_models, write_tables
-from mimicry.study import mimicry_contrast
 
 configure_logging()
 study = snakemake.params.study

@@ -4,7 +4,7 @@ sensitivity replicates and the multiverse's universes each decide on."""
 from mimicry.bayes.backend import DEFAULT_STAN_FILE, sample
 from mimicry.bayes.data import build_model_input
 from mimicry.bayes.summaries import contrasts_table
-from mimicry.study import mimicry_contrast
+from mimicry.config.study_section import mimicry_contrast
 
 
 def fit_drug_contrasts(cells, study, models, sampler, stan_file=DEFAULT_STAN_FILE):

@@ -59,10 +59,10 @@ from mimicry.bayes.synthetic import (  # noqa: E402
     balanced_participants,
     synthetic_cells,
 )
-from mimicry.config_files import add_allow_yte_argument  # noqa: E402
+from mimicry.config.files import add_allow_yte_argument  # noqa: E402
+from mimicry.config.validation import ConfigError, load_config  # noqa: E402
 from mimicry.plots.figures import STYLE  # noqa: E402
 from mimicry.plots.style import save_figure  # noqa: E402
-from mimicry.study import ConfigError, load_config  # noqa: E402
 
 # Named, not __name__: run as `python -m` the module is __main__.
 log = logging.getLogger("mimicry.bayes.sbc")

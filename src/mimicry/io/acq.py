@@ -7,10 +7,10 @@ import numpy as np
 from mimicry.io.recording_types import (
     Events,
     RecordingError,
-    _check_columns,
-    _check_named,
+    check_columns,
+    check_named,
 )
-from mimicry.io.triggers import _check_emg, _check_triggers, _trigger_onsets
+from mimicry.io.triggers import check_emg, check_triggers, trigger_onsets
 
 # Unit names AcqKnowledge writes into channel headers.
 ACQ_MICROVOLTS_PER_UNIT = {
@@ -24,7 +24,8 @@ ACQ_MICROVOLTS_PER_UNIT = {
 }
 
 
-def _acq_header_rates(path):
+def acq_header_rates(path):
+    """Channel name -> sampling rate (Hz) from an AcqKnowledge file's header alone."""
     import bioread
 
     try:
@@ -36,7 +37,8 @@ def _acq_header_rates(path):
     return {channel.name: channel.samples_per_second for channel in datafile.channels}
 
 
-def _read_acq(where, path, channels, recording, source):
+def read_acq(where, path, channels, recording, source):
+    """(signals in µV by muscle, sampling rate, events) of an AcqKnowledge file."""
     import bioread
 
     if source not in ("annotations", "triggers"):
@@ -44,7 +46,7 @@ def _read_acq(where, path, channels, recording, source):
             f"{where}: recording.event_source '{source}' is not available for "
             "AcqKnowledge files; use annotations (event markers) or triggers"
         )
-    _check_named(where, channels, "acq")
+    check_named(where, channels, "acq")
     _check_acq_complete(where, path)
     try:
         datafile = bioread.read_file(str(path))
@@ -56,7 +58,7 @@ def _read_acq(where, path, channels, recording, source):
     by_name = {channel.name: channel for channel in datafile.channels}
     triggers = recording["triggers"] if source == "triggers" else {}
     needed = [*channels.values(), *triggers]
-    _check_columns(where, needed, list(by_name))
+    check_columns(where, needed, list(by_name))
     rates = {name: by_name[name].samples_per_second for name in needed}
     lengths = {name: by_name[name].point_count for name in needed}
     if len(set(rates.values())) > 1 or len(set(lengths.values())) > 1:
@@ -79,15 +81,13 @@ def _read_acq(where, path, channels, recording, source):
     trigger_data = {name: np.asarray(by_name[name].data, float) for name in triggers}
     if recording["check_channels"]:
         for muscle, name in channels.items():
-            _check_emg(
-                where, f"channel '{name}'", f"channels.{muscle}", signals[muscle]
-            )
-        _check_triggers(
+            check_emg(where, f"channel '{name}'", f"channels.{muscle}", signals[muscle])
+        check_triggers(
             where, trigger_data, recording, fs, lambda name: f"channel '{name}'"
         )
 
     if source == "triggers":
-        events = _trigger_onsets(
+        events = trigger_onsets(
             where,
             trigger_data,
             recording,

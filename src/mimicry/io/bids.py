@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimicry.config.validation import ConfigError
 from mimicry.io.events import event_label_map, label_events, uses_event_ends
 from mimicry.io.mne_formats import (
     ANNOTATIONS_AFTER_DATA,
@@ -45,7 +46,6 @@ from mimicry.io.recording_types import (
     check_finite,
     load_channels,
 )
-from mimicry.study import ConfigError
 
 log = logging.getLogger(__name__)
 

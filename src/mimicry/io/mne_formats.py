@@ -15,7 +15,7 @@ from mimicry.io.events import uses_event_ends
 from mimicry.io.recording_types import (
     Events,
     RecordingError,
-    _check_named,
+    check_named,
     load_channels,
 )
 
@@ -32,7 +32,9 @@ RECORD_COUNT_MISMATCH = "Number of records from the header does not match the fi
 TRUNCATION_WARNINGS = (RECORD_COUNT_MISMATCH, ANNOTATIONS_AFTER_DATA)
 
 
-def _read_with_mne(where, path, channels, recording, file_format, source):
+def read_with_mne(where, path, channels, recording, file_format, source):
+    """(signals in µV by muscle, sampling rate, events) of an EDF, BDF or BrainVision
+    file, read with MNE."""
     import mne
 
     if source not in ("annotations", "stim_channel"):
@@ -40,7 +42,7 @@ def _read_with_mne(where, path, channels, recording, file_format, source):
             f"{where}: recording.event_source '{source}' is not available for "
             f"{file_format.upper()} files; use annotations or stim_channel"
         )
-    _check_named(where, channels, file_format)
+    check_named(where, channels, file_format)
     header = check_raw_file(where, path, file_format, source)
     ignored_warnings = ()
     if header is not None and header.n_records == -1:

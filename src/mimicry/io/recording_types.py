@@ -100,7 +100,7 @@ def check_finite(where, signals, channels, fs):
 
 def load_channels(where, raw, needed):
     """Load only the needed channels of a header-only MNE Raw, or say which are missing."""
-    _check_columns(where, needed, raw.ch_names)
+    check_columns(where, needed, raw.ch_names)
     try:
         raw.pick(needed).load_data(verbose="warning")
     except Exception as error:
@@ -109,7 +109,8 @@ def load_channels(where, raw, needed):
         ) from error
 
 
-def _check_named(where, channels, file_format):
+def check_named(where, channels, file_format):
+    """Raise when channels gives column positions: only text exports have them."""
     positions = {
         muscle: ref for muscle, ref in channels.items() if isinstance(ref, int)
     }
@@ -120,7 +121,8 @@ def _check_named(where, channels, file_format):
         )
 
 
-def _check_columns(where, wanted, available):
+def check_columns(where, wanted, available):
+    """Raise naming the wanted channels that are not among the available ones."""
     missing = [name for name in wanted if name not in available]
     if missing:
         raise RecordingError(

@@ -10,15 +10,15 @@ column and config key (mimicry.io.recording_types). This module also estimates a
 preprocessing job's memory and reads the sampling rate a file declares.
 
 The readers take the resolved config section `recording` (schema defaults filled in, see
-src/mimicry/schemas/config.schema.yaml). MNE, bioread and pandas are imported inside the
-functions that need them, so that importing this module costs nothing.
+src/mimicry/config/schemas/config.schema.yaml). MNE, bioread and pandas are imported
+inside the functions that need them, so that importing this module costs nothing.
 """
 
 import re
 from pathlib import Path
 
 from mimicry.io import edf_header
-from mimicry.io.acq import _acq_header_rates, _read_acq
+from mimicry.io.acq import acq_header_rates, read_acq
 from mimicry.io.brainvision import BRAINVISION_SAMPLE_BYTES, read_brainvision_header
 from mimicry.io.events import (
     DUPLICATE_MARKER_FIX,
@@ -26,9 +26,9 @@ from mimicry.io.events import (
     event_label_map,
     label_events,
 )
-from mimicry.io.mne_formats import MNE_FORMATS, _read_with_mne
+from mimicry.io.mne_formats import MNE_FORMATS, read_with_mne
 from mimicry.io.recording_types import Recording, RecordingError, absence, check_finite
-from mimicry.io.text_exports import TEXT_DELIMITERS, _read_text
+from mimicry.io.text_exports import TEXT_DELIMITERS, read_text
 
 # physio: BIDS physiological recordings (*_physio.tsv[.gz]; mimicry.io.bids_physio).
 FORMATS = (*MNE_FORMATS, "acq", *TEXT_DELIMITERS, "physio")
@@ -89,11 +89,11 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         return read_physio(path, participant, channels, conditions, settings)
     source = event_source(recording, file_format)
     if file_format in TEXT_DELIMITERS:
-        signals, fs, events = _read_text(where, path, channels, recording, file_format)
+        signals, fs, events = read_text(where, path, channels, recording, file_format)
     elif file_format == "acq":
-        signals, fs, events = _read_acq(where, path, channels, recording, source)
+        signals, fs, events = read_acq(where, path, channels, recording, source)
     else:
-        signals, fs, events = _read_with_mne(
+        signals, fs, events = read_with_mne(
             where, path, channels, recording, file_format, source
         )
     if source == "triggers":
@@ -177,7 +177,7 @@ def declared_sampling_rate(path, file_format, channels):
             interval = re.search(r"^SamplingInterval\s*=\s*([0-9.]+)", header, re.M)
             return 1e6 / float(interval.group(1)) if interval else None
         elif file_format == "acq":
-            rates = _acq_header_rates(path)
+            rates = acq_header_rates(path)
         elif file_format == "physio":
             from mimicry.io.bids_physio import read_sidecar
 

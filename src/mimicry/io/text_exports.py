@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from mimicry.io.recording_types import RecordingError
-from mimicry.io.triggers import _check_emg, _check_triggers, _trigger_onsets
+from mimicry.io.triggers import check_emg, check_triggers, trigger_onsets
 
 TEXT_DELIMITERS = {"csv": ",", "tsv": "\t", "txt": "\t"}
 
@@ -32,7 +32,9 @@ class TextLayout:
     data_line_numbers: np.ndarray  # 1-based file line number of each data row
 
 
-def _read_text(where, path, channels, recording, file_format):
+def read_text(where, path, channels, recording, file_format):
+    """(signals in µV by muscle, sampling rate, events) of a text export (csv, tsv,
+    txt), its events from the trigger columns."""
     import pandas as pd
 
     text = recording["text"]
@@ -101,17 +103,17 @@ def _read_text(where, path, channels, recording, file_format):
         fs = float(text["sampling_rate_hz"])
     if recording["check_channels"]:
         for muscle, position in channel_positions.items():
-            _check_emg(
+            check_emg(
                 where, columns.describe(position), f"channels.{muscle}", signals[muscle]
             )
-        _check_triggers(
+        check_triggers(
             where,
             trigger_data,
             recording,
             fs,
             lambda name: columns.describe(trigger_positions[name]),
         )
-    events = _trigger_onsets(
+    events = trigger_onsets(
         where,
         trigger_data,
         recording,

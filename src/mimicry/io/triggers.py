@@ -23,7 +23,7 @@ MAX_STIMULI_PER_S = 1.0
 CHECK_HINT = "or set recording.check_channels: false to skip this check"
 
 
-def _check_emg(where, column, key, signal):
+def check_emg(where, column, key, signal):
     """Raise when a channel configured as raw EMG does not look like raw EMG."""
     if np.ptp(signal) == 0:
         return  # a flat channel is the preprocessing's flat-channel exclusion
@@ -51,10 +51,10 @@ def _check_emg(where, column, key, signal):
         )
 
 
-def _check_triggers(where, trigger_data, recording, fs, describe):
+def check_triggers(where, trigger_data, recording, fs, describe):
     """Raise when a trigger varies like a signal or never marks a stimulus; under
     recording.without_events: exclude, triggers none of which rises are left to the
-    exclusion (`_trigger_onsets` says what they hold)."""
+    exclusion (`trigger_onsets` says what they hold)."""
     threshold = recording["trigger_threshold"]
     gap = _train_gap_samples(recording, fs)
     silent = []
@@ -109,7 +109,7 @@ def _train_gap_samples(recording, fs):
     return None if gap_s is None else gap_s * fs
 
 
-def _trigger_onsets(where, trigger_data, recording, fs, describe, locate):
+def trigger_onsets(where, trigger_data, recording, fs, describe, locate):
     """Stimulus events from rising threshold crossings on the triggers, in time order.
 
     trigger_data maps trigger name -> samples. A trigger mapped to a condition labels

@@ -16,8 +16,8 @@ Imported while Snakemake builds the DAG, so it imports nothing heavy.
 
 import unicodedata
 
+from mimicry.config.study_section import contrast_label, mimicry_contrast
 from mimicry.robustness.sensitivity import effect_target
-from mimicry.study import contrast_label, mimicry_contrast
 
 RESPONSE_UNITS = {
     "log_ratio": "log ratio to baseline",

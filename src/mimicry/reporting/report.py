@@ -10,7 +10,7 @@ Snakemake renders the captions from the config it is given (and the rule params
 derived from it), so pass the run's config files, e.g. ``--configfile
 config/quick.yaml``; ``make run CONFIG=...`` does so for both the run and the report.
 A config file that is a YTE template (it runs Python when read) is refused unless
-``--allow-yte`` is given (mimicry.config_files).
+``--allow-yte`` is given (mimicry.config.files).
 """
 
 import re
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mimicry.config_files import (
+from mimicry.config.files import (
     ALLOW_YTE_FLAG,
     YteRefused,
     configfiles_in_args,

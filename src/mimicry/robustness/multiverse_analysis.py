@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mimicry.aggregate import aggregate
+from mimicry.config.study_section import mimicry_contrast
 from mimicry.io.result_files import read_json, read_result
 from mimicry.robustness.multiverse import Universe
 from mimicry.stats.frequentist import fit_mixed_models
-from mimicry.study import mimicry_contrast
 
 CONTRAST_COLUMNS = [
     "universe",
@@ -57,7 +57,8 @@ def read_universe_job(settings_path, table_paths, qc_paths):
     """(universe, settings, cells) of a per-universe job: its settings file
     (multiverse_settings) and its cells, aggregated from every recording's tables
     as the main pipeline's `aggregate` does, with the recordings' fields (session,
-    period, sequence, the sheet's extra columns; mimicry.study.recording_fields)."""
+    period, sequence, the sheet's extra columns;
+    mimicry.config.sample_sheet.recording_fields)."""
     settings = read_json(settings_path)
     universe = Universe(**settings["universe"])
     trials, qcs = read_universe(universe.id, table_paths, qc_paths)

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mimicry.config.study_section import mimicry_contrast
 from mimicry.stats.decision_rules import hdi_excludes_zero, hdi_in_rope
-from mimicry.study import mimicry_contrast
 
 # Snakemake imports this module to build the DAG (the effect grid), so the modelling
 # packages (ArviZ through mimicry.bayes, SciPy) are imported by the functions that

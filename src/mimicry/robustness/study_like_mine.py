@@ -87,10 +87,10 @@ from scipy import optimize
 
 from mimicry.asymptotic import bin_sample_times, binned_log_ratio
 from mimicry.bayes.data import SERIES_KEYS
-from mimicry.config_files import add_allow_yte_argument
+from mimicry.config.files import add_allow_yte_argument
+from mimicry.config.validation import ConfigError, load_config
 from mimicry.logs import configure_logging
 from mimicry.simulate import ONSET_JITTER_S
-from mimicry.study import ConfigError, load_config
 
 log = logging.getLogger("mimicry.robustness.study_like_mine")
 

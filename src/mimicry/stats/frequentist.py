@@ -163,8 +163,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mimicry.config.study_section import contrast_label
 from mimicry.stats.mixed_model_fit import design_matrix, fit_mixed_model
-from mimicry.study import contrast_label
 
 log = logging.getLogger(__name__)
 

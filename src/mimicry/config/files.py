@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from mimicry.study import ConfigError
+from mimicry.config.validation import ConfigError
 
 YTE_KEY = "__use_yte__"
 ALLOW_YTE_FLAG = "--allow-yte"

@@ -1,6 +1,6 @@
 """config/README.md, the configuration reference, generated from the JSON schemas.
 
-python -m mimicry.config_reference [output]    # default: config/README.md
+python -m mimicry.config.reference [output]    # default: config/README.md
 
 Run from the repository's root (as `make config-reference` does): the default output
 is relative to the working directory.
@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mimicry.config_schema import keys, load_schema
+from mimicry.config.schema import keys, load_schema
 from mimicry.package_data import CONFIG_SCHEMA, PARTICIPANTS_SCHEMA
 
 REFERENCE = Path("config") / "README.md"
@@ -24,9 +24,9 @@ BOUNDS = (
 INTRO = """\
 # Configuration reference
 
-Generated from `src/mimicry/schemas/config.schema.yaml` and
-`src/mimicry/schemas/participants.schema.yaml` by `make config-reference`
-(`python -m mimicry.config_reference`); edit the schemas, not this file.
+Generated from `src/mimicry/config/schemas/config.schema.yaml` and
+`src/mimicry/config/schemas/participants.schema.yaml` by `make config-reference`
+(`python -m mimicry.config.reference`); edit the schemas, not this file.
 `tests/test_config_reference.py` fails when this file is out of date.
 
 The Snakefile loads `config/config.yaml`; every `--configfile FILE` is merged on top
