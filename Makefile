@@ -72,9 +72,9 @@ lock: install
 	mv requirements.lock.new requirements.lock
 
 # The quick study run twice from scratch: every output byte-identical, and its key
-# numbers (mimicry.key_numbers) within the tolerances of EXPECTED_NUMBERS, so another
-# machine can tell "reproduced" from "different". expected-numbers rewrites that file
-# from one run: after a change that is meant to move the numbers.
+# numbers (mimicry.reporting.key_numbers) within the tolerances of EXPECTED_NUMBERS, so
+# another machine can tell "reproduced" from "different". expected-numbers rewrites
+# that file from one run: after a change that is meant to move the numbers.
 EXPECTED_NUMBERS := config/expected/quick.tsv
 .PHONY: expected-numbers
 reproduce-check: install

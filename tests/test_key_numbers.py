@@ -1,6 +1,7 @@
-"""The key numbers check (mimicry.key_numbers, make reproduce-check): an expected file
-written from a run's results reproduces them, and a changed expected number, one
-missing from the run or one not expected fails the check, named with its tolerance."""
+"""The key numbers check (mimicry.reporting.key_numbers, make reproduce-check): an
+expected file written from a run's results reproduces them, and a changed expected
+number, one missing from the run or one not expected fails the check, named with its
+tolerance."""
 
 import io
 
@@ -9,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mimicry import key_numbers
 from mimicry.bayes.inference_data import write_netcdf
 from mimicry.bayes.summaries import CONTRASTS
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
+from mimicry.reporting import key_numbers
 from helpers.devtools import PROJECT_ROOT
 from mimicry.config.study_section import mimicry_contrast
 from mimicry.stats.frequentist import fit_mixed_models, write_tables

@@ -10,8 +10,8 @@ results/benchmarks/ (timings are measurements, not results), and the paths whose
 differ between the runs; exits 1 if any differ or exist in only one run, or if a run's
 results differ from the results/manifest.tsv it wrote (mimicry.reporting.manifest). With
 --expected it also compares the first run's key numbers with that file
-(mimicry.key_numbers) and exits 1 on any difference. --write-expected runs once and
-writes that run's key numbers instead.
+(mimicry.reporting.key_numbers) and exits 1 on any difference. --write-expected runs
+once and writes that run's key numbers instead.
 
 Run from the repository root (make reproduce-check, make expected-numbers).
 """
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mimicry import key_numbers
+from mimicry.reporting import key_numbers
 from mimicry.reporting import manifest as results_manifest
 from .devtools import copy_workflow, run_snakemake
 from mimicry.reporting.report import write_report

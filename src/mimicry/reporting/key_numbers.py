@@ -1,7 +1,7 @@
 """A run's key numbers, and their comparison with an expected file.
 
-    python -m mimicry.key_numbers write results config/expected/quick.tsv
-    python -m mimicry.key_numbers check results config/expected/quick.tsv
+    python -m mimicry.reporting.key_numbers write results config/expected/quick.tsv
+    python -m mimicry.reporting.key_numbers check results config/expected/quick.tsv
 
 The key numbers: per group x muscle x condition the participants, their trials and the
 mean of their cells (results/aggregate/cells.parquet); the mixed models' mimicry and
