@@ -15,8 +15,7 @@ from mimicry.bayes.summaries import CONTRASTS
 from mimicry.bayes.synthetic import balanced_participants, synthetic_cells
 from mimicry.reporting import key_numbers
 from helpers.devtools import PROJECT_ROOT
-from mimicry.config.study_section import mimicry_contrast
-from mimicry.stats.frequentist import fit_mixed_models, write_tables
+from mimicry.stats.frequentist import fit_study_mixed_models, write_tables
 
 COMMITTED = PROJECT_ROOT / "config" / "expected" / "quick.tsv"
 
@@ -50,15 +49,8 @@ def results(tmp_path_factory, quick_config):
     )
     (results / key_numbers.CELLS).parent.mkdir(parents=True)
     cells.to_parquet(results / key_numbers.CELLS)
-    tables = fit_mixed_models(
-        cells,
-        groups=study["groups"],
-        reference_group=study["reference_group"],
-        conditions=study["conditions"],
-        random_effects=quick_config["frequentist"]["random_effects"],
-        mimicry_contrast=mimicry_contrast(study),
-        design=study["design"],
-        participant_factor=study["participant_factor"],
+    tables = fit_study_mixed_models(
+        cells, study, quick_config["frequentist"]["random_effects"]
     )
     (results / key_numbers.STATS).mkdir()
     write_tables(tables, results / key_numbers.STATS)

@@ -11,10 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mimicry.aggregate import aggregate
-from mimicry.config.study_section import mimicry_contrast
 from mimicry.io.result_files import read_json, read_result
 from mimicry.robustness.multiverse import Universe
-from mimicry.stats.frequentist import fit_mixed_models
+from mimicry.stats.frequentist import fit_study_mixed_models
 
 CONTRAST_COLUMNS = [
     "universe",
@@ -72,16 +71,7 @@ def universe_contrasts(universe, cells, study, random_effects):
     the participants and trials (per muscle, kept and from included participants)
     behind them. The mixed models follow study.design and study.participant_factor
     as the main analysis's do."""
-    tables = fit_mixed_models(
-        cells,
-        groups=study["groups"],
-        reference_group=study["reference_group"],
-        conditions=study["conditions"],
-        random_effects=random_effects,
-        mimicry_contrast=mimicry_contrast(study),
-        design=study["design"],
-        participant_factor=study["participant_factor"],
-    )
+    tables = fit_study_mixed_models(cells, study, random_effects)
     mimicry = tables["mimicry_contrasts"].assign(reference_group=None)
     tables = {"mimicry": mimicry, "drug": tables["drug_contrasts"]}
     rows = pd.concat(

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mimicry.config.study_section import mimicry_contrast
 from mimicry.stats.decision_rules import hdi_excludes_zero, hdi_in_rope
 
 # Snakemake imports this module to build the DAG (the effect grid), so the modelling
@@ -287,18 +286,11 @@ def analyse_replicate(cells, config, effect, sampler=None):
     sampler: the drug model's sampler settings, or None for the frequentist rules
     alone.
     """
-    from mimicry.stats.frequentist import fit_mixed_models
+    from mimicry.stats.frequentist import fit_study_mixed_models
 
     study = config["study"]
-    tables = fit_mixed_models(
-        cells,
-        groups=study["groups"],
-        reference_group=study["reference_group"],
-        conditions=study["conditions"],
-        random_effects=config["frequentist"]["random_effects"],
-        mimicry_contrast=mimicry_contrast(study),
-        design=study["design"],
-        participant_factor=study["participant_factor"],
+    tables = fit_study_mixed_models(
+        cells, study, config["frequentist"]["random_effects"]
     )
     rows = frequentist_decisions(tables, effect, config)
     if sampler is not None:

@@ -163,7 +163,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mimicry.config.study_section import contrast_label
+from mimicry.config.study_section import contrast_label, mimicry_contrast
 from mimicry.stats.mixed_model_fit import design_matrix, fit_mixed_model
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,22 @@ FACTOR_TABLE = "factor_contrasts"
 CI_LEVEL = 0.95
 # The structure to fall back to when one cannot be estimated from the data.
 SIMPLER_RANDOM_EFFECTS = {"condition_shape": "condition", "condition": "intercept"}
+
+
+def fit_study_mixed_models(cells, study, random_effects):
+    """fit_mixed_models for the config's study section (groups, reference group,
+    conditions, mimicry contrast, design, participant factor): what the workflow, the
+    sensitivity sweep and every multiverse universe fit."""
+    return fit_mixed_models(
+        cells,
+        groups=study["groups"],
+        reference_group=study["reference_group"],
+        conditions=study["conditions"],
+        random_effects=random_effects,
+        mimicry_contrast=mimicry_contrast(study),
+        design=study["design"],
+        participant_factor=study["participant_factor"],
+    )
 
 
 def fit_mixed_models(
