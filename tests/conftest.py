@@ -1,10 +1,12 @@
 """Shared fixtures: the project's configuration and throw-away copies of the workflow."""
 
 import copy
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from helpers.devtools import PROJECT_ROOT, copy_workflow
+from helpers.devtools import PROJECT_ROOT, copy_workflow, deploy, run_snakemake
 from mimicry.config.sample_sheet import read_sample_sheet
 from mimicry.config.validation import load_config
 
@@ -103,17 +105,45 @@ def workflow_copy(tmp_path):
     return copy_workflow(tmp_path / "workflow-copy")
 
 
+@dataclass(frozen=True)
+class QuickStudyRun:
+    """A finished run: its directory, the arguments it ran with and what it printed."""
+
+    workdir: Path
+    args: tuple
+    output: str
+
+
+@pytest.fixture(scope="session")
+def deployed_quick_study(tmp_path_factory):
+    """The whole quick study (config/quick.yaml unchanged) run once through the workflow
+    deployed as a Snakemake module (helpers.devtools.deploy), shared by the tests of the
+    deployment (test_deployment.py) and of the Stan stage (test_workflow_models.py).
+    The deployment has no profiles/: --benchmark-extended (profiles/default in a
+    checkout) makes the benchmark files name their rules for results/benchmarks/summary.tsv.
+    args ends with --configfile, so a test can append config files."""
+    deployment = deploy(tmp_path_factory.mktemp("quick-study") / "deployment")
+    args = ("--benchmark-extended", "--configfile", "config/quick.yaml")
+    run = run_snakemake(deployment, "--cores", "2", *args)
+    return QuickStudyRun(deployment, args, run.stdout + run.stderr)
+
+
+# Fixtures that run Snakemake.
+RUNS_SNAKEMAKE = {"workflow_copy", "deployed_quick_study"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """A test that copies the workflow runs Snakemake, so it belongs to the workflow
-    tier; `make test-fast` (-m "not workflow") would otherwise pick it up."""
+    """A test that copies the workflow or uses a shared run runs Snakemake, so it
+    belongs to the workflow tier; `make test-fast` (-m "not workflow") would otherwise
+    pick it up."""
     unmarked = [
         item.nodeid
         for item in items
-        if "workflow_copy" in getattr(item, "fixturenames", ())
+        if RUNS_SNAKEMAKE & set(getattr(item, "fixturenames", ()))
         and item.get_closest_marker("workflow") is None
     ]
     if unmarked:
         raise pytest.UsageError(
-            "tests using workflow_copy need @pytest.mark.workflow: "
-            + ", ".join(unmarked)
+            f"tests using {' or '.join(sorted(RUNS_SNAKEMAKE))} need "
+            "@pytest.mark.workflow: " + ", ".join(unmarked)
         )

@@ -3,47 +3,17 @@ and used as a Snakemake module from another directory, as `snakedeploy
 deploy-workflow` sets it up."""
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 import yaml
 
 from helpers.devtools import PROJECT_ROOT, copy_workflow, job_counts, run_snakemake
+from mimicry.reporting.key_numbers import differences
 from mimicry.reporting.report import write_report
 
-# What `snakedeploy deploy-workflow <repo> <dest>` writes to <dest>/workflow/Snakefile
-# (its template use_module.smk.jinja), with the snakefile a path into this checkout
-# instead of github("<owner>/<repo>", path="workflow/Snakefile", tag=...).
-DEPLOYED_SNAKEFILE = """\
-from snakemake.utils import min_version
-
-
-min_version("6.10.0")
-
-
-configfile: "config/config.yaml"
-
-
-# declare mimicry as a module
-module mimicry:
-    snakefile:
-        "{snakefile}"
-    config:
-        config
-
-
-# use all rules from mimicry
-use rule * from mimicry
-"""
-# Two short chains, as in test_workflow_interruption: this checks where files come
-# from and go to, not posteriors, so the diagnostics gate only warns.
-SMALL_STAN = {
-    "stan": {"chains": 2, "warmup": 150, "draws": 150, "prior_draws": 50},
-    "models": {"diagnostics": {"mode": "warn"}},
-}
-QUICK = ("--configfile", "config/quick.yaml", "config/small-stan.yaml")
 CELLS = "results/aggregate/cells.parquet"
+EXPECTED_NUMBERS = PROJECT_ROOT / "config" / "expected" / "quick.tsv"
 
 
 def test_catalog_indexer_finds_the_workflow_and_its_configuration():
@@ -68,24 +38,12 @@ def test_catalog_indexer_finds_the_workflow_and_its_configuration():
     assert "snakemake" in readme and "workflow" in readme
 
 
-def deploy(directory):
-    """A deployment as snakedeploy makes it: this repository's config/ copied, and a
-    workflow/Snakefile that uses the checkout's workflow as a module."""
-    shutil.copytree(PROJECT_ROOT / "config", directory / "config")
-    (directory / "config" / "small-stan.yaml").write_text(yaml.safe_dump(SMALL_STAN))
-    (directory / "workflow").mkdir()
-    snakefile = PROJECT_ROOT / "workflow" / "Snakefile"
-    (directory / "workflow" / "Snakefile").write_text(
-        DEPLOYED_SNAKEFILE.format(snakefile=snakefile)
-    )
-    return directory
-
-
 @pytest.mark.workflow
-def test_quick_study_runs_through_the_workflow_deployed_as_a_module(tmp_path):
-    deployment = deploy(tmp_path / "deployment")
-    run = run_snakemake(deployment, "--cores", "2", *QUICK)
-    output = run.stdout + run.stderr
+def test_quick_study_runs_through_the_workflow_deployed_as_a_module(
+    deployed_quick_study, tmp_path
+):
+    deployment, args = deployed_quick_study.workdir, deployed_quick_study.args
+    output = deployed_quick_study.output
     assert f"Snakefile: {deployment / 'workflow' / 'Snakefile'}" in output
     ran = job_counts(output)
     assert ran["preprocess"] == 12 and ran["fit_model"] == 2 and ran["figure3"] == 1
@@ -103,14 +61,13 @@ def test_quick_study_runs_through_the_workflow_deployed_as_a_module(tmp_path):
 
     # The same cells as a run from a copy of the checkout.
     checkout = copy_workflow(tmp_path / "checkout")
-    shutil.copy2(deployment / "config" / "small-stan.yaml", checkout / "config")
-    run_snakemake(checkout, "--cores", "2", CELLS, *QUICK)
+    run_snakemake(checkout, "--cores", "2", CELLS, *args)
     pd.testing.assert_frame_equal(
         pd.read_parquet(deployment / CELLS), pd.read_parquet(checkout / CELLS)
     )
 
     # Snakemake's report shows the run's front page and the module's captions.
-    write_report("results/report.html", QUICK, cwd=deployment)
+    write_report("results/report.html", args, cwd=deployment)
     report = (deployment / "results" / "report.html").read_text()
     decoder = json.JSONDecoder()
     start = report.index("var workflow_desc = ") + len("var workflow_desc = ")
@@ -122,3 +79,11 @@ def test_quick_study_runs_through_the_workflow_deployed_as_a_module(tmp_path):
     # The caption template's first sentence up to its first placeholder.
     template = (PROJECT_ROOT / "workflow" / "report" / "fig1.rst").read_text()
     assert template.splitlines()[1].split(":")[0] in caption
+
+
+@pytest.mark.workflow
+def test_quick_study_reproduces_the_committed_key_numbers(deployed_quick_study):
+    """config/expected/quick.tsv (make expected-numbers) is current: the quick study's
+    key numbers are within its tolerances, as `make reproduce-check` checks."""
+    results = deployed_quick_study.workdir / "results"
+    assert differences(results, EXPECTED_NUMBERS) == []

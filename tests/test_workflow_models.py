@@ -23,12 +23,14 @@ MODEL_OUTPUTS = [
 
 
 def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
-    workflow_copy, quick_config
+    deployed_quick_study, quick_config
 ):
-    run = run_snakemake(workflow_copy, "--cores", "2", *QUICK)
-    ran = job_counts(run.stdout + run.stderr)
-    run_snakemake(workflow_copy, "--cores", "1", BENCHMARK_SUMMARY, *QUICK)
-    summary = pd.read_csv(workflow_copy / BENCHMARK_SUMMARY, sep="\t")
+    """The whole quick study (the run shared with test_deployment.py, through the
+    workflow deployed as a module)."""
+    deployment, args = deployed_quick_study.workdir, deployed_quick_study.args
+    ran = job_counts(deployed_quick_study.output)
+    run_snakemake(deployment, "--cores", "1", BENCHMARK_SUMMARY, *args)
+    summary = pd.read_csv(deployment / BENCHMARK_SUMMARY, sep="\t")
     assert dict(zip(summary["rule"], summary["jobs"])) == {
         rule: count for rule, count in ran.items() if rule != "all"
     }
@@ -36,9 +38,9 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
     assert (summary["max_rss_mb"] > 0).any()
 
     write_report(
-        "results/report.html", ("all", BENCHMARK_SUMMARY, *QUICK), cwd=workflow_copy
+        "results/report.html", ("all", BENCHMARK_SUMMARY, *args), cwd=deployment
     )
-    report = (workflow_copy / "results" / "report.html").read_text()
+    report = (deployment / "results" / "report.html").read_text()
     assert "starttime" not in report and '"runtime":' not in report
     for shown in (
         "fig1.png",
@@ -59,14 +61,14 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
     # The participant simulated with artifacts in most trials is warned about, and
     # the flawed participants' share of the study (2 of 12) is a study-wide warning.
     warnings = pd.read_csv(
-        workflow_copy / "results" / "aggregate" / "warnings.tsv", sep="\t", dtype=str
+        deployment / "results" / "aggregate" / "warnings.tsv", sep="\t", dtype=str
     )
     flaws = quick_config["simulation"]["flawed_participants"]
     study_wide = warnings[warnings["participant"].isna()]
     assert set(warnings["participant"].dropna()) == set(flaws["too_few_trials"])
     n_flawed = sum(len(participants) for participants in flaws.values())
     n_participants = len(
-        pd.read_csv(workflow_copy / quick_config["participants"], sep="\t")
+        pd.read_csv(deployment / quick_config["participants"], sep="\t")
     )
     assert n_flawed > quick_config["preprocess"]["warn_excluded_share"] * n_participants
     assert len(study_wide) == 1
@@ -76,17 +78,17 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
         .startswith(f"{n_flawed} of {n_participants} participants excluded")
     )
 
-    no_op = run_snakemake(workflow_copy, "-n", *QUICK)
+    no_op = run_snakemake(deployment, "-n", *args)
     assert "Nothing to be done" in no_op.stdout + no_op.stderr
-    changed = workflow_copy / "fewer_prior_curves.yaml"
+    changed = deployment / "fewer_prior_curves.yaml"
     changed.write_text(yaml.safe_dump({"figures": {"fig2": {"prior_curves": 10}}}))
-    dry_run = run_snakemake(workflow_copy, "-n", *QUICK, str(changed))
+    dry_run = run_snakemake(deployment, "-n", *args, str(changed))
     assert job_counts(dry_run.stdout + dry_run.stderr) == {"all": 1, "figure2": 1}
-    models = workflow_copy / "results" / "models"
+    models = deployment / "results" / "models"
     prior = az.from_netcdf(models / "prior" / "prior.nc")
     assert {"prior", "prior_predictive"} <= set(prior.groups())
     # The simulated raw files are temporary: gone once read.
-    assert not list((workflow_copy / "resources" / "raw").glob("*.edf"))
+    assert not list((deployment / "resources" / "raw").glob("*.edf"))
     chains, draws = quick_config["stan"]["chains"], quick_config["stan"]["draws"]
     kept = quick_config["models"]["predictive_draws"]
     for model in ("pooled", "drug"):
@@ -131,9 +133,9 @@ def test_quick_study_runs_whole_with_report_and_a_refit_does_not_recompile(
     assert sorted(comparison["model"]) == ["drug", "drug", "pooled", "pooled"]
 
     run_snakemake(
-        workflow_copy, "--cores", "2", "--forcerun", "fit_model", *MODEL_OUTPUTS, *QUICK
+        deployment, "--cores", "2", "--forcerun", "fit_model", *MODEL_OUTPUTS, *args
     )
-    fit_log = (workflow_copy / "logs" / "models" / "drug" / "fit.log").read_text()
+    fit_log = (deployment / "logs" / "models" / "drug" / "fit.log").read_text()
     assert "reused the compiled program" in fit_log
 
 

@@ -1,8 +1,10 @@
-"""The quick study through SLURM (profiles/slurm) gives the same bytes as a local run.
+"""A small study through SLURM (profiles/slurm) gives the same bytes as a local run.
 
 Starts a private single-node SLURM cluster (tests/helpers/slurm_cluster.py), runs the whole
-quick DAG with `snakemake --executor slurm --profile profiles/slurm` in one scratch copy of
-the workflow and locally (profiles/default) in another, then checks that
+DAG of the quick study cut to 8 participants (its two flawed ones among them) with short
+chains (the same rules, fewer jobs per rule) with `snakemake --executor slurm --profile
+profiles/slurm` in one scratch copy of the workflow and locally (profiles/default) in
+another, then checks that
 
 - the SLURM run succeeded, and every job of the DAG went through SLURM: sacct lists one
   COMPLETED allocation per submitted job, named with the run's id, and the rules in the
@@ -24,13 +26,28 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers.devtools import copy_workflow, run_snakemake
 from helpers.slurm_cluster import SlurmCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workflow]
 
-QUICK = ("--configfile", "config/quick.yaml")
+# The quick study's rules and flawed participants, with fewer participants (two per
+# group left after the exclusions) and four short chains: this checks where jobs run
+# and what they write, not posteriors, so the diagnostics gate only warns. Four chains
+# keep fit_model asking for 4 CPUs.
+SAMPLE_SHEET = {
+    "placebo": ["sub-001", "sub-004"],
+    "naltrexone": ["sub-002", "sub-005", "sub-011"],
+    "amisulpride": ["sub-003", "sub-006", "sub-012"],
+}
+SMALL_STUDY = {
+    "participants": "cluster-participants.tsv",
+    "stan": {"chains": 4, "warmup": 150, "draws": 150, "prior_draws": 50},
+    "models": {"diagnostics": {"mode": "warn"}},
+}
+CONFIG = ("--configfile", "config/quick.yaml", "cluster.yaml")
 COMPARED_DIRS = ("results", "resources")
 EXCLUDED = (Path("results") / "benchmarks",)
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -61,13 +78,23 @@ def rules_run(snakemake_output):
     return set(re.findall(r"^(?:local)?rule (\w+):$", snakemake_output, re.M)) - {"all"}
 
 
-def test_quick_study_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
-    local = copy_workflow(tmp_path / "local")
-    local_run = run_snakemake(local, "--cores", "2", *QUICK)
+def small_study_copy(destination):
+    workdir = copy_workflow(destination)
+    rows = [(p, group) for group, ids in SAMPLE_SHEET.items() for p in ids]
+    (workdir / SMALL_STUDY["participants"]).write_text(
+        "participant_id\tgroup\n" + "".join(f"{p}\t{g}\n" for p, g in sorted(rows))
+    )
+    (workdir / "cluster.yaml").write_text(yaml.safe_dump(SMALL_STUDY))
+    return workdir
+
+
+def test_small_study_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
+    local = small_study_copy(tmp_path / "local")
+    local_run = run_snakemake(local, "--cores", "2", *CONFIG)
     local_rules = rules_run(local_run.stdout + local_run.stderr)
     assert {"simulate_raw", "preprocess", "aggregate", "fit_model"} <= local_rules
 
-    on_slurm = copy_workflow(tmp_path / "slurm")
+    on_slurm = small_study_copy(tmp_path / "slurm")
     started = time.monotonic()
     result = subprocess.run(
         [
@@ -76,7 +103,7 @@ def test_quick_study_on_slurm_matches_a_local_run(slurm_cluster, tmp_path):
             "slurm",
             "--profile",
             "profiles/slurm",
-            *QUICK,
+            *CONFIG,
             # fit_model and prior_predictive ask for 4 CPUs; this node may have fewer.
             "--max-threads",
             str(slurm_cluster.layout["CPUs"]),

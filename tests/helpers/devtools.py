@@ -22,6 +22,45 @@ def copy_workflow(destination):
     return destination
 
 
+# What `snakedeploy deploy-workflow <repo> <dest>` writes to <dest>/workflow/Snakefile
+# (its template use_module.smk.jinja), with the snakefile a path into this checkout
+# instead of github("<owner>/<repo>", path="workflow/Snakefile", tag=...).
+DEPLOYED_SNAKEFILE = """\
+from snakemake.utils import min_version
+
+
+min_version("6.10.0")
+
+
+configfile: "config/config.yaml"
+
+
+# declare mimicry as a module
+module mimicry:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+
+
+# use all rules from mimicry
+use rule * from mimicry
+"""
+
+
+def deploy(directory):
+    """A deployment as snakedeploy makes it: this repository's config/ copied, and a
+    workflow/Snakefile that uses the checkout's workflow as a module."""
+    directory = Path(directory)
+    shutil.copytree(PROJECT_ROOT / "config", directory / "config")
+    (directory / "workflow").mkdir()
+    snakefile = PROJECT_ROOT / "workflow" / "Snakefile"
+    (directory / "workflow" / "Snakefile").write_text(
+        DEPLOYED_SNAKEFILE.format(snakefile=snakefile)
+    )
+    return directory
+
+
 def run_snakemake(workdir, *args, check=True):
     """Run the snakemake command line of this environment in workdir."""
     snakemake = Path(sys.executable).with_name("snakemake")
