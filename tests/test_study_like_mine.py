@@ -154,7 +154,10 @@ def test_real_study_estimate_stays_within_the_data(like_fmov, fmov_study):
     half_bin = (centres[1] - centres[0]) / 2
     edges = np.append(centres - half_bin, centres[-1] + half_bin)
     warned = set(
-        re.findall(r"WARNING mimicry\.study_like_mine: (\w+) x (\w+):", result.stderr)
+        re.findall(
+            r"WARNING mimicry\.robustness\.study_like_mine: (\w+) x (\w+):",
+            result.stderr,
+        )
     )
     unidentified = set()
     for (muscle, condition), cell in real.groupby(["muscle", "condition"]):
