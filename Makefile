@@ -50,13 +50,17 @@ lint: install
 	$(BIN)/snakefmt --check .
 	$(BIN)/black --check --quiet src tests benchmarks workflow/scripts
 
+# One pytest-xdist worker per core; tests/conftest.py sends each module whole to one
+# worker, in collection order (workflow modules first).
+PYTEST_WORKERS := -n auto --no-loadscope-reorder
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_WORKERS)
 
 # The unit tier for the edit loop: every test not marked workflow (no Snakemake run, no
 # Stan build or sampling, nothing slower than a few seconds); no lint.
 test-fast: install
-	$(BIN)/pytest -m "not workflow"
+	$(BIN)/pytest $(PYTEST_WORKERS) -m "not workflow"
 
 # A real single-node SLURM cluster on this machine (installs Debian's slurm-wlm, munge
 # and MariaDB when missing; needs root); stops every daemon it starts.

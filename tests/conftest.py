@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from helpers.devtools import PROJECT_ROOT, copy_workflow, deploy, run_snakemake
 from mimicry.config.sample_sheet import read_sample_sheet
@@ -135,7 +136,8 @@ RUNS_SNAKEMAKE = {"workflow_copy", "deployed_quick_study"}
 def pytest_collection_modifyitems(config, items):
     """A test that copies the workflow or uses a shared run runs Snakemake, so it
     belongs to the workflow tier; `make test-fast` (-m "not workflow") would otherwise
-    pick it up."""
+    pick it up. Modules with workflow tests run first, so that under `make test`'s
+    workers (below) the many short unit tests fill in the end."""
     unmarked = [
         item.nodeid
         for item in items
@@ -147,3 +149,25 @@ def pytest_collection_modifyitems(config, items):
             f"tests using {' or '.join(sorted(RUNS_SNAKEMAKE))} need "
             "@pytest.mark.workflow: " + ", ".join(unmarked)
         )
+    with_workflow_tests = {
+        item.path for item in items if item.get_closest_marker("workflow")
+    }
+    items.sort(key=lambda item: item.path not in with_workflow_tests)
+
+
+# The modules whose tests share the deployed quick-study run, a session fixture.
+SHARED_RUN_MODULES = ("tests/test_deployment.py", "tests/test_workflow_models.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs the tests on one pytest-xdist worker per core. Each module goes
+    whole to one worker, so its module fixtures are made once, and the modules of the
+    shared quick-study run go to the same worker; `--no-loadscope-reorder` hands the
+    modules out in collection order."""
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return "deployed_quick_study" if module in SHARED_RUN_MODULES else module
+
+    return ModuleScheduling(config, log)
