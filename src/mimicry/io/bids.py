@@ -41,9 +41,8 @@ from mimicry.io.mne_formats import (
 )
 from mimicry.io.recording_types import (
     Events,
-    Recording,
     RecordingError,
-    check_finite,
+    finite_recording,
     load_channels,
 )
 
@@ -444,13 +443,8 @@ def read_bids_recording(path, events_path, participant, channels, conditions, se
         settings,
     )
     signals = dict(zip(channels, raw.get_data(picks=needed) * MICROVOLTS_PER_VOLT))
-    check_finite(where, signals, channels, sampling_rate_hz)
-    return Recording(
-        participant=participant,
-        path=path,
-        sampling_rate_hz=sampling_rate_hz,
-        signals_uv=signals,
-        **stimuli,
+    return finite_recording(
+        where, participant, path, signals, channels, sampling_rate_hz, stimuli
     )
 
 

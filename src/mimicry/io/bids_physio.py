@@ -20,7 +20,7 @@ import numpy as np
 
 from mimicry.io.bids import tsv_events
 from mimicry.io.events import event_label_map, label_events
-from mimicry.io.recording_types import Recording, RecordingError, check_finite
+from mimicry.io.recording_types import RecordingError, finite_recording
 from mimicry.io.text_exports import MICROVOLTS_PER_UNIT
 
 PHYSIO_SUFFIX = re.compile(r"(_recording-[A-Za-z0-9]+)?_physio\.tsv(\.gz)?$")
@@ -145,11 +145,4 @@ def read_physio(path, participant, channels, conditions, settings):
         "marks something other than a stimulus onset to recording.ignore_labels",
         settings,
     )
-    check_finite(where, signals, channels, fs)
-    return Recording(
-        participant=participant,
-        path=path,
-        sampling_rate_hz=fs,
-        signals_uv=signals,
-        **stimuli,
-    )
+    return finite_recording(where, participant, path, signals, channels, fs, stimuli)

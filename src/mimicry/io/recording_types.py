@@ -84,6 +84,19 @@ def absence(path):
     return "does not exist"
 
 
+def finite_recording(where, participant, path, signals, channels, fs, stimuli):
+    """A reader's `Recording` of signals and labelled stimuli, once every channel is
+    checked to be finite."""
+    check_finite(where, signals, channels, fs)
+    return Recording(
+        participant=participant,
+        path=path,
+        sampling_rate_hz=fs,
+        signals_uv=signals,
+        **stimuli,
+    )
+
+
 def check_finite(where, signals, channels, fs):
     """Raise at the first NaN or infinite sample: it would spread through the filter."""
     for muscle, signal in signals.items():

@@ -27,7 +27,7 @@ from mimicry.io.events import (
     label_events,
 )
 from mimicry.io.mne_formats import MNE_FORMATS, read_with_mne
-from mimicry.io.recording_types import Recording, RecordingError, absence, check_finite
+from mimicry.io.recording_types import RecordingError, absence, finite_recording
 from mimicry.io.text_exports import TEXT_DELIMITERS, read_text
 
 # physio: BIDS physiological recordings (*_physio.tsv[.gz]; mimicry.io.bids_physio).
@@ -104,14 +104,8 @@ def read_recording(path, participant, channels, conditions, settings, file_forma
         label_map = event_label_map(recording, conditions)
         ignored = set(recording["ignore_labels"])
         fix = DUPLICATE_MARKER_FIX
-    check_finite(where, signals, channels, fs)
-    return Recording(
-        participant=participant,
-        path=path,
-        sampling_rate_hz=fs,
-        signals_uv=signals,
-        **label_events(where, path, events, label_map, ignored, fs, fix, recording),
-    )
+    stimuli = label_events(where, path, events, label_map, ignored, fs, fix, recording)
+    return finite_recording(where, participant, path, signals, channels, fs, stimuli)
 
 
 # Peak memory of a preprocess job (MB): imports and tables, plus a multiple of the
