@@ -131,13 +131,22 @@ def deployed_quick_study(tmp_path_factory):
 
 # Fixtures that run Snakemake.
 RUNS_SNAKEMAKE = {"workflow_copy", "deployed_quick_study"}
+# The modules whose tests use the deployed quick-study run, a session fixture: the
+# scheduler below sends them to one worker. The scheduler sees only node ids, not
+# fixtures, so collection checks the list.
+SHARED_RUN_MODULES = ("tests/test_deployment.py", "tests/test_workflow_models.py")
+
+
+def module_of(nodeid):
+    return nodeid.split("::", 1)[0]
 
 
 def pytest_collection_modifyitems(config, items):
     """A test that copies the workflow or uses a shared run runs Snakemake, so it
     belongs to the workflow tier; `make test-fast` (-m "not workflow") would otherwise
-    pick it up. Modules with workflow tests run first, so that under `make test`'s
-    workers (below) the many short unit tests fill in the end."""
+    pick it up. A module using the shared run must be in SHARED_RUN_MODULES, or each
+    worker would make the run. Modules with workflow tests run first, so that under
+    `make test`'s workers (below) the many short unit tests fill in the end."""
     unmarked = [
         item.nodeid
         for item in items
@@ -149,14 +158,20 @@ def pytest_collection_modifyitems(config, items):
             f"tests using {' or '.join(sorted(RUNS_SNAKEMAKE))} need "
             "@pytest.mark.workflow: " + ", ".join(unmarked)
         )
+    unlisted = {
+        module_of(item.nodeid)
+        for item in items
+        if "deployed_quick_study" in getattr(item, "fixturenames", ())
+    } - set(SHARED_RUN_MODULES)
+    if unlisted:
+        raise pytest.UsageError(
+            "modules using deployed_quick_study must be listed in "
+            "tests/conftest.py SHARED_RUN_MODULES: " + ", ".join(sorted(unlisted))
+        )
     with_workflow_tests = {
         item.path for item in items if item.get_closest_marker("workflow")
     }
     items.sort(key=lambda item: item.path not in with_workflow_tests)
-
-
-# The modules whose tests share the deployed quick-study run, a session fixture.
-SHARED_RUN_MODULES = ("tests/test_deployment.py", "tests/test_workflow_models.py")
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -167,7 +182,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ModuleScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            module = nodeid.split("::", 1)[0]
+            module = module_of(nodeid)
             return "deployed_quick_study" if module in SHARED_RUN_MODULES else module
 
     return ModuleScheduling(config, log)
