@@ -174,6 +174,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path not in with_workflow_tests)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest runs without xdist too (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """`make test` runs the tests on one pytest-xdist worker per core. Each module goes
     whole to one worker, so its module fixtures are made once, and the modules of the

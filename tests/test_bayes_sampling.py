@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -525,13 +526,27 @@ sample(*pickle.loads(open(sys.argv[1], "rb").read()))
 """
 
 
+@pytest.fixture
+def private_httpstan_cache(build_seconds, tmp_path, monkeypatch):
+    """httpstan's cache in tmp_path, holding a copy of the built program: samplings
+    in other test processes cannot add fits to it while a test compares its contents."""
+    name = pystan_model_name(DEFAULT_STAN_FILE.read_text())
+    built = httpstan.cache.model_directory(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shutil.copytree(
+        built,
+        httpstan.cache.model_directory(name),
+        ignore=shutil.ignore_patterns("fits"),
+    )
+    return name
+
+
 def test_fits_are_not_left_in_the_httpstan_cache_even_by_a_killed_sampling(
-    build_seconds, tmp_path
+    private_httpstan_cache, tmp_path
 ):
     """A sampling killed after some chains were cached leaves them to the next
     sampling, which deletes them together with its own."""
-    name = pystan_model_name(DEFAULT_STAN_FILE.read_text())
-    fits = httpstan.cache.model_directory(name) / "fits"
+    fits = httpstan.cache.model_directory(private_httpstan_cache) / "fits"
     register = httpstan.cache.cache_directory() / "mimicry-fits"
 
     def cached():
