@@ -4,7 +4,9 @@ Simulates one participant of the default study (config/config.yaml: 1000 Hz, two
 channels, about 20 minutes), then times, in fresh processes so that imports count:
 
 - preprocess: what the `preprocess` job does (read, filter, epoch, bin, screen, write
-  the parquet table and the QC JSON);
+  the parquet table, the QC JSON and the channel spectra), with the artifact rules'
+  noise limits read from the on-disk cache that the workflow's jobs share (the untimed
+  warm-up run fills it, as the first job of a study does);
 - floor: read the file the same way and run one zero-phase band-pass over both
   channels, nothing else.
 
@@ -33,12 +35,21 @@ PARTICIPANT = "sub-001"
 
 PREPROCESS_JOB = """
 import json, sys
-from mimicry.preprocessing.preprocess import preprocess_participant, write_outputs
-recording, settings_path, parquet_path, qc_path = sys.argv[1:]
+from mimicry.preprocessing.preprocess import (
+    preprocess_recording,
+    read_participant_recording,
+    write_outputs,
+)
+from mimicry.preprocessing.spectra import channel_spectra, write_spectra
+path, settings_path, limits_cache, parquet_path, qc_path, spectra_path = sys.argv[1:]
 with open(settings_path) as handle:
     settings = json.load(handle)
-table, qc = preprocess_participant(recording, "{participant}", settings)
+recording = read_participant_recording(path, "{participant}", settings)
+table, qc = preprocess_recording(
+    recording, settings["study"]["conditions"], settings["preprocess"], limits_cache
+)
 write_outputs(table, qc, parquet_path, qc_path)
+write_spectra(channel_spectra(recording, settings["preprocess"]), spectra_path)
 """
 
 FLOOR_JOB = """
@@ -95,7 +106,10 @@ def main():
         )
         settings_path = scratch / "settings.json"
         settings_path.write_text(json.dumps(settings))
-        outputs = [str(scratch / "table.parquet"), str(scratch / "qc.json")]
+        outputs = [
+            str(scratch / name)
+            for name in ("noise_limits", "table.parquet", "qc.json", "spectra.parquet")
+        ]
         # One untimed run each warms the file cache and the bytecode cache.
         wall_seconds(FLOOR_JOB, str(recording), str(settings_path))
         wall_seconds(PREPROCESS_JOB, str(recording), str(settings_path), *outputs)
