@@ -36,21 +36,16 @@ PARTICIPANT = "sub-001"
 PREPROCESS_JOB = """
 import json, sys
 from mimicry.preprocessing.preprocess import (
-    preprocess_recording,
+    preprocess_and_write,
     read_participant_recording,
-    write_outputs,
 )
-from mimicry.preprocessing.spectra import channel_spectra, write_spectra
-path, settings_path, limits_cache, parquet_path, qc_path, spectra_path = sys.argv[1:]
+path, settings_path, limits_cache, *output_paths = sys.argv[1:]
 with open(settings_path) as handle:
     settings = json.load(handle)
 recording = read_participant_recording(path, "{participant}", settings)
-table, qc = preprocess_recording(
-    recording, settings["study"]["conditions"], settings["preprocess"], limits_cache
-)
-write_outputs(table, qc, parquet_path, qc_path)
-write_spectra(channel_spectra(recording, settings["preprocess"]), spectra_path)
+preprocess_and_write(recording, settings, limits_cache, *output_paths)
 """
+
 
 FLOOR_JOB = """
 import json, sys
@@ -106,19 +101,20 @@ def main():
         )
         settings_path = scratch / "settings.json"
         settings_path.write_text(json.dumps(settings))
-        outputs = [
+        # The noise-limit cache, then the job's table, QC report and spectra.
+        job_paths = [
             str(scratch / name)
             for name in ("noise_limits", "table.parquet", "qc.json", "spectra.parquet")
         ]
         # One untimed run each warms the file cache and the bytecode cache.
         wall_seconds(FLOOR_JOB, str(recording), str(settings_path))
-        wall_seconds(PREPROCESS_JOB, str(recording), str(settings_path), *outputs)
+        wall_seconds(PREPROCESS_JOB, str(recording), str(settings_path), *job_paths)
         floors, jobs = [], []
         for _ in range(args.repeats):
             floors.append(wall_seconds(FLOOR_JOB, str(recording), str(settings_path)))
             jobs.append(
                 wall_seconds(
-                    PREPROCESS_JOB, str(recording), str(settings_path), *outputs
+                    PREPROCESS_JOB, str(recording), str(settings_path), *job_paths
                 )
             )
     n_channels = len(config["study"]["muscles"])

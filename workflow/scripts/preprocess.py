@@ -3,25 +3,17 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from mimicry.logs import configure_logging
-from mimicry.preprocessing.preprocess import (
-    preprocess_recording,
-    read_job_recording,
-    write_outputs,
-)
-from mimicry.preprocessing.spectra import channel_spectra, write_spectra
+from mimicry.preprocessing.preprocess import preprocess_and_write, read_job_recording
 
 configure_logging()
-settings = snakemake.params.settings
 recording = read_job_recording(
     snakemake.input, snakemake.wildcards.recording, snakemake.params
 )
-table, qc = preprocess_recording(
+preprocess_and_write(
     recording,
-    settings["study"]["conditions"],
-    settings["preprocess"],
+    snakemake.params.settings,
     snakemake.params.limits_cache,
-)
-write_outputs(table, qc, snakemake.output.table, snakemake.output.qc)
-write_spectra(
-    channel_spectra(recording, settings["preprocess"]), snakemake.output.spectra
+    snakemake.output.table,
+    snakemake.output.qc,
+    snakemake.output.spectra,
 )

@@ -33,6 +33,7 @@ from mimicry.preprocessing.checks import window_problems
 from mimicry.preprocessing.epochs import EpochWindows, window_deviations
 from mimicry.preprocessing.filters import design_filter
 from mimicry.preprocessing.noise_limits import rule_limits
+from mimicry.preprocessing.spectra import channel_spectra, write_spectra
 
 log = logging.getLogger(__name__)
 
@@ -646,6 +647,21 @@ def arrow_array(values, arrow_type):
     else:
         data = np.ascontiguousarray(values, dtype=arrow_type.to_pandas_dtype())
     return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(data)])
+
+
+def preprocess_and_write(
+    recording, settings, limits_cache, table_path, qc_path, spectra_path
+):
+    """What a `preprocess` job makes of its `Recording`: the trial table and QC report
+    (`preprocess_recording`, written by `write_outputs`) and the channel spectra its QC
+    figure draws (`mimicry.preprocessing.spectra`). settings holds the config sections
+    `study` and `preprocess`."""
+    options = settings["preprocess"]
+    table, qc = preprocess_recording(
+        recording, settings["study"]["conditions"], options, limits_cache
+    )
+    write_outputs(table, qc, table_path, qc_path)
+    write_spectra(channel_spectra(recording, options), spectra_path)
 
 
 def write_outputs(table, qc, parquet_path, qc_path):
